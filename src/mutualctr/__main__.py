@@ -1,0 +1,5 @@
+import sys
+
+from mutualctr.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``mutualctr`` command line, one module each (see ``mutualctr.cli``)."""

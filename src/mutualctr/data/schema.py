@@ -1,0 +1,104 @@
+"""Field schemas and the feature map that models are built from.
+
+A :class:`Schema` describes *raw* input (which columns, of which type, how to encode them).
+A :class:`FeatureMap` describes *encoded* input (vocabulary sizes, sequence lengths): it is what a
+store's ``meta.json`` records and what every model's constructor takes.
+
+Index conventions for categorical and sequence ids (field-local, per field):
+
+* ``0`` is padding (only ever produced for sequence fields, masked out when pooling);
+* ``1`` is the out-of-vocabulary id (values below the field's ``min_count`` in train, or unseen);
+* ``2 ..`` are the kept values. A missing value is a token of its own (see the encoder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+FieldType = Literal["categorical", "numeric", "sequence"]
+FIELD_TYPES: tuple[str, ...] = ("categorical", "numeric", "sequence")
+PAD_ID = 0
+OOV_ID = 1
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One raw input column and how it is encoded."""
+
+    name: str
+    type: FieldType
+    min_count: int = 1
+    separator: str = "|"
+    max_len: int = 0  # sequence fields: 0 means "longest in train"
+
+    def __post_init__(self) -> None:
+        if self.type not in FIELD_TYPES:
+            raise ValueError(
+                f"field {self.name!r}: type must be one of {FIELD_TYPES}, got {self.type!r}"
+            )
+        if self.min_count < 1:
+            raise ValueError(f"field {self.name!r}: min_count must be >= 1, got {self.min_count}")
+        if self.max_len < 0:
+            raise ValueError(f"field {self.name!r}: max_len must be >= 0, got {self.max_len}")
+
+
+@dataclass(frozen=True)
+class Schema:
+    """Raw columns plus the label column."""
+
+    fields: tuple[FieldSpec, ...]
+    label: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "fields": [asdict(f) for f in self.fields]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schema:
+        return cls(fields=tuple(FieldSpec(**f) for f in data["fields"]), label=data["label"])
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One encoded input as a model sees it."""
+
+    name: str
+    type: FieldType
+    vocab_size: int = 0  # categorical / sequence: number of ids including PAD and OOV
+    max_len: int = 0  # sequence: padded length
+
+
+@dataclass(frozen=True)
+class FeatureMap:
+    """The encoded inputs, in the order a :class:`~mutualctr.data.batch.Batch` carries them.
+
+    Batches carry categorical ids as one ``[B, n_categorical]`` tensor, numeric values as one
+    ``[B, n_numeric]`` tensor and each sequence field as its own ``[B, max_len]`` tensor, each
+    group in the order of ``features``.
+    """
+
+    features: tuple[Feature, ...] = field(default_factory=tuple)
+
+    @property
+    def categorical(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.type == "categorical")
+
+    @property
+    def numeric(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.type == "numeric")
+
+    @property
+    def sequence(self) -> tuple[Feature, ...]:
+        return tuple(f for f in self.features if f.type == "sequence")
+
+    @property
+    def num_fields(self) -> int:
+        """Number of field embeddings a model receives (every feature is one field)."""
+        return len(self.features)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": [asdict(f) for f in self.features]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureMap:
+        return cls(features=tuple(Feature(**f) for f in data["features"]))
