@@ -1,0 +1,85 @@
+"""Metrics against scikit-learn and hand-computed values, ties and degenerate inputs included."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import log_loss, roc_auc_score
+
+from mutualctr import metrics
+from mutualctr.errors import DataError
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_auc_matches_sklearn_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(50, 3000))
+    y = rng.integers(0, 2, n)
+    # few distinct values -> many ties; bias scores towards the label so AUC is not ~0.5
+    score = np.round(rng.random(n) * 0.7 + 0.3 * y, decimals=1)
+    assert metrics.auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+
+
+def test_auc_hand_computed() -> None:
+    # pairs (pos, neg): (0.8,0.1)=1 (0.8,0.4)=1 (0.8,0.8)=0.5 (0.4,0.1)=1 (0.4,0.4)=0.5 (0.4,0.8)=0
+    y = [1, 0, 1, 0, 0]
+    p = [0.8, 0.1, 0.4, 0.4, 0.8]
+    assert metrics.auc(y, p) == pytest.approx(4.0 / 6.0)
+
+
+def test_logloss_matches_sklearn_and_clips() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 500)
+    p = rng.random(500)
+    assert metrics.logloss(y, p) == pytest.approx(log_loss(y, p), rel=1e-12)
+    # a confident mistake costs -log(1e-7), not infinity
+    assert metrics.logloss([1], [0.0]) == pytest.approx(-math.log(1e-7))
+
+
+def test_gauc_is_impression_weighted_and_skips_one_class_groups() -> None:
+    y = np.array([1, 0, 0, 1, 0, 1, 1, 1])
+    p = np.array([0.9, 0.2, 0.6, 0.5, 0.1, 0.3, 0.7, 0.2])
+    g = np.array([0, 0, 0, 1, 1, 1, 2, 2])  # group 2 is all clicks: skipped
+    a0 = roc_auc_score(y[:3], p[:3])
+    a1 = roc_auc_score(y[3:6], p[3:6])
+    assert metrics.gauc(y, p, g) == pytest.approx((3 * a0 + 3 * a1) / 6)
+
+
+def test_gauc_matches_loop_over_groups() -> None:
+    rng = np.random.default_rng(1)
+    n = 2000
+    y = rng.integers(0, 2, n)
+    p = np.round(rng.random(n), 2)
+    g = rng.integers(0, 40, n)
+    num = den = 0.0
+    for k in np.unique(g):
+        m = g == k
+        if y[m].min() != y[m].max():
+            num += m.sum() * roc_auc_score(y[m], p[m])
+            den += m.sum()
+    assert metrics.gauc(y, p, g) == pytest.approx(num / den, abs=1e-12)
+
+
+def test_single_class_gives_nan_with_warning() -> None:
+    with pytest.warns(metrics.UndefinedMetricWarning, match="undefined"):
+        assert math.isnan(metrics.auc([1, 1, 1], [0.1, 0.5, 0.9]))
+    with pytest.warns(metrics.UndefinedMetricWarning):
+        assert math.isnan(metrics.normalized_entropy([0, 0], [0.1, 0.2]))
+
+
+def test_empty_input_is_a_clear_error() -> None:
+    with pytest.raises(DataError, match="empty"):
+        metrics.auc([], [])
+
+
+def test_normalized_entropy_and_relaimp() -> None:
+    y = np.array([1, 0, 0, 0])
+    rate = 0.25
+    base = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+    # predicting the base rate scores exactly 1
+    assert metrics.normalized_entropy(y, np.full(4, rate)) == pytest.approx(1.0)
+    p = np.array([0.6, 0.2, 0.1, 0.3])
+    assert metrics.normalized_entropy(y, p) == pytest.approx(log_loss(y, p) / base)
+    assert metrics.relaimp(0.81, 0.80) == pytest.approx(0.31 / 0.30 - 1)
