@@ -51,6 +51,16 @@ class CTRModel(nn.Module):
         self.representation_dim = self.build()
         self.head = nn.Linear(self.representation_dim, 1)
 
+    @property
+    def num_fields(self) -> int:
+        """Number of field embeddings ``F`` the backbone receives."""
+        return self.feature_map.num_fields
+
+    @property
+    def flat_dim(self) -> int:
+        """``F * D``: the size of the flattened field embeddings."""
+        return self.feature_map.num_fields * self.config.embedding_dim
+
     def build_embedding(self) -> nn.Module:
         return FeatureEmbedding(
             self.feature_map, self.config.embedding_dim, self.config.embedding_init_std

@@ -1,0 +1,36 @@
+"""A plain MLP over the concatenated field embeddings (FuxiCTR's ``DNN``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from mutualctr.data.batch import Batch
+from mutualctr.models.base import CTRModel, ModelConfig
+from mutualctr.models.layers import MLP
+
+
+@dataclass
+class DNNConfig(ModelConfig):
+    """Defaults: BARS's tuned DNN on Criteo (three layers of 400, ReLU, no batch norm)."""
+
+    hidden_units: tuple[int, ...] = (400, 400, 400)
+    activation: str = "relu"
+    dropout: float = 0.0
+    batch_norm: bool = False
+
+
+class DNN(CTRModel):
+    """``h`` = the MLP's last hidden layer over ``flatten(emb)``."""
+
+    name = "dnn"
+    config_class = DNNConfig
+
+    def build(self) -> int:
+        c = self.config
+        self.mlp = MLP(self.flat_dim, c.hidden_units, c.activation, c.dropout, c.batch_norm)
+        return self.mlp.out_dim
+
+    def represent(self, batch: Batch, emb: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.mlp(emb.flatten(1)), None

@@ -1,0 +1,27 @@
+"""First-order (logistic-regression) term: one learned weight per feature value plus a bias."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mutualctr.data.batch import Batch
+from mutualctr.data.schema import FeatureMap
+from mutualctr.models.embedding import FeatureEmbedding
+
+
+class LinearTerm(nn.Module):
+    """``w0 + sum_f w_f(x_f)`` as a ``[B]`` logit.
+
+    The weights are a 1-dimensional :class:`FeatureEmbedding` (one lookup over all fields):
+    a categorical value's weight, the mean weight of a sequence's ids, a numeric value times
+    its field's weight.
+    """
+
+    def __init__(self, feature_map: FeatureMap, init_std: float = 1e-4) -> None:
+        super().__init__()
+        self.weights = FeatureEmbedding(feature_map, 1, init_std)
+        self.bias = nn.Parameter(torch.zeros(1))
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.weights(batch).sum(dim=(1, 2)) + self.bias

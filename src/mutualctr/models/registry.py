@@ -1,0 +1,102 @@
+"""Models by name, and their hyperparameters validated into typed configs.
+
+``build_model("deepfm", feature_map, {"hidden_units": [400, 400]})`` builds a model; an unknown
+name or hyperparameter is a :class:`~mutualctr.errors.ConfigError` naming it and the closest
+valid one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from typing import Any, Literal, Union
+
+from mutualctr.data.schema import FeatureMap
+from mutualctr.errors import ConfigError
+from mutualctr.models.base import CTRModel, ModelConfig
+from mutualctr.models.deepfm import DeepFM
+from mutualctr.models.dnn import DNN
+from mutualctr.models.lr import LR
+
+_MODELS: dict[str, type[CTRModel]] = {
+    cls.name: cls
+    for cls in (LR, DNN, DeepFM)
+}
+
+
+def model_names() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_MODELS)
+
+
+def _closest(word: str, choices: list[str]) -> str:
+    match = difflib.get_close_matches(word, choices, n=1, cutoff=0.0)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def get_model_class(name: str) -> type[CTRModel]:
+    """The model class registered under ``name`` (case-insensitive)."""
+    key = name.lower()
+    if key not in _MODELS:
+        raise ConfigError(f"unknown model {name!r}{_closest(key, model_names())}")
+    return _MODELS[key]
+
+
+def model_config(name: str, overrides: dict[str, Any] | None = None) -> ModelConfig:
+    """The model's config dataclass with ``overrides`` applied and type-checked."""
+    config_class = get_model_class(name).config_class
+    hints = typing.get_type_hints(config_class)
+    valid = [f.name for f in dataclasses.fields(config_class)]
+    values: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key not in valid:
+            raise ConfigError(
+                f"model {name!r} has no hyperparameter {key!r}{_closest(key, valid)}"
+            )
+        values[key] = _coerce(value, hints[key], f"{name}.{key}")
+    return config_class(**values)
+
+
+def build_model(
+    name: str, feature_map: FeatureMap, overrides: dict[str, Any] | None = None
+) -> CTRModel:
+    """Build the model registered under ``name`` for ``feature_map``."""
+    return get_model_class(name)(feature_map, model_config(name, overrides))
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a config field's annotation; lists become tuples."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (Union, types.UnionType):
+        for option in args:
+            try:
+                return _coerce(value, option, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {value!r} is not a valid {_describe(annotation)}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
+    if annotation is type(None):
+        if value is not None:
+            raise ConfigError(f"{where}: expected null, got {value!r}")
+        return None
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation in (bool, str) and isinstance(value, annotation):
+        return value
+    raise ConfigError(f"{where}: expected {_describe(annotation)}, got {value!r}")
+
+
+def _describe(annotation: Any) -> str:
+    return getattr(annotation, "__name__", str(annotation))
