@@ -1,0 +1,317 @@
+"""Typed configuration: YAML (safe-loaded) validated into nested dataclasses.
+
+Every part of the project describes its settings as a dataclass and reads user input with
+:func:`from_dict`, which
+
+* rejects an unknown key, naming it, where it was found and the closest valid key (difflib);
+* checks types (``int``, ``float``, ``bool``, ``str``, ``Literal``, ``list``/``tuple``,
+  ``dict``, optional values and nested dataclasses) and ranges declared with :func:`param`;
+* accepts ``1e-3`` for floats although YAML 1.1 reads it as a string.
+
+``--set a.b=value`` overrides are parsed with :func:`parse_overrides` (values as YAML scalars or
+flow lists) and merged over the file with :func:`merge`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import operator
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+
+from mutualctr.errors import ConfigError
+
+T = TypeVar("T")
+
+_RANGE_CHECKS = {
+    "ge": (operator.ge, ">="),
+    "gt": (operator.gt, ">"),
+    "le": (operator.le, "<="),
+    "lt": (operator.lt, "<"),
+}
+
+
+def param(
+    default: Any = dataclasses.MISSING,
+    *,
+    default_factory: Any = dataclasses.MISSING,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A dataclass field with an allowed range checked by :func:`from_dict`."""
+    bounds = {k: v for k, v in zip(_RANGE_CHECKS, (ge, gt, le, lt), strict=True) if v is not None}
+    return field(default=default, default_factory=default_factory, metadata=bounds)
+
+
+def _where(path: str) -> str:
+    return path if path else "the top level"
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{path}: must be one of {list(args)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, option, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{path}: {value!r} fits none of "
+                          f"{[_type_name(a) for a in args]}")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    if origin in (list, tuple, Sequence):
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        item_tp = args[0] if args else Any
+        items = [_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin in (dict, Mapping):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path}: expected a mapping, got {value!r}")
+        value_tp = args[1] if len(args) == 2 else Any
+        return {str(k): _convert(v, value_tp, f"{path}.{k}") for k, v in value.items()}
+    raise TypeError(f"{path}: unsupported config type {tp!r}")  # a programming error
+
+
+def _check_range(value: Any, bounds: Mapping[str, float], path: str) -> None:
+    for key, bound in bounds.items():
+        compare, sign = _RANGE_CHECKS[key]
+        if value is not None and not compare(value, bound):
+            raise ConfigError(f"{path}: must be {sign} {bound}, got {value!r}")
+
+
+def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, validating keys, types and ranges.
+
+    Args:
+        cls: the dataclass to build; nested dataclass fields are built recursively.
+        data: a mapping (``None`` means all defaults).
+        path: where ``data`` sits in the user's config (``"train.schedule"``), for messages.
+
+    Raises:
+        ConfigError: on an unknown key, a missing required key, a wrong type or a value out of
+            range; the message names the full key path.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{_where(path)}: expected a mapping of settings, got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {sorted(fields)}"
+            where = f"{path}.{key}" if path else str(key)
+            raise ConfigError(f"unknown config key {where!r}{hint}")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        sub = f"{path}.{name}" if path else name
+        if name not in data:
+            no_default = (
+                f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            )
+            if no_default:
+                raise ConfigError(f"missing required config key {sub!r}")
+            continue
+        value = _convert(data[name], hints[name], sub)
+        _check_range(value, f.metadata, sub)
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        raise ConfigError(f"{_where(path)}: {err}") from err
+
+
+def to_dict(obj: Any) -> Any:
+    """A dataclass (possibly nested) as plain YAML/JSON-able dicts and lists."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Safe-load a YAML mapping; a missing, unreadable or malformed file is a ConfigError."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"cannot read config file {path}: {err.strerror or err}") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {path} is not valid YAML: {err}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top, got {data!r}")
+    return data
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``["train.lr=7e-4", "model_config.mlp=[400,200]"]`` -> nested dict of YAML values."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value (e.g. train.lr=1e-3), got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML: {err}") from err
+        parts = key.strip().split(".")
+        node = result
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part!r} was already set to a value")
+        node[parts[-1]] = value
+    return result
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into a copy of ``base`` (mappings merged, other values replaced)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Training settings
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate schedule.
+
+    * ``none``: constant.
+    * ``exponential``: multiplied every optimiser step so it reaches ``decay_to`` times the
+      initial rate after ``decay_epochs`` epochs, and keeps decaying at the same rate after
+      (the mutual-learning paper: to 1/10 over 3 epochs).
+    * ``plateau``: FuxiCTR's default, ``ReduceLROnPlateau`` on the early-stopping metric after
+      each epoch's evaluation: multiply by ``factor`` after ``patience`` epochs without
+      improvement, never below ``min_lr``.
+    """
+
+    name: Literal["none", "exponential", "plateau"] = "plateau"
+    decay_to: float = param(0.1, gt=0.0, le=1.0)
+    decay_epochs: float = param(3.0, gt=0.0)
+    factor: float = param(0.1, gt=0.0, lt=1.0)
+    patience: int = param(1, ge=0)
+    min_lr: float = param(1e-6, ge=0.0)
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Stop when ``metric`` on the validation split has not improved for ``patience`` epochs;
+    then (``restore_best``) reload the best epoch's weights."""
+
+    metric: Literal["auc", "logloss"] = "auc"
+    patience: int = param(2, ge=0)
+    restore_best: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Everything the trainer needs besides the models, the objective and the data.
+
+    L2 (``embedding_l2`` on embedding tables, ``net_l2`` on every other weight and bias) is the
+    whole-parameter form ``lambda/2 * ||W||^2``, applied as Adam's ``weight_decay`` per
+    parameter group: see docs/training.md for why.
+    """
+
+    epochs: int = param(1, ge=1)
+    batch_size: int = param(4096, ge=1)
+    eval_batch_size: int = param(16384, ge=1)
+    optimizer: Literal["adam"] = "adam"
+    lr: float = param(1e-3, gt=0.0)
+    embedding_l2: float = param(1e-5, ge=0.0)
+    net_l2: float = param(1e-7, ge=0.0)
+    grad_clip: float = param(10.0, ge=0.0)  # max global gradient norm; 0 = no clipping
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    seed: int = param(2024, ge=0)
+    device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
+    amp: bool = False  # bfloat16 autocast for the forward pass
+    num_threads: int = param(0, ge=0)  # torch intra-op threads; 0 = leave torch's default
+    checkpoint_every_steps: int = param(0, ge=0)  # 0 = only at the end of every epoch
+    log_every_steps: int = param(50, ge=1)
+
+    def __post_init__(self) -> None:
+        if self.device != "auto" and not (
+            self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
+        ):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+@dataclass
+class RunConfig:
+    """What ``mutualctr train`` runs: one model from the registry on one encoded store."""
+
+    model: str = "deepfm"
+    model_config: dict[str, Any] = field(default_factory=dict)  # the model's own overrides
+    data: str = ""  # encoded store folder
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(
+    cls: type[T], file: str | Path | None = None, overrides: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> T:
+    """File (optional), then ``extra`` (e.g. from dedicated flags), then ``--set`` overrides."""
+    data: dict[str, Any] = load_yaml(file) if file is not None else {}
+    data = merge(data, extra or {})
+    data = merge(data, parse_overrides(overrides))
+    return from_dict(cls, data)
