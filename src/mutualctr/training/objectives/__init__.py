@@ -1,0 +1,4 @@
+"""Objectives: how a group's outputs become a loss and named predictions (one module each).
+
+See :mod:`mutualctr.training.objective` for the contract.
+"""
