@@ -19,11 +19,13 @@ from mutualctr.models.base import CTRModel, ModelConfig
 from mutualctr.models.deepfm import DeepFM
 from mutualctr.models.dnn import DNN
 from mutualctr.models.lr import LR
+from mutualctr.models.multi_embedding import multi_embedding_variants
 
 _MODELS: dict[str, type[CTRModel]] = {
     cls.name: cls
     for cls in (LR, DNN, DeepFM)
 }
+_MODELS.update(multi_embedding_variants(_MODELS))  # me_dnn, me_ipnn ... (Guo et al. 2024)
 
 
 def model_names() -> list[str]:
