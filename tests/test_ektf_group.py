@@ -1,0 +1,93 @@
+"""The shared-embedding student group and the export of one student."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mutualctr.data.batch import Batch
+from mutualctr.data.schema import Feature, FeatureMap
+from mutualctr.errors import ConfigError
+from mutualctr.models.registry import build_model
+from mutualctr.training.shared_embedding import (
+    SharedEmbeddingGroup,
+    StudentSpec,
+    export_student,
+    mlp_students,
+    student_names,
+)
+
+FEATURE_MAP = FeatureMap((
+    Feature("user", "categorical", vocab_size=7),
+    Feature("item", "categorical", vocab_size=5),
+    Feature("price", "numeric"),
+))
+
+
+def make_batch(n: int = 6, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        categorical=torch.stack([torch.randint(0, 7, (n,), generator=g),
+                                 torch.randint(0, 5, (n,), generator=g)], dim=1),
+        numeric=torch.rand(n, 1, generator=g),
+        sequences=(),
+        label=torch.randint(0, 2, (n,), generator=g).float(),
+    )
+
+
+def small_group(k: int = 3) -> SharedEmbeddingGroup:
+    torch.manual_seed(0)
+    specs = mlp_students(k, {"hidden_units": [8, 4]})
+    return SharedEmbeddingGroup.build(FEATURE_MAP, specs, embedding_dim=4)
+
+
+def test_one_embedding_table_for_all_students() -> None:
+    group = small_group()
+    assert group.names == ["dnn_1", "dnn_2", "dnn_3"]
+    assert all(student.embedding is None for student in group.models)
+    tables = [n for n, _ in group.named_parameters() if "table" in n]
+    assert tables == ["embedding.table.weight"]
+    outputs = group(make_batch())
+    sum(o.logit.sum() for o in outputs).backward()
+    # each student's loss reaches the shared table
+    assert group.embedding.table.weight.grad.abs().sum() > 0
+
+
+def test_students_differ_but_share_the_lookup() -> None:
+    group = small_group().eval()
+    batch = make_batch()
+    emb = group.embedding(batch)
+    outputs = group(batch)
+    for student, output in zip(group.models, outputs, strict=True):
+        h, _ = student.represent(batch, emb)
+        assert torch.allclose(output.h, h)
+    assert not torch.allclose(outputs[0].logit, outputs[1].logit)
+
+
+def test_exported_student_predicts_like_it_did_in_the_group() -> None:
+    group = small_group().eval()
+    batch = make_batch()
+    expected = group(batch)[1].logit
+    alone = export_student(group, "dnn_2").eval()
+    assert torch.allclose(alone(batch).logit, expected)
+    # a copy: training the exported model leaves the group untouched
+    alone.embedding.table.weight.data.add_(1.0)
+    assert torch.allclose(group(batch)[1].logit, expected)
+    # its state loads into a freshly built registry model of the same architecture
+    fresh = build_model("dnn", FEATURE_MAP, {"hidden_units": [8, 4], "batch_norm": True,
+                                             "dropout": 0.1, "embedding_dim": 4})
+    fresh.load_state_dict(export_student(group, "dnn_2").state_dict())
+    assert torch.allclose(fresh.eval()(batch).logit, expected)
+
+
+def test_heterogeneous_students_and_errors() -> None:
+    specs = [StudentSpec("dnn", {"hidden_units": [4]}),
+             StudentSpec("deepfm", {"hidden_units": [4]})]
+    group = SharedEmbeddingGroup.build(FEATURE_MAP, specs, embedding_dim=4)
+    assert student_names(specs) == ["dnn_1", "deepfm_2"]
+    assert [o.logit.shape for o in group(make_batch())] == [torch.Size([6])] * 2
+    with pytest.raises(ConfigError, match="no student"):
+        export_student(group, "pnn_1")
+    models = [build_model("dnn", FEATURE_MAP, {"embedding_dim": d}) for d in (4, 8)]
+    with pytest.raises(ConfigError, match="one embedding_dim"):
+        SharedEmbeddingGroup(models, ["a", "b"])
