@@ -8,7 +8,7 @@ second-order term, DeepFM, Wide & Deep, xDeepFM) return it as ``residual_logit``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
@@ -16,7 +16,9 @@ from torch import nn
 
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
+from mutualctr.errors import ConfigError
 from mutualctr.models.embedding import FeatureEmbedding
+from mutualctr.models.layers.mlp import MLP
 
 
 @dataclass
@@ -31,6 +33,25 @@ class ModelConfig:
 
     embedding_dim: int = 16
     embedding_init_std: float = 1e-4
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+                raise ConfigError(f"{f.name} must be >= 0, got {value}")
+
+
+@dataclass
+class MLPModelConfig(ModelConfig):
+    """A model with one DNN tower. Default: the mutual-learning paper's MLP [400, 200, 100]."""
+
+    hidden_units: tuple[int, ...] = (400, 200, 100)
+    activation: str = "relu"
+    dropout: float = 0.0
+    batch_norm: bool = False
+
+    def make_mlp(self, in_dim: int) -> MLP:
+        return MLP(in_dim, self.hidden_units, self.activation, self.dropout, self.batch_norm)
 
 
 class CTRModel(nn.Module):
@@ -50,6 +71,7 @@ class CTRModel(nn.Module):
         self.embedding = self.build_embedding()
         self.representation_dim = self.build()
         self.head = nn.Linear(self.representation_dim, 1)
+        self.reset_head()
 
     @property
     def num_fields(self) -> int:
@@ -61,6 +83,14 @@ class CTRModel(nn.Module):
         """``F * D``: the size of the flattened field embeddings."""
         return self.feature_map.num_fields * self.config.embedding_dim
 
+    def field_index(self, name: str) -> int:
+        """Position of feature ``name`` in the embedding's field order."""
+        order = [f.name for f in self.feature_map.categorical + self.feature_map.sequence]
+        order += [f.name for f in self.feature_map.numeric]
+        if name not in order:
+            raise ValueError(f"unknown feature {name!r}; features are {order}")
+        return order.index(name)
+
     def build_embedding(self) -> nn.Module:
         return FeatureEmbedding(
             self.feature_map, self.config.embedding_dim, self.config.embedding_init_std
@@ -69,6 +99,9 @@ class CTRModel(nn.Module):
     def build(self) -> int:
         """Create the backbone's layers; return the representation size."""
         raise NotImplementedError
+
+    def reset_head(self) -> None:
+        """Initialise the linear head; PyTorch's default unless a model needs otherwise."""
 
     def represent(
         self, batch: Batch, emb: torch.Tensor

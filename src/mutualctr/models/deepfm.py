@@ -1,4 +1,4 @@
-"""DeepFM (Guo et al., 2017): FM and a DNN over one shared embedding."""
+"""DeepFM (Guo et al., IJCAI 2017): FM and a DNN over one shared embedding."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from dataclasses import dataclass
 import torch
 
 from mutualctr.data.batch import Batch
-from mutualctr.models.base import CTRModel, ModelConfig
-from mutualctr.models.layers import MLP, LinearTerm, fm_interaction
+from mutualctr.models.base import CTRModel, MLPModelConfig
+from mutualctr.models.layers import LinearTerm, fm_interaction
 
 
 @dataclass
-class DeepFMConfig(ModelConfig):
+class DeepFMConfig(MLPModelConfig):
     """Defaults: the mutual-learning paper's shared setup (embedding 16, MLP [400, 200, 100])."""
-
-    hidden_units: tuple[int, ...] = (400, 200, 100)
-    activation: str = "relu"
-    dropout: float = 0.0
-    batch_norm: bool = False
 
 
 class DeepFM(CTRModel):
@@ -33,9 +28,8 @@ class DeepFM(CTRModel):
     config_class = DeepFMConfig
 
     def build(self) -> int:
-        c = self.config
-        self.linear = LinearTerm(self.feature_map, c.embedding_init_std)
-        self.mlp = MLP(self.flat_dim, c.hidden_units, c.activation, c.dropout, c.batch_norm)
+        self.linear = LinearTerm(self.feature_map, self.config.embedding_init_std)
+        self.mlp = self.config.make_mlp(self.flat_dim)
         return self.mlp.out_dim
 
     def represent(self, batch: Batch, emb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

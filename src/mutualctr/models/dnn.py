@@ -7,18 +7,14 @@ from dataclasses import dataclass
 import torch
 
 from mutualctr.data.batch import Batch
-from mutualctr.models.base import CTRModel, ModelConfig
-from mutualctr.models.layers import MLP
+from mutualctr.models.base import CTRModel, MLPModelConfig
 
 
 @dataclass
-class DNNConfig(ModelConfig):
+class DNNConfig(MLPModelConfig):
     """Defaults: BARS's tuned DNN on Criteo (three layers of 400, ReLU, no batch norm)."""
 
     hidden_units: tuple[int, ...] = (400, 400, 400)
-    activation: str = "relu"
-    dropout: float = 0.0
-    batch_norm: bool = False
 
 
 class DNN(CTRModel):
@@ -28,8 +24,7 @@ class DNN(CTRModel):
     config_class = DNNConfig
 
     def build(self) -> int:
-        c = self.config
-        self.mlp = MLP(self.flat_dim, c.hidden_units, c.activation, c.dropout, c.batch_norm)
+        self.mlp = self.config.make_mlp(self.flat_dim)
         return self.mlp.out_dim
 
     def represent(self, batch: Batch, emb: torch.Tensor) -> tuple[torch.Tensor, None]:

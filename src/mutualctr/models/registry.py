@@ -15,15 +15,30 @@ from typing import Any, Literal, Union
 
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
+from mutualctr.models.autoint import AutoInt
 from mutualctr.models.base import CTRModel, ModelConfig
+from mutualctr.models.dcn import DCN
+from mutualctr.models.dcnv2 import DCNv2
+from mutualctr.models.dcnv3 import DCNv3
 from mutualctr.models.deepfm import DeepFM
 from mutualctr.models.dnn import DNN
+from mutualctr.models.ecn import ECN
+from mutualctr.models.fibinet import FiBiNET
+from mutualctr.models.final import FINAL
+from mutualctr.models.finalmlp import FinalMLP
+from mutualctr.models.fm import FM
 from mutualctr.models.lr import LR
 from mutualctr.models.multi_embedding import multi_embedding_variants
+from mutualctr.models.pnn import PNN
+from mutualctr.models.wide_deep import WideDeep
+from mutualctr.models.xdeepfm import XDeepFM
 
 _MODELS: dict[str, type[CTRModel]] = {
     cls.name: cls
-    for cls in (LR, DNN, DeepFM)
+    for cls in (
+        LR, FM, DNN, WideDeep, DeepFM, DCN, DCNv2, PNN, FiBiNET, XDeepFM, AutoInt, FinalMLP,
+        FINAL, ECN, DCNv3,
+    )
 }
 _MODELS.update(multi_embedding_variants(_MODELS))  # me_dnn, me_ipnn ... (Guo et al. 2024)
 
@@ -58,14 +73,25 @@ def model_config(name: str, overrides: dict[str, Any] | None = None) -> ModelCon
                 f"model {name!r} has no hyperparameter {key!r}{_closest(key, valid)}"
             )
         values[key] = _coerce(value, hints[key], f"{name}.{key}")
-    return config_class(**values)
+    try:
+        return config_class(**values)
+    except ConfigError as err:
+        raise ConfigError(f"model {name!r}: {err}") from err
 
 
 def build_model(
     name: str, feature_map: FeatureMap, overrides: dict[str, Any] | None = None
 ) -> CTRModel:
-    """Build the model registered under ``name`` for ``feature_map``."""
-    return get_model_class(name)(feature_map, model_config(name, overrides))
+    """Build the model registered under ``name`` for ``feature_map``.
+
+    Inconsistent hyperparameters (e.g. a width not divisible by the number of heads) raise a
+    :class:`ConfigError`.
+    """
+    config = model_config(name, overrides)
+    try:
+        return get_model_class(name)(feature_map, config)
+    except ValueError as err:
+        raise ConfigError(f"model {name!r}: {err}") from err
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:
