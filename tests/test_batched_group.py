@@ -1,0 +1,109 @@
+"""A batched group (stacked parameters under vmap) equals the same models run one by one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mutualctr.data.batch import Batch
+from mutualctr.data.schema import Feature, FeatureMap
+from mutualctr.errors import ConfigError
+from mutualctr.models.registry import build_model
+from mutualctr.training.batched_group import BatchedModelGroup, can_batch
+from mutualctr.training.group import ModelGroup
+from mutualctr.training.objectives.mutual import MutualObjective
+
+FEATURE_MAP = FeatureMap((
+    *(Feature(f"c{i}", "categorical", vocab_size=30) for i in range(4)),
+    Feature("tags", "sequence", vocab_size=12, max_len=3),
+    Feature("n0", "numeric"),
+))
+NAMES = ["m0", "m1", "m2"]
+SMALL = {"hidden_units": [16, 8], "embedding_dim": 4, "embedding_init_std": 0.1}
+
+
+def make_batch(seed: int, size: int = 32) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        categorical=torch.randint(0, 30, (size, 4), generator=g),
+        numeric=torch.rand(size, 1, generator=g),
+        sequences=(torch.randint(0, 12, (size, 3), generator=g),),
+        label=(torch.rand(size, generator=g) < 0.3).float(),
+    )
+
+
+def make_models(name: str = "deepfm") -> list[torch.nn.Module]:
+    torch.manual_seed(0)
+    return [build_model(name, FEATURE_MAP, SMALL) for _ in NAMES]
+
+
+def train(group: torch.nn.Module, steps: int = 3) -> list[torch.Tensor]:
+    """A few mutual-learning Adam steps; returns the last batch's logits."""
+    objective = MutualObjective(NAMES)
+    opt = torch.optim.Adam(group.parameters(), lr=1e-2)
+    for step in range(steps):
+        opt.zero_grad()
+        objective(group(make_batch(step)), make_batch(step)).loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return [o.logit for o in group(make_batch(99))]
+
+
+def test_batched_forward_equals_separate_models() -> None:
+    models = make_models()
+    batched = BatchedModelGroup(models, NAMES)
+    batch = make_batch(0)
+    for model, out in zip(models, batched(batch), strict=True):
+        ref = model(batch)
+        torch.testing.assert_close(out.logit, ref.logit)
+        torch.testing.assert_close(out.h, ref.h)
+
+
+def test_batched_training_equals_unbatched_training() -> None:
+    plain = ModelGroup(make_models(), NAMES)
+    batched = BatchedModelGroup(make_models(), NAMES)
+    for got, want in zip(train(batched), train(plain), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+    for i, model in enumerate(plain.models):
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(
+                batched.member_state_dict(i)[key], value, rtol=1e-4, atol=1e-5
+            )
+
+
+def test_stacked_parameters_are_real_parameters_in_the_state_dict() -> None:
+    batched = BatchedModelGroup(make_models(), NAMES)
+    params = dict(batched.named_parameters())
+    table = params["embedding__table__weight"]
+    assert isinstance(table, torch.nn.Parameter) and table.shape[0] == len(NAMES)
+    restored = BatchedModelGroup(make_models(), NAMES)
+    with torch.no_grad():
+        for p in restored.parameters():
+            p.zero_()
+    restored.load_state_dict(batched.state_dict())
+    torch.testing.assert_close(restored(make_batch(1))[2].logit, batched(make_batch(1))[2].logit)
+
+
+def test_member_load_and_unstack_round_trip() -> None:
+    models = make_models()
+    batched = BatchedModelGroup(make_models(), NAMES)
+    torch.manual_seed(5)
+    pretrained = build_model("deepfm", FEATURE_MAP, SMALL)
+    batched.load_member_state_dict(1, pretrained.state_dict())
+    member = batched.unstack()[1]
+    for key, value in pretrained.state_dict().items():
+        assert torch.equal(member.state_dict()[key], value)
+    torch.testing.assert_close(batched(make_batch(2))[1].logit, pretrained(make_batch(2)).logit)
+    torch.testing.assert_close(batched(make_batch(2))[0].logit, models[0](make_batch(2)).logit)
+    with pytest.raises(ConfigError, match="missing"):
+        batched.load_member_state_dict(0, {})
+
+
+def test_only_identical_architectures_batch() -> None:
+    deepfm = make_models()
+    other = build_model("deepfm", FEATURE_MAP, {**SMALL, "hidden_units": [8]})
+    assert can_batch(deepfm)
+    assert not can_batch([deepfm[0], other])
+    assert not can_batch(deepfm[:1])
+    with pytest.raises(ConfigError):
+        BatchedModelGroup([deepfm[0], other], ["a", "b"])
