@@ -259,7 +259,7 @@ class EarlyStoppingConfig:
     then (``restore_best``) reload the best epoch's weights."""
 
     metric: Literal["auc", "logloss"] = "auc"
-    patience: int = param(2, ge=0)
+    patience: int = param(2, ge=1)
     restore_best: bool = True
 
 

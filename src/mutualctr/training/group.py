@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 from mutualctr.data.batch import Batch
@@ -31,6 +32,10 @@ class ModelGroup(nn.Module):
     def forward(self, batch: Batch) -> list[ModelOutput]:
         return [model(batch) for model in self.models]
 
-    def member(self, name: str) -> nn.Module:
-        """The model called ``name``."""
-        return self.models[self.names.index(name)]
+    def member_state_dict(self, index: int) -> dict[str, torch.Tensor]:
+        """Member ``index``'s weights, keyed as in a standalone model of its class."""
+        return self.models[index].state_dict()
+
+    def load_member_state_dict(self, index: int, state: dict[str, torch.Tensor]) -> None:
+        """Load a standalone model's weights (e.g. a pretrained run's) into member ``index``."""
+        self.models[index].load_state_dict(state)

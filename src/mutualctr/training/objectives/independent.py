@@ -42,5 +42,5 @@ class IndependentObjective(Objective):
         bce = F.binary_cross_entropy_with_logits(
             logits, batch.label.unsqueeze(0).expand_as(logits), reduction="none"
         ).mean(dim=1)
-        parts = {f"bce/{name}": value for name, value in zip(self.member_names, bce, strict=True)}
+        parts = {f"bce/{name}": v for name, v in zip(self.member_names, bce.detach(), strict=True)}
         return ObjectiveOutput(loss=bce.sum(), predictions=self.predict(outputs), parts=parts)

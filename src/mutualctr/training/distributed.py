@@ -1,0 +1,90 @@
+"""Data-parallel training across processes (``torchrun --nproc_per_node=K -m mutualctr train``).
+
+``torchrun`` sets ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; :func:`init` joins the process group
+(gloo on CPU, NCCL on CUDA). Training batches are sharded by the loader (global batch ``j`` goes
+to rank ``j % K``) and gradients averaged by DDP. Evaluation splits the rows into K contiguous
+slices, one per rank, and :func:`gather` concatenates the predictions in rank order, so metrics
+are computed on every row exactly once (exact AUC, not an average of per-rank AUCs) and the
+predictions keep the split's row order. Only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from mutualctr.data.store import SplitArrays
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init(device: torch.device) -> DistInfo:
+    """Join the process group when launched by torchrun; a single process otherwise."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def shutdown(info: DistInfo) -> None:
+    if info.enabled and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def row_slice(split: SplitArrays, info: DistInfo) -> SplitArrays:
+    """This rank's contiguous share of the rows (all rows when not distributed)."""
+    if not info.enabled:
+        return split
+    n = len(split)
+    lo, hi = n * info.rank // info.world_size, n * (info.rank + 1) // info.world_size
+    return SplitArrays(
+        categorical=split.categorical[lo:hi],
+        numeric=split.numeric[lo:hi],
+        sequences=tuple(s[lo:hi] for s in split.sequences),
+        label=split.label[lo:hi],
+        prob=None if split.prob is None else split.prob[lo:hi],
+    )
+
+
+def gather(values: np.ndarray, info: DistInfo, device: torch.device) -> np.ndarray:
+    """Concatenate every rank's 1-d ``values`` in rank order (padding to equal size, trimmed)."""
+    if not info.enabled:
+        return values
+    local = torch.as_tensor(values, device=device)
+    size = torch.tensor([local.numel()], device=device)
+    sizes = [torch.zeros_like(size) for _ in range(info.world_size)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    padded = torch.zeros(longest, dtype=local.dtype, device=device)
+    padded[: local.numel()] = local
+    parts = [torch.zeros_like(padded) for _ in range(info.world_size)]
+    dist.all_gather(parts, padded)
+    return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes, strict=True)]).cpu().numpy()
+
+
+def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on at least one (keeps ranks stopping together)."""
+    if not info.enabled:
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)

@@ -1,0 +1,204 @@
+"""The run folder: everything a training run leaves behind, and the guards around it.
+
+Layout::
+
+    RUN/config.yaml             resolved config (every default written out)
+    RUN/model.json              members (name, registry model, resolved hyperparameters),
+                                objective, feature map: enough to rebuild without pickle
+    RUN/model.pt                final weights (best epoch restored), weights-only
+    RUN/checkpoints/last.pt     latest checkpoint (every epoch, and every K steps)
+    RUN/checkpoints/last.json   where that checkpoint is (epoch, step), for people and tests
+    RUN/metrics.jsonl           one line per finished epoch
+    RUN/metrics.json            {"valid": ..., "test": ...} of the restored best weights
+    RUN/test_predictions.npz    label and every named prediction on the test split
+    RUN/.lock                   held (flock) by the process training in the folder
+
+Guards: the folder must be writable (checked before training), one process at a time (an
+``flock`` on ``.lock``; the kernel releases it when the holder dies, so a stale lock from a
+killed job is taken over), and a folder made with a different config is refused unless
+``overwrite``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mutualctr.errors import MutualCTRError
+from mutualctr.training import checkpoint
+
+CONFIG_FILE = "config.yaml"
+MODEL_SPEC_FILE = "model.json"
+WEIGHTS_FILE = "model.pt"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "metrics.jsonl"
+PREDICTIONS_FILE = "test_predictions.npz"
+LOCK_FILE = ".lock"
+
+
+class RunFolderError(MutualCTRError):
+    """The run folder cannot be used (busy, made with another config, not writable)."""
+
+
+def _config_diff(old: Any, new: Any, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        diffs = []
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            diffs += _config_diff(old.get(key, "<unset>"), new.get(key, "<unset>"), sub)
+        return diffs
+    return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+class RunFolder:
+    """A run folder, locked while open. Use :meth:`open` (or ``with RunFolder.open(...)``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.checkpoints = root / "checkpoints"
+        self._lock_handle: Any = None
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.pt"
+
+    @classmethod
+    def open(
+        cls, root: str | Path, config: dict[str, Any], *, overwrite: bool = False,
+    ) -> RunFolder:
+        """Create or reuse ``root`` for a run of ``config`` (the resolved config as a dict).
+
+        An existing folder with the same config is reused (training resumes from its last
+        checkpoint); with a different config it is refused, unless ``overwrite`` (then its
+        previous contents are deleted).
+        """
+        run = cls(Path(root))
+        run._check_writable()
+        run._lock()
+        try:
+            run._check_config(config, overwrite)
+        except BaseException:
+            run.close()
+            raise
+        return run
+
+    def _check_writable(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe"):
+                pass
+        except OSError as err:
+            raise RunFolderError(
+                f"output folder {self.root} is not writable: {err.strerror or err}"
+            ) from err
+
+    def _lock(self) -> None:
+        handle = open(self.root / LOCK_FILE, "a+")  # noqa: SIM115 - held until close()
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as err:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunFolderError(
+                f"run folder {self.root} is in use by process {holder}; wait for it to finish "
+                "or choose another --out"
+            ) from err
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_handle = handle
+
+    def _check_config(self, config: dict[str, Any], overwrite: bool) -> None:
+        path = self.root / CONFIG_FILE
+        if path.exists():
+            old = yaml.safe_load(path.read_text())
+            diffs = _config_diff(old, config)
+            if diffs and not overwrite:
+                raise RunFolderError(
+                    f"run folder {self.root} was made with a different config ("
+                    + "; ".join(diffs[:5]) + (" ..." if len(diffs) > 5 else "")
+                    + "); use --overwrite to start over in it, or another --out"
+                )
+            if overwrite:
+                self._clear()
+        elif overwrite:
+            self._clear()
+        self.checkpoints.mkdir(exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+        os.replace(tmp, path)
+
+    def _clear(self) -> None:
+        for entry in self.root.iterdir():
+            if entry.name == LOCK_FILE:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+
+    def close(self) -> None:
+        """Release the lock."""
+        if self._lock_handle is not None:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+            self._lock_handle = None
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- contents ---------------------------------------------------------------------------
+
+    def write_model_spec(self, spec: dict[str, Any]) -> None:
+        write_json_atomic(self.root / MODEL_SPEC_FILE, spec)
+
+    def write_weights(self, weights: dict[str, Any]) -> None:
+        checkpoint.save_atomic(weights, self.root / WEIGHTS_FILE)
+
+
+def read_model_spec(root: str | Path) -> dict[str, Any]:
+    """``model.json`` of a finished run (members, objective, feature map)."""
+    path = Path(root) / MODEL_SPEC_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{root} is not a finished run folder (no {MODEL_SPEC_FILE})")
+    return json.loads(path.read_text())
+
+
+def read_weights(root: str | Path) -> dict[str, Any]:
+    """Final weights of a run: ``{"members": {name: state_dict}, "objective": state_dict}``.
+
+    Use it to initialise models from a pretrained run (mutual learning as finetuning)::
+
+        weights = read_weights("runs/deepfm")["members"]["deepfm"]
+        model.load_state_dict(weights)
+    """
+    path = Path(root) / WEIGHTS_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{root} has no trained weights ({WEIGHTS_FILE}); did it finish?")
+    return checkpoint.load(path)
+
+
+def read_config(root: str | Path) -> dict[str, Any]:
+    path = Path(root) / CONFIG_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{root} is not a run folder (no {CONFIG_FILE})")
+    return yaml.safe_load(path.read_text())
+

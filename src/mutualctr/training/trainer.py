@@ -1,0 +1,491 @@
+"""The training loop, shared by every objective: it never knows which one it runs.
+
+:func:`fit` trains a group of models under an objective on encoded splits: Adam with L2 as
+per-group weight decay, a learning-rate schedule, gradient clipping, evaluation on the
+validation split after every epoch (AUC and logloss of every named prediction), early stopping
+with the best weights restored (jointly, or per member), checkpoints every epoch and every K
+steps, exact resumption, a guard against non-finite losses and gradients, and DDP when launched
+by ``torchrun``. With a run folder it writes ``metrics.jsonl``, ``metrics.json``, the test
+predictions and the final weights (see :mod:`mutualctr.training.runfolder`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import clip_grads_with_norm_, get_total_norm
+
+from mutualctr import metrics as metric_fns
+from mutualctr.config import TrainConfig
+from mutualctr.data.batch import Batch
+from mutualctr.data.loader import BatchLoader
+from mutualctr.data.store import SplitArrays
+from mutualctr.errors import DataError, MutualCTRError
+from mutualctr.training import checkpoint, distributed
+from mutualctr.training.distributed import DistInfo
+from mutualctr.training.objective import Objective
+from mutualctr.training.progress import Progress
+from mutualctr.training.runfolder import (
+    HISTORY_FILE,
+    METRICS_FILE,
+    PREDICTIONS_FILE,
+    RunFolder,
+    write_json_atomic,
+)
+from mutualctr.training.selection import Selector
+
+CHECKPOINT_FORMAT = 1
+
+
+class NonFiniteError(MutualCTRError):
+    """A loss or gradient became NaN or infinite; training stopped before the bad update."""
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        metrics: ``{"valid": ..., "test": ...}`` as written to metrics.json (``test`` only
+            when a test split was given).
+        history: one record per epoch, as in metrics.jsonl.
+        best_epochs: 1-based best epoch per monitored name.
+        predictions: test predictions by name (empty without a test split).
+    """
+
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    best_epochs: dict[str, int]
+    predictions: dict[str, np.ndarray]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (call before building models)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
+    """``auto`` picks CUDA when available; under DDP each rank takes its local GPU."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise MutualCTRError(f"device {name!r} was asked for but CUDA is not available")
+        if info is not None and info.enabled:
+            device = torch.device("cuda", info.local_rank)
+    return device
+
+
+def is_embedding_parameter(name: str, module_types: dict[str, type]) -> bool:
+    """Embedding parameters get ``embedding_l2``, all others ``net_l2``.
+
+    A parameter is an embedding parameter when it belongs to an ``nn.Embedding`` /
+    ``nn.EmbeddingBag`` or when a component of its qualified name starts with ``embedding``
+    (the models' ``FeatureEmbedding`` is their ``embedding`` attribute; stacked groups keep the
+    prefix).
+    """
+    owner = name.rpartition(".")[0]
+    if module_types.get(owner) in (nn.Embedding, nn.EmbeddingBag):
+        return True
+    return any(part.startswith("embedding") for part in name.split("."))
+
+
+def build_optimizer(modules: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam with L2 ``lambda/2 * ||W||^2`` on whole parameters, as Adam's ``weight_decay``.
+
+    Adam's (coupled) weight decay adds ``lambda * W`` to the gradient, which is exactly the
+    gradient of FuxiCTR's ``lambda/2 * ||W||^2`` regulariser, folded into the fused update at
+    no extra cost (docs/training.md explains the choice over penalising looked-up rows).
+    """
+    types = {name: type(m) for name, m in modules.named_modules()}
+    emb, net = [], []
+    for name, p in modules.named_parameters():
+        if p.requires_grad:
+            (emb if is_embedding_parameter(name, types) else net).append(p)
+    groups = [
+        {"params": emb, "weight_decay": config.embedding_l2},
+        {"params": net, "weight_decay": config.net_l2},
+    ]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=config.lr)
+
+
+class _Step(nn.Module):
+    """Group + objective as one module, so DDP sees every trainable parameter at once."""
+
+    def __init__(self, group: nn.Module, objective: Objective) -> None:
+        super().__init__()
+        self.group, self.objective = group, objective
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, Any], list[torch.Tensor]]:
+        outputs = self.group(batch)
+        out = self.objective(outputs, batch)
+        return out.loss, out.parts, [o.logit for o in outputs]
+
+
+class Trainer:
+    """Trains ``group`` under ``objective``; see :func:`fit` for the arguments."""
+
+    def __init__(
+        self, group: nn.Module, objective: Objective, config: TrainConfig,
+        run: RunFolder | None = None, dist: DistInfo | None = None, log: TextIO | None = None,
+    ) -> None:
+        self.config = config
+        self.dist = dist or DistInfo()
+        self.run = run if self.dist.is_main else None
+        self.log = log if log is not None else sys.stderr
+        self.device = resolve_device(config.device, self.dist)
+        if config.num_threads:
+            torch.set_num_threads(config.num_threads)
+        self.group = group.to(self.device)
+        self.objective = objective.to(self.device)
+        self.names = list(getattr(group, "names", objective.member_names))
+        self.step_module = _Step(self.group, self.objective)
+        self.train_module: nn.Module = (
+            DistributedDataParallel(self.step_module) if self.dist.enabled else self.step_module
+        )
+        self.optimizer = build_optimizer(self.step_module, config)
+        self.base_lr = config.lr
+        self.plateau = (
+            torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.optimizer, mode="max" if config.early_stopping.metric == "auc" else "min",
+                factor=config.schedule.factor, patience=config.schedule.patience,
+                min_lr=config.schedule.min_lr,
+            )
+            if config.schedule.name == "plateau" else None
+        )
+        self.selector = Selector(
+            self.group, self.objective, config.early_stopping.metric,
+            config.early_stopping.patience,
+        )
+        self.epoch = 0  # epochs finished
+        self.step_in_epoch = 0  # batches of the current epoch done
+        self.global_step = 0
+        self.loss_sum = torch.zeros((), dtype=torch.float64)
+        self.loss_rows = 0
+        self.history: list[dict[str, Any]] = []
+        self.stopped = False
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _say(self, message: str) -> None:
+        if self.dist.is_main:
+            print(message, file=self.log, flush=True)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if not self.config.amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+
+    # -- checkpoints --------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "group": self.group.state_dict(),
+            "objective": self.objective.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "plateau": None if self.plateau is None else self.plateau.state_dict(),
+            "rng": checkpoint.rng_state(),
+            "selector": self.selector.state_dict(),
+            "loss_sum": self.loss_sum.clone(),
+            "loss_rows": self.loss_rows,
+            "history": self.history,
+            "stopped": self.stopped,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("format") != CHECKPOINT_FORMAT:
+            raise checkpoint.CheckpointError(
+                f"checkpoint format {state.get('format')} is not {CHECKPOINT_FORMAT}"
+            )
+        self.group.load_state_dict(state["group"])
+        self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.plateau is not None:
+            self.plateau.load_state_dict(state["plateau"])
+        self.selector.load_state_dict(state["selector"])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step = state["global_step"]
+        self.loss_sum, self.loss_rows = state["loss_sum"], state["loss_rows"]
+        self.history, self.stopped = list(state["history"]), state["stopped"]
+        checkpoint.set_rng_state(state["rng"])
+
+    def save_checkpoint(self) -> None:
+        if self.run is None:
+            return
+        checkpoint.save_atomic(self.state_dict(), self.run.last_checkpoint)
+        where = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
+                 "global_step": self.global_step}
+        write_json_atomic(self.run.checkpoints / "last.json", where)
+
+    def resume(self) -> bool:
+        """Load the run folder's last checkpoint, if any. Returns whether one was loaded."""
+        path = None if self.run is None else self.run.last_checkpoint
+        found = distributed.any_rank(path is not None and path.exists(), self.dist, self.device)
+        if not found:
+            return False
+        state = checkpoint.load(path) if path is not None else None
+        if self.dist.enabled:
+            holder = [state]
+            torch.distributed.broadcast_object_list(holder, src=0)
+            state = holder[0]
+        assert state is not None
+        self.load_state_dict(state)
+        self._say(
+            f"resuming from {path or 'rank 0 checkpoint'}: epoch {self.epoch + 1}, "
+            f"batch {self.step_in_epoch} (global step {self.global_step})"
+        )
+        return True
+
+    # -- training -----------------------------------------------------------------------------
+
+    def _set_lr(self, steps_per_epoch: int) -> None:
+        schedule = self.config.schedule
+        if schedule.name != "exponential":
+            return
+        progress = self.global_step / (schedule.decay_epochs * steps_per_epoch)
+        lr = self.base_lr * schedule.decay_to ** progress
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+
+    def _non_finite_message(
+        self, loss: torch.Tensor, parts: dict[str, Any], logits: list[torch.Tensor]
+    ) -> str:
+        where = (f"epoch {self.epoch + 1}, batch {self.step_in_epoch + 1} "
+                 f"(global step {self.global_step + 1})")
+        culprits = [
+            f"model {name!r} produced non-finite logits"
+            for name, logit in zip(self.names, logits, strict=False)
+            if not torch.isfinite(logit).all()
+        ]
+        culprits += [
+            f"loss term {key!r} = {float(value)}" for key, value in parts.items()
+            if not math.isfinite(float(value))
+        ]
+        for prefix, module in (("model", self.group), ("objective", self.objective)):
+            for name, p in module.named_parameters():
+                if p.grad is not None and not torch.isfinite(p.grad).all():
+                    culprits.append(f"{prefix} parameter {name!r} has a non-finite gradient")
+                    break
+        kind = "loss" if not torch.isfinite(loss) else "gradient"
+        last = "no checkpoint was written yet"
+        if self.run is not None and self.run.last_checkpoint.exists():
+            last = f"the last good checkpoint {self.run.last_checkpoint} is intact"
+        detail = "; ".join(culprits) if culprits else "on another rank"
+        return (f"non-finite {kind} at {where}: {detail}. Training stopped before this update; "
+                f"{last}. Lower the learning rate, enable grad_clip or check the input data.")
+
+    def _train_step(self, batch: Batch) -> torch.Tensor:
+        with self._autocast():
+            loss, parts, logits = self.train_module(batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for p in self.step_module.parameters() if p.grad is not None]
+        norm = get_total_norm([p.grad for p in params], foreach=True)
+        bad = not (torch.isfinite(loss) and torch.isfinite(norm))
+        if distributed.any_rank(bad, self.dist, self.device):
+            raise NonFiniteError(self._non_finite_message(loss.detach(), parts, logits))
+        if self.config.grad_clip > 0:
+            clip_grads_with_norm_(params, self.config.grad_clip, norm, foreach=True)
+        self.optimizer.step()
+        return loss.detach()
+
+    def _train_epoch(self, loader: BatchLoader) -> Progress:
+        epochs = self.config.epochs
+        progress = Progress(len(loader), self.epoch + 1, epochs, self.log, self.dist.is_main)
+        every = self.config.checkpoint_every_steps
+        self.step_module.train()
+        for batch in loader.batches(self.epoch, start=self.step_in_epoch):
+            self._set_lr(len(loader))
+            loss = self._train_step(batch.to(self.device, non_blocking=True))
+            self.loss_sum += loss.double().cpu() * len(batch)
+            self.loss_rows += len(batch)
+            self.step_in_epoch += 1
+            self.global_step += 1
+            show = self.step_in_epoch % self.config.log_every_steps == 0
+            progress.update(self.step_in_epoch, len(batch), float(loss) if show else None)
+            if every and self.global_step % every == 0 and self.step_in_epoch < len(loader):
+                self.save_checkpoint()
+        progress.close()
+        return progress
+
+    # -- evaluation ---------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def predict(self, split: SplitArrays) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every named prediction and the labels of ``split``, in row order (all ranks)."""
+        part = distributed.row_slice(split, self.dist)
+        if len(part) == 0:
+            raise DataError("cannot evaluate on an empty split (or fewer rows than processes)")
+        loader = BatchLoader(part, self.config.eval_batch_size)
+        self.step_module.eval()
+        chunks: dict[str, list[np.ndarray]] = {}
+        for batch in loader.batches(0):
+            with self._autocast():
+                preds = self.objective.predict(self.group(batch.to(self.device)))
+            for name, p in preds.items():
+                chunks.setdefault(name, []).append(p.float().cpu().numpy())
+        predictions = {
+            name: distributed.gather(np.concatenate(c), self.dist, self.device)
+            for name, c in chunks.items()
+        }
+        labels = distributed.gather(np.asarray(part.label, dtype=np.float32), self.dist,
+                                    self.device)
+        return predictions, labels
+
+    def evaluate(self, split: SplitArrays) -> dict[str, dict[str, float]]:
+        """AUC and logloss of every named prediction on ``split``."""
+        predictions, labels = self.predict(split)
+        return {name: metric_fns.binary_metrics(labels, p) for name, p in predictions.items()}
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def fit(
+        self, train: SplitArrays, valid: SplitArrays, test: SplitArrays | None = None,
+    ) -> FitResult:
+        config = self.config
+        if len(train) == 0:
+            raise DataError("the training split is empty")
+        loader = BatchLoader(train, config.batch_size, shuffle=True, seed=config.seed,
+                             rank=self.dist.rank, world_size=self.dist.world_size)
+        if len(loader) == 0:
+            raise DataError(f"the training split has {len(train)} rows: fewer than one batch "
+                            f"per process (batch_size {config.batch_size})")
+        if not self.resume():
+            torch.manual_seed(config.seed + self.dist.rank)
+            self.save_checkpoint()
+        if self.stopped or self.epoch >= config.epochs:
+            self._say("training already finished in this run folder; evaluating its best weights")
+        while not self.stopped and self.epoch < config.epochs:
+            self._run_epoch(loader, valid)
+        if config.early_stopping.restore_best:
+            never = self.selector.restore()
+            if never:
+                self._say(f"warning: {never} never improved on valid; keeping last weights")
+        return self._finish(valid, test)
+
+    def _run_epoch(self, loader: BatchLoader, valid: SplitArrays) -> None:
+        start = time.perf_counter()
+        progress = self._train_epoch(loader)
+        train_loss = float(self.loss_sum) / max(self.loss_rows, 1)
+        rows_seen = self.loss_rows
+        valid_metrics = self.evaluate(valid)
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.loss_sum, self.loss_rows = torch.zeros((), dtype=torch.float64), 0
+        self.selector.update(valid_metrics, self.epoch)
+        if self.plateau is not None:
+            self.plateau.step(self.selector.monitored_value(valid_metrics))
+        self.stopped = self.selector.should_stop
+        record = {
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            "valid": valid_metrics,
+            "best_epoch": self.selector.best_epochs(),
+            "rows_per_second": progress.rows_per_second * self.dist.world_size,
+            "seconds": time.perf_counter() - start,
+        }
+        self.history.append(record)
+        self._write_history()
+        self.save_checkpoint()
+        shown = "  ".join(
+            f"{name} auc {m['auc']:.5f} logloss {m['logloss']:.5f}"
+            for name, m in valid_metrics.items()
+        )
+        self._say(
+            f"epoch {self.epoch}/{self.config.epochs}: train loss {train_loss:.5f} "
+            f"({rows_seen} rows, {record['rows_per_second']:.0f} rows/s) | valid {shown}"
+            + (" | early stop" if self.stopped else "")
+        )
+
+    def _write_history(self) -> None:
+        if self.run is None:
+            return
+        path = self.run.root / HISTORY_FILE
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+        tmp.replace(path)
+
+    def _finish(self, valid: SplitArrays, test: SplitArrays | None) -> FitResult:
+        result: dict[str, Any] = {"valid": self.evaluate(valid)}
+        test_predictions: dict[str, np.ndarray] = {}
+        if test is not None:
+            test_predictions, labels = self.predict(test)
+            result["test"] = {
+                name: metric_fns.binary_metrics(labels, p) for name, p in test_predictions.items()
+            }
+        if self.run is not None:
+            write_json_atomic(self.run.root / METRICS_FILE, flatten_metrics(result))
+            if test is not None:
+                _write_predictions(self.run, labels, test_predictions)
+            self.run.write_weights(self.final_weights())
+        return FitResult(flatten_metrics(result), self.history, self.selector.best_epochs(),
+                         test_predictions)
+
+    def final_weights(self) -> dict[str, Any]:
+        """``{"members": {name: state_dict}, "objective": state_dict}`` (see runfolder)."""
+        member_state = getattr(self.group, "member_state_dict", None)
+        members = (
+            {name: member_state(i) for i, name in enumerate(self.names)}
+            if member_state is not None else {}
+        )
+        return {"members": members, "group": self.group.state_dict(),
+                "objective": self.objective.state_dict()}
+
+
+def flatten_metrics(result: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One prediction: ``{"valid": {"auc", "logloss"}}``; several: keyed by prediction name."""
+    return {
+        split: next(iter(by_name.values())) if len(by_name) == 1 else by_name
+        for split, by_name in result.items()
+    }
+
+
+def _write_predictions(run: RunFolder, labels: np.ndarray, preds: dict[str, np.ndarray]) -> None:
+    path = run.root / PREDICTIONS_FILE
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, label=labels, **{f"pred_{name}": p for name, p in preds.items()})
+    tmp.replace(path)
+
+
+def fit(
+    group: nn.Module, objective: Objective, train: SplitArrays, valid: SplitArrays,
+    config: TrainConfig, run: RunFolder | None = None, test: SplitArrays | None = None,
+    dist: DistInfo | None = None, log: TextIO | None = None,
+) -> FitResult:
+    """Train ``group`` under ``objective`` and evaluate the restored best weights.
+
+    Args:
+        group: a :class:`~mutualctr.training.group.ModelGroup` (or the batched variant): N
+            models, ``forward(batch) -> list[ModelOutput]``. Initialise it (e.g. from a
+            pretrained run with :func:`~mutualctr.training.runfolder.read_weights`) before.
+        objective: loss and named predictions (its parameters are trained too).
+        train, valid, test: encoded splits; batches are drawn by the trainer (shuffled with
+            ``config.seed``, sharded by rank under DDP).
+        config: optimisation, schedule, early stopping, checkpoints.
+        run: the run folder to checkpoint into and resume from; ``None`` trains in memory.
+        dist: from :func:`mutualctr.training.distributed.init` (single process when None).
+        log: where progress and epoch summaries go (stderr by default).
+    """
+    trainer = Trainer(group, objective, config, run, dist, log)
+    return trainer.fit(train, valid, test)
+
