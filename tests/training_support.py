@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
 
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
-from mutualctr.data.store import SplitArrays
+from mutualctr.data.store import (
+    META_FILE,
+    STORE_FORMAT_VERSION,
+    SplitArrays,
+    SplitWriter,
+    write_json_atomic,
+)
 from mutualctr.models.base import CTRModel, ModelConfig
 
 VOCAB = 12
@@ -54,3 +62,20 @@ def synthetic_split(rows: int, seed: int) -> SplitArrays:
     logit = hidden[0, cat[:, 0]] + hidden[1, cat[:, 1]] * hidden[2, cat[:, 2]] + 0.5 * x[:, 0]
     label = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.float32)
     return SplitArrays(cat.astype(np.int32), x, (), label)
+
+
+def write_store(root: Path, rows: dict[str, int]) -> Path:
+    """A minimal encoded store folder (meta.json + arrays) holding synthetic splits."""
+    root.mkdir(parents=True, exist_ok=True)
+    for seed, (name, n) in enumerate(rows.items()):
+        split = synthetic_split(n, seed)
+        writer = SplitWriter(root / name, n, 3, 1, (), with_prob=False)
+        writer.append(split)
+        writer.close()
+    meta = {
+        "format_version": STORE_FORMAT_VERSION,
+        "feature_map": FEATURE_MAP.to_dict(),
+        "splits": {name: {"rows": n} for name, n in rows.items()},
+    }
+    write_json_atomic(root / META_FILE, meta)
+    return root

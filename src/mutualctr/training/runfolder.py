@@ -29,10 +29,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from mutualctr.errors import MutualCTRError
 from mutualctr.training import checkpoint
+from mutualctr.training.distributed import DistInfo, any_rank
 
 CONFIG_FILE = "config.yaml"
 MODEL_SPEC_FILE = "model.json"
@@ -202,3 +204,20 @@ def read_config(root: str | Path) -> dict[str, Any]:
         raise RunFolderError(f"{root} is not a run folder (no {CONFIG_FILE})")
     return yaml.safe_load(path.read_text())
 
+
+
+def open_run(
+    root: str | Path, config: dict[str, Any], *, overwrite: bool, dist: DistInfo,
+    device: torch.device,
+) -> RunFolder | None:
+    """Rank 0 opens (and locks) the run folder, other ranks get ``None``; a failure on rank 0
+    is raised on every rank, so no process is left waiting for the others."""
+    run, error = None, None
+    if dist.is_main:
+        try:
+            run = RunFolder.open(root, config, overwrite=overwrite)
+        except MutualCTRError as err:
+            error = err
+    if any_rank(error is not None, dist, device):
+        raise error or RunFolderError(f"rank 0 could not open the run folder {root}")
+    return run

@@ -248,10 +248,11 @@ class Trainer:
             state = holder[0]
         assert state is not None
         self.load_state_dict(state)
-        self._say(
-            f"resuming from {path or 'rank 0 checkpoint'}: epoch {self.epoch + 1}, "
-            f"batch {self.step_in_epoch} (global step {self.global_step})"
-        )
+        if not self.stopped and self.epoch < self.config.epochs:
+            self._say(
+                    f"resuming from {path or 'rank 0 checkpoint'}: epoch {self.epoch + 1}, "
+                f"batch {self.step_in_epoch} (global step {self.global_step})"
+            )
         return True
 
     # -- training -----------------------------------------------------------------------------
