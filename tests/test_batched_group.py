@@ -12,6 +12,7 @@ from mutualctr.models.registry import build_model
 from mutualctr.training.batched_group import BatchedModelGroup, can_batch
 from mutualctr.training.group import ModelGroup
 from mutualctr.training.objectives.mutual import MutualObjective
+from mutualctr.training.trainer import is_embedding_parameter
 
 FEATURE_MAP = FeatureMap((
     *(Feature(f"c{i}", "categorical", vocab_size=30) for i in range(4)),
@@ -49,8 +50,9 @@ def train(group: torch.nn.Module, steps: int = 3) -> list[torch.Tensor]:
         return [o.logit for o in group(make_batch(99))]
 
 
-def test_batched_forward_equals_separate_models() -> None:
-    models = make_models()
+@pytest.mark.parametrize("name", ["deepfm", "dcn", "pnn", "fibinet"])
+def test_batched_forward_equals_separate_models(name: str) -> None:
+    models = make_models(name)
     batched = BatchedModelGroup(models, NAMES)
     batch = make_batch(0)
     for model, out in zip(models, batched(batch), strict=True):
@@ -74,8 +76,16 @@ def test_batched_training_equals_unbatched_training() -> None:
 def test_stacked_parameters_are_real_parameters_in_the_state_dict() -> None:
     batched = BatchedModelGroup(make_models(), NAMES)
     params = dict(batched.named_parameters())
-    table = params["embedding__table__weight"]
+    table = params["stacked.embedding.table.weight"]
     assert isinstance(table, torch.nn.Parameter) and table.shape[0] == len(NAMES)
+    # the trainer's L2 split sees the same embedding/network parameters as in one model
+    def embedding_params(module: torch.nn.Module) -> set[str]:
+        types = {name: type(m) for name, m in module.named_modules()}
+        return {n.removeprefix("stacked.") for n, _ in module.named_parameters()
+                if is_embedding_parameter(n, types)}
+
+    assert embedding_params(batched) == embedding_params(make_models()[0])
+    assert "linear.weights.table.weight" in embedding_params(batched)
     restored = BatchedModelGroup(make_models(), NAMES)
     with torch.no_grad():
         for p in restored.parameters():

@@ -2,9 +2,9 @@
 
 The members' parameters are stacked along a new leading dimension (``torch.func.
 stack_module_state``) and held as real ``nn.Parameter``s of shape ``[N, ...]``, so optimizers,
-``state_dict`` checkpoints and gradient clipping see ordinary parameters. ``forward`` runs one
-template copy of the architecture with ``torch.func.functional_call`` under ``torch.func.vmap``
-over the stacked dimension: the N members' matrix products become batched matmuls and their
+``state_dict`` checkpoints and gradient clipping see ordinary parameters. ``forward`` runs the
+architecture with ``torch.func.functional_call`` under ``torch.func.vmap`` over the stacked
+dimension: the N members' matrix products become batched matmuls and their
 embedding lookups one gather, instead of N separate passes. The results equal N separate
 models' (tests check it); a member can be read out (:meth:`member_state_dict`, :meth:`unstack`)
 or loaded from a pretrained model (:meth:`load_member_state_dict`).
@@ -25,11 +25,6 @@ from torch.func import functional_call, stack_module_state, vmap
 from mutualctr.data.batch import Batch
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import CTRModel, ModelOutput
-
-
-def _key(name: str) -> str:
-    """Parameter names may not contain dots: ``head.bias`` -> ``head__bias``."""
-    return name.replace(".", "__")
 
 
 def can_batch(models: Sequence[nn.Module]) -> bool:
@@ -53,13 +48,21 @@ def _persistent_buffers(model: nn.Module) -> dict[str, torch.Tensor]:
     return {name: b for name, b in model.named_buffers() if name in state_keys}
 
 
+def _replace_state(module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Put ``tensors`` in place of the parameters/buffers of those names (shapes may change)."""
+    for name, value in tensors.items():
+        owner_name, _, attr = name.rpartition(".")
+        owner = module.get_submodule(owner_name)
+        store = owner._parameters if attr in owner._parameters else owner._buffers
+        store[attr] = value
+
+
 class BatchedModelGroup(nn.Module):
     """N models of one architecture as stacked parameters; ``forward(batch) -> list[ModelOutput]``.
 
     Args:
         models: the members; they must share class and shapes (see :func:`can_batch`). Their
-            current weights become the group's initial weights; the modules themselves are not
-            kept.
+            current weights are copied into the group; the modules themselves are not kept.
         names: one name per member.
     """
 
@@ -73,67 +76,58 @@ class BatchedModelGroup(nn.Module):
             raise ConfigError(f"member names must be unique, got {list(names)}")
         self.names = list(names)
         self.size = len(models)
+        # A copy of the architecture whose parameters (and persistent buffers) are replaced by
+        # the members' stacked along dim 0. It is never called directly: ``forward`` runs it
+        # through functional_call on one member's slices. Keeping the module tree means the
+        # stacked parameters keep their qualified names and owning module types, so
+        # checkpoints read naturally and the trainer's L2 split (embedding vs network) applies.
+        self.stacked = copy.deepcopy(models[0])
         params, _ = stack_module_state(list(models))
-        self._param_names = list(params)
-        for name, value in params.items():
-            self.register_parameter(_key(name), nn.Parameter(value.detach().clone()))
         buffers = [_persistent_buffers(m) for m in models]
-        self._buffer_names = list(buffers[0])
-        for name in self._buffer_names:
-            self.register_buffer(_key(name), torch.stack([b[name].detach() for b in buffers]))
-        # The template runs every member's computation; its own parameters are replaced by the
-        # stacked ones in functional_call, so they are moved to the meta device (no memory).
-        # Hidden from nn.Module's registry (a plain list) so it is not a submodule.
-        template = copy.deepcopy(models[0])
-        for module in template.modules():
-            for pname, p in list(module._parameters.items()):
-                if p is not None:
-                    module._parameters[pname] = nn.Parameter(p.detach().to("meta"))
-        self._template: list[CTRModel] = [template]
+        stacked = {name: nn.Parameter(value.detach().clone()) for name, value in params.items()}
+        stacked.update({name: torch.stack([b[name].detach() for b in buffers])
+                        for name in buffers[0]})
+        _replace_state(self.stacked, stacked)
 
-    @property
-    def template(self) -> CTRModel:
-        return self._template[0]
-
-    def _stacked(self) -> dict[str, torch.Tensor]:
-        tensors = {name: getattr(self, _key(name)) for name in self._param_names}
-        tensors.update({name: getattr(self, _key(name)) for name in self._buffer_names})
-        return tensors
+    def _state(self) -> dict[str, torch.Tensor]:
+        """The stacked parameters and persistent buffers by their architecture names."""
+        return self.stacked.state_dict(keep_vars=True)
 
     def forward(self, batch: Batch) -> list[ModelOutput]:
-        template = self.template
-        template.train(self.training)
-
         def run_one(state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-            out = functional_call(template, state, (batch,))
+            out = functional_call(self.stacked, state, (batch,))
             return out.logit, out.h
 
-        logits, hs = vmap(run_one, randomness="different")(self._stacked())
+        logits, hs = vmap(run_one, randomness="different")(self._state())
         return [ModelOutput(logit=logits[i], h=hs[i]) for i in range(self.size)]
 
     def member_state_dict(self, index: int) -> dict[str, torch.Tensor]:
         """Member ``index``'s weights under the architecture's own names (a standalone model's
         ``state_dict``; the tensors are copies)."""
-        return {name: t[index].detach().clone() for name, t in self._stacked().items()}
+        return {name: t[index].detach().clone() for name, t in self._state().items()}
 
     @torch.no_grad()
     def load_member_state_dict(self, index: int, state: dict[str, torch.Tensor]) -> None:
         """Copy a standalone model's ``state_dict`` into member ``index`` (strict on names)."""
-        expected = set(self._param_names) | set(self._buffer_names)
+        expected = set(self._state())
         missing, unexpected = expected - set(state), set(state) - expected
         if missing or unexpected:
             raise ConfigError(
                 f"member state does not fit the architecture: missing {sorted(missing)}, "
                 f"unexpected {sorted(unexpected)}"
             )
-        for name, target in self._stacked().items():
+        for name, target in self._state().items():
             target[index].copy_(state[name])
 
     def unstack(self) -> list[CTRModel]:
-        """The members as standalone models (copies of the template with their own weights)."""
+        """The members as standalone models, each with its own copy of its weights."""
         members = []
         for i in range(self.size):
-            model = copy.deepcopy(self.template)
-            model.load_state_dict(self.member_state_dict(i), assign=True)
+            model = copy.deepcopy(self.stacked)
+            params = dict(model.named_parameters())
+            _replace_state(model, {
+                name: nn.Parameter(t) if name in params else t
+                for name, t in self.member_state_dict(i).items()
+            })
             members.append(model)
         return members
