@@ -116,7 +116,7 @@ def multi_embedding_variant(base: type[CTRModel]) -> type[MultiEmbeddingModel]:
 
 
 
-ME_BASES: tuple[str, ...] = ("dnn", "ipnn", "dcnv2", "finalmlp")
+ME_BASES: tuple[str, ...] = ("dnn", "pnn", "dcnv2", "finalmlp")  # pnn = IPNN by default
 
 
 def multi_embedding_variants(

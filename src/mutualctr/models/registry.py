@@ -40,7 +40,7 @@ _MODELS: dict[str, type[CTRModel]] = {
         FINAL, ECN, DCNv3,
     )
 }
-_MODELS.update(multi_embedding_variants(_MODELS))  # me_dnn, me_ipnn ... (Guo et al. 2024)
+_MODELS.update(multi_embedding_variants(_MODELS))  # me_dnn, me_pnn ... (Guo et al. 2024)
 
 
 def model_names() -> list[str]:
