@@ -48,7 +48,11 @@ class FeatureEmbedding(nn.Module):
         parts: list[torch.Tensor] = []
         ids = [batch.categorical + self.cat_offsets]
         ids += [seq + off for seq, off in zip(batch.sequences, self.seq_offsets, strict=True)]
-        rows = self.table(torch.cat(ids, dim=1))  # [B, n_cat + sum(seq_lens), dim]
+        flat_ids = ids[0] if len(ids) == 1 else torch.cat(ids, dim=1)
+        # index_select's backward (zeros + index_add_) is markedly faster on CPU than
+        # nn.Embedding's embedding_dense_backward.
+        rows = self.table.weight.index_select(0, flat_ids.flatten())
+        rows = rows.view(*flat_ids.shape, self.dim)  # [B, n_cat + sum(seq_lens), dim]
         n_cat = batch.categorical.shape[1]
         parts.append(rows[:, :n_cat])
         start = n_cat
@@ -59,4 +63,4 @@ class FeatureEmbedding(nn.Module):
             start += length
         if self.numeric_weight.shape[0]:
             parts.append(batch.numeric.unsqueeze(-1) * self.numeric_weight)
-        return torch.cat(parts, dim=1)
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
