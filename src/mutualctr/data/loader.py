@@ -17,7 +17,7 @@ of steps (DDP needs this); the ``T % world_size`` batches left over are skipped 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -115,9 +115,9 @@ class _EpochOrder:
         hi = min(lo + self.block_rows, len(self.split))
         if self.shuffle:
             perm = np.random.default_rng([self.seed, self.epoch, block]).permutation(hi - lo)
-            rows = _map(self.split, lambda a: np.asarray(a[lo:hi])[perm])
+            rows = self.split.map(lambda a: np.asarray(a[lo:hi])[perm])
         else:
-            rows = _map(self.split, lambda a: a[lo:hi])
+            rows = self.split.map(lambda a: a[lo:hi])
         self._cached = (k, rows)
         return rows
 
@@ -128,34 +128,9 @@ class _EpochOrder:
         while lo < hi:
             start = int(self.ends[k - 1]) if k else 0
             stop = min(hi, int(self.ends[k]))
-            pieces.append(_map(self._block(k), lambda a, a0=lo - start, a1=stop - start: a[a0:a1]))
+            pieces.append(self._block(k).map(lambda a, a0=lo - start, a1=stop - start: a[a0:a1]))
             lo, k = stop, k + 1
-        if len(pieces) == 1:
-            return pieces[0]
-        return _combine(pieces)
-
-
-def _map(split: SplitArrays, fn: Callable[[np.ndarray], np.ndarray]) -> SplitArrays:
-    return SplitArrays(
-        categorical=fn(split.categorical),
-        numeric=fn(split.numeric),
-        sequences=tuple(fn(s) for s in split.sequences),
-        label=fn(split.label),
-        prob=None if split.prob is None else fn(split.prob),
-    )
-
-
-def _combine(pieces: list[SplitArrays]) -> SplitArrays:
-    first = pieces[0]
-    return SplitArrays(
-        categorical=np.concatenate([p.categorical for p in pieces]),
-        numeric=np.concatenate([p.numeric for p in pieces]),
-        sequences=tuple(
-            np.concatenate([p.sequences[k] for p in pieces]) for k in range(len(first.sequences))
-        ),
-        label=np.concatenate([p.label for p in pieces]),
-        prob=None if first.prob is None else np.concatenate([p.prob for p in pieces]),
-    )
+        return pieces[0] if len(pieces) == 1 else SplitArrays.concat(pieces)
 
 
 def _to_batch(rows: SplitArrays) -> Batch:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,39 @@ class SplitArrays:
 
     def __len__(self) -> int:
         return int(self.label.shape[0])
+
+    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> SplitArrays:
+        """Apply ``fn`` to every array (e.g. a row slice or mask)."""
+        return SplitArrays(
+            categorical=fn(self.categorical),
+            numeric=fn(self.numeric),
+            sequences=tuple(fn(s) for s in self.sequences),
+            label=fn(self.label),
+            prob=None if self.prob is None else fn(self.prob),
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[SplitArrays]) -> SplitArrays:
+        """The rows of ``parts`` one after the other (at least one part)."""
+        first = parts[0]
+        return SplitArrays(
+            categorical=np.concatenate([p.categorical for p in parts]),
+            numeric=np.concatenate([p.numeric for p in parts]),
+            sequences=tuple(np.concatenate([p.sequences[k] for p in parts])
+                            for k in range(len(first.sequences))),
+            label=np.concatenate([p.label for p in parts]),
+            prob=None if first.prob is None else np.concatenate([p.prob for p in parts]),
+        )
+
+    @classmethod
+    def empty(cls, feature_map: FeatureMap) -> SplitArrays:
+        """Zero rows shaped for ``feature_map``."""
+        return cls(
+            categorical=np.zeros((0, len(feature_map.categorical)), np.int32),
+            numeric=np.zeros((0, len(feature_map.numeric)), np.float32),
+            sequences=tuple(np.zeros((0, f.max_len), np.int32) for f in feature_map.sequence),
+            label=np.zeros(0, np.float32),
+        )
 
     def arrays(self) -> Iterator[tuple[str, np.ndarray]]:
         """(file stem, array) pairs, in the store's naming."""
@@ -159,48 +192,63 @@ class EncodedStore:
         return encode_raw_file(self, Path(path))
 
 
+class _NpyStream:
+    """A ``.npy`` file of known shape written front to back with plain writes.
+
+    Plain writes rather than a writable memmap: pages of a memmap being filled stay resident,
+    so peak memory would grow with the split's size.
+    """
+
+    def __init__(self, path: Path, dtype: type, shape: tuple[int, ...]) -> None:
+        self.handle = path.open("wb")
+        self.dtype = np.dtype(dtype)
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+                  "shape": shape}
+        np.lib.format.write_array_header_1_0(self.handle, header)
+
+    def write(self, arr: np.ndarray) -> None:
+        self.handle.write(np.ascontiguousarray(arr, dtype=self.dtype).tobytes())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
 class SplitWriter:
-    """Pre-allocated ``.npy`` memmaps of one split, filled chunk by chunk in row order."""
+    """The ``.npy`` files of one split, filled chunk by chunk in row order."""
 
     def __init__(
         self, folder: Path, rows: int, n_categorical: int, n_numeric: int,
         seq_lens: tuple[int, ...], with_prob: bool,
     ) -> None:
         folder.mkdir(parents=True, exist_ok=True)
-
-        def create(stem: str, dtype: type, shape: tuple[int, ...]) -> np.ndarray:
-            path = folder / f"{stem}.npy"
-            if rows == 0:
-                np.save(path, np.zeros(shape, dtype=dtype))
-                return np.zeros(shape, dtype=dtype)
-            return np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-
-        self.arrays = SplitArrays(
-            categorical=create("categorical", np.int32, (rows, n_categorical)),
-            numeric=create("numeric", np.float32, (rows, n_numeric)),
-            sequences=tuple(
-                create(f"seq_{k}", np.int32, (rows, length)) for k, length in enumerate(seq_lens)
-            ),
-            label=create("label", np.float32, (rows,)),
-            prob=create("prob", np.float32, (rows,)) if with_prob else None,
-        )
+        shapes: list[tuple[str, type, tuple[int, ...]]] = [
+            ("categorical", np.int32, (rows, n_categorical)),
+            ("numeric", np.float32, (rows, n_numeric)),
+        ]
+        shapes += [(f"seq_{k}", np.int32, (rows, length)) for k, length in enumerate(seq_lens)]
+        shapes.append(("label", np.float32, (rows,)))
+        if with_prob:
+            shapes.append(("prob", np.float32, (rows,)))
+        self.streams = {stem: _NpyStream(folder / f"{stem}.npy", dtype, shape)
+                        for stem, dtype, shape in shapes}
         self.rows = rows
         self.filled = 0
 
     def append(self, chunk: SplitArrays) -> None:
-        lo, hi = self.filled, self.filled + len(chunk)
-        if hi > self.rows:
-            raise RuntimeError(f"split overflow: {hi} rows written into {self.rows}")
-        for (_, dst), (_, src) in zip(self.arrays.arrays(), chunk.arrays(), strict=True):
-            dst[lo:hi] = src
-        self.filled = hi
+        if self.filled + len(chunk) > self.rows:
+            raise RuntimeError(f"split overflow: {self.filled + len(chunk)} rows into {self.rows}")
+        arrays = dict(chunk.arrays())
+        if arrays.keys() != self.streams.keys():
+            raise RuntimeError(f"chunk has arrays {sorted(arrays)}, split {sorted(self.streams)}")
+        for stem, stream in self.streams.items():
+            stream.write(arrays[stem])
+        self.filled += len(chunk)
 
     def close(self) -> None:
+        for stream in self.streams.values():
+            stream.close()
         if self.filled != self.rows:
             raise RuntimeError(f"split incomplete: {self.filled} of {self.rows} rows written")
-        for _, arr in self.arrays.arrays():
-            if isinstance(arr, np.memmap):
-                arr.flush()
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -1,0 +1,120 @@
+"""``mutualctr data``: prepare encoded stores, describe them, generate synthetic click logs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mutualctr.data.readers import FORMATS, ReaderOptions
+from mutualctr.data.readers.base import ON_BAD_ROW_CHOICES
+from mutualctr.data.readers.tabular import load_spec
+from mutualctr.data.store import EncodedStore, SplitArrays
+from mutualctr.metrics import auc
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("data", help="prepare, describe and generate datasets")
+    actions = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+
+    prep = actions.add_parser("prepare", help="encode raw click logs into a store folder")
+    prep.add_argument("inputs", nargs="+", type=Path,
+                      help="raw file(s); with --split files: train valid [test]")
+    prep.add_argument("--format", required=True, choices=FORMATS)
+    prep.add_argument("--out", required=True, type=Path, help="store folder")
+    prep.add_argument("--split", default="random", choices=("random", "chronological", "files"))
+    prep.add_argument("--ratios", nargs=3, type=float, default=(0.8, 0.1, 0.1),
+                      metavar=("TRAIN", "VALID", "TEST"))
+    prep.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    prep.add_argument("--min-count", type=int, default=None,
+                      help="rarer train values become OOV (default: Criteo 10, Avazu 2, else 1)")
+    prep.add_argument("--schema", type=Path, help="schema YAML (csv / parquet formats)")
+    prep.add_argument("--criteo-numeric", action="store_true",
+                      help="keep Criteo's integer fields numeric (log, standardised)")
+    prep.add_argument("--frappe-form", default="auto", choices=("auto", "csv", "libfm"))
+    prep.add_argument("--rating-threshold", type=float, default=4.0,
+                      help="MovieLens: label = rating >= this")
+    prep.add_argument("--drop-rating", type=float, default=None,
+                      help="MovieLens: leave out ratings equal to this (e.g. 3)")
+    prep.add_argument("--probs", type=Path, help="true click probabilities, one per line")
+    prep.add_argument("--on-bad-row", default="error", choices=ON_BAD_ROW_CHOICES)
+    prep.add_argument("--overwrite", action="store_true",
+                      help="rebuild a store built from other inputs or settings")
+    prep.set_defaults(func=run_prepare)
+
+    info = actions.add_parser("info", help="describe an encoded store")
+    info.add_argument("store", type=Path)
+    info.set_defaults(func=run_info)
+
+    synth = actions.add_parser("synth", help="Criteo-format click logs from a hidden model")
+    synth.add_argument("--rows", type=int, required=True)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", type=Path, required=True)
+    synth.add_argument("--probs", type=Path, help="also write each row's true probability")
+    synth.set_defaults(func=run_synth)
+
+
+def run_prepare(args: argparse.Namespace) -> int:
+    from mutualctr.data.prepare import SplitOptions, prepare
+
+    options = ReaderOptions(
+        min_count=args.min_count,
+        tabular=load_spec(args.schema) if args.schema is not None else None,
+        criteo_numeric=args.criteo_numeric, frappe_form=args.frappe_form,
+        rating_threshold=args.rating_threshold, drop_rating=args.drop_rating,
+    )
+    result = prepare(
+        args.inputs, args.out, args.format, reader_options=options,
+        split=SplitOptions(args.split, tuple(args.ratios), args.seed), probs=args.probs,
+        on_bad_row=args.on_bad_row, overwrite=args.overwrite,
+    )
+    if result.reused:
+        print(f"{args.out}: already built from these inputs and settings; nothing to do")
+    print(describe(result.store, with_auc=False))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    print(describe(EncodedStore.open(args.store), with_auc=True))
+    return 0
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    from mutualctr.data.synthetic import generate_criteo_synthetic
+
+    generate_criteo_synthetic(args.out, args.rows, args.seed, probs_out=args.probs)
+    print(f"wrote {args.rows} rows to {args.out}" + (f" and {args.probs}" if args.probs else ""))
+    return 0
+
+
+def bayes_auc(split: SplitArrays) -> float | None:
+    """AUC of the true probabilities: the best any model can reach on this split."""
+    if split.prob is None or len(split) == 0 or split.label.min() == split.label.max():
+        return None
+    return auc(split.label, split.prob)
+
+
+def describe(store: EncodedStore, with_auc: bool) -> str:
+    meta: dict[str, Any] = store.meta
+    lines = [f"store {store.root} (format {meta['format']})", "splits:"]
+    for name, split in meta["splits"].items():
+        rate = split["positive_rate"]
+        text = f"  {name:<6} {split['rows']:>10,} rows  positive rate " + (
+            f"{rate:.4f}" if rate is not None else "-")
+        if with_auc and split["has_prob"]:
+            value = bayes_auc(store.split(name))
+            text += f"  Bayes AUC {value:.4f}" if value is not None else "  Bayes AUC -"
+        lines.append(text)
+    lines.append("fields:")
+    for feature in store.feature_map.features:
+        size = "numeric" if feature.type == "numeric" else f"vocab {feature.vocab_size:,}"
+        extra = f", max_len {feature.max_len}" if feature.type == "sequence" else ""
+        lines.append(f"  {feature.name:<18} {feature.type:<12} {size}{extra}")
+    skipped = meta["skipped"]
+    lines.append(f"skipped rows: {skipped['rows']:,}")
+    lines += [f"  {reason}: {n:,}" for reason, n in skipped["by_reason"].items()]
+    lines += [f"  first: {e['file']} line {e['line']}: {e['reason']}"
+              for e in skipped["examples"][:3]]
+    lines += [f"left out on purpose ({reason}): {n:,}"
+              for reason, n in skipped["filtered"].items()]
+    return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""The encoder: vocabularies with a min-count and numeric scalers, fitted on train rows only.
+
+Categorical and sequence fields: a value seen at least ``min_count`` times in train gets its own
+id; rarer and unseen values get the OOV id ``1``; ``0`` is padding (see ``data.schema``). The
+missing value (the empty string, or null in integer columns, see ``readers.base``) is a token of
+its own, kept whenever it occurs in train whatever its count. Kept values are numbered ``2..``
+by decreasing train count, ties by value, so ids do not depend on chunking or row order.
+
+Numeric fields: standardised with the train mean and standard deviation (population); a missing
+value becomes ``0`` (the mean). Sequence fields are split on their separator, encoded token by
+token and padded with ``0`` (or truncated) to ``max_len`` (``0`` in the schema: longest in train).
+
+Fitting streams: :class:`EncoderFitter` keeps per-value counts (memory grows with vocabulary
+sizes, not rows). The fitted :class:`Encoder` serialises to JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mutualctr.data.readers.base import ParsedChunk
+from mutualctr.data.schema import OOV_ID, PAD_ID, Feature, FeatureMap, FieldSpec, Schema
+from mutualctr.data.store import SplitArrays
+
+MISSING_TOKEN = ""
+FIRST_VALUE_ID = 2
+MERGE_EVERY = 1 << 21  # merge a field's partial counts once they hold this many entries
+
+
+@dataclass
+class _Counts:
+    """Running value counts of one field: partial (values, counts) pairs, merged when large."""
+
+    parts: list[pa.Table] = field(default_factory=list)
+    entries: int = 0
+
+    def add(self, values: pa.Array) -> None:
+        counted = pc.value_counts(values).flatten()
+        self.parts.append(pa.table({"value": counted[0], "count": counted[1].cast(pa.int64())}))
+        self.entries += len(counted[0])
+        if self.entries > MERGE_EVERY and len(self.parts) > 1:
+            self.parts = [self.merged()]
+            self.entries = self.parts[0].num_rows
+
+    def merged(self) -> pa.Table:
+        if not self.parts:
+            return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
+        if len(self.parts) == 1:
+            return self.parts[0]
+        table = pa.concat_tables(self.parts).group_by("value").aggregate([("count", "sum")])
+        return table.rename_columns(["value", "count"])
+
+
+def _tokens(col: pa.Array, separator: str) -> tuple[pa.Array, np.ndarray]:
+    """A sequence column's tokens (flat) and the number of tokens per row."""
+    lists = pc.split_pattern(col, separator)
+    return pc.list_flatten(lists), pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+
+
+class EncoderFitter:
+    """Accumulates train statistics chunk by chunk; :meth:`finish` returns the :class:`Encoder`."""
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.counts = {f.name: _Counts() for f in schema.fields if f.type != "numeric"}
+        self.longest = dict.fromkeys((f.name for f in schema.fields if f.type == "sequence"), 0)
+        self.moments = {f.name: np.zeros(3) for f in schema.fields if f.type == "numeric"}
+
+    def update(self, chunk: ParsedChunk) -> None:
+        for spec in self.schema.fields:
+            col = chunk.columns[spec.name]
+            if spec.type == "categorical":
+                self.counts[spec.name].add(col)
+            elif spec.type == "sequence":
+                tokens, lengths = _tokens(col, spec.separator)
+                self.counts[spec.name].add(tokens)
+                self.longest[spec.name] = max(self.longest[spec.name], int(lengths.max(initial=0)))
+            else:
+                present = col[~np.isnan(col)]
+                self.moments[spec.name] += (len(present), present.sum(), np.square(present).sum())
+
+    def finish(self) -> Encoder:
+        vocabs, max_lens, scalers = {}, {}, {}
+        for spec in self.schema.fields:
+            if spec.type == "numeric":
+                n, total, squares = self.moments[spec.name]
+                mean = total / n if n else 0.0
+                std = float(np.sqrt(max(squares / n - mean**2, 0.0))) if n else 0.0
+                scalers[spec.name] = (float(mean), std if std > 0 else 1.0)
+                continue
+            table = self.counts[spec.name].merged()
+            values = table["value"]
+            missing = (
+                pc.equal(values, MISSING_TOKEN) if pa.types.is_string(values.type)
+                else values.is_null()
+            )
+            keep = pc.or_(pc.greater_equal(table["count"], spec.min_count), missing)
+            kept = table.filter(keep).sort_by([("count", "descending"), ("value", "ascending")])
+            vocabs[spec.name] = kept["value"].combine_chunks()
+            if spec.type == "sequence":
+                max_lens[spec.name] = spec.max_len or max(self.longest[spec.name], 1)
+        return Encoder(self.schema, vocabs, max_lens, scalers)
+
+
+class Encoder:
+    """Turns :class:`ParsedChunk` s into :class:`SplitArrays` (see the module docstring)."""
+
+    def __init__(
+        self, schema: Schema, vocabs: dict[str, pa.Array], max_lens: dict[str, int],
+        scalers: dict[str, tuple[float, float]],
+    ) -> None:
+        self.schema = schema
+        self.vocabs = vocabs
+        self.max_lens = max_lens
+        self.scalers = scalers
+
+    @property
+    def feature_map(self) -> FeatureMap:
+        features = []
+        for spec in self.schema.fields:
+            if spec.type == "numeric":
+                features.append(Feature(spec.name, "numeric"))
+            else:
+                size = FIRST_VALUE_ID + len(self.vocabs[spec.name])
+                features.append(
+                    Feature(spec.name, spec.type, size, self.max_lens.get(spec.name, 0))
+                )
+        return FeatureMap(tuple(features))
+
+    def _ids(self, name: str, values: pa.Array) -> np.ndarray:
+        index = pc.index_in(values, value_set=self.vocabs[name])
+        ids = index.fill_null(OOV_ID - FIRST_VALUE_ID).to_numpy(zero_copy_only=False)
+        return (ids + FIRST_VALUE_ID).astype(np.int32)
+
+    def _sequence(self, spec: FieldSpec, col: pa.Array) -> np.ndarray:
+        tokens, lengths = _tokens(col, spec.separator)
+        ids = self._ids(spec.name, tokens)
+        length = self.max_lens[spec.name]
+        out = np.full((len(lengths), length), PAD_ID, dtype=np.int32)
+        starts = np.cumsum(lengths) - lengths
+        position = np.arange(len(ids)) - np.repeat(starts, lengths)
+        row = np.repeat(np.arange(len(lengths)), lengths)
+        fits = position < length
+        out[row[fits], position[fits]] = ids[fits]
+        return out
+
+    def _numeric(self, spec: FieldSpec, col: np.ndarray) -> np.ndarray:
+        mean, std = self.scalers[spec.name]
+        return np.nan_to_num((col - mean) / std, nan=0.0).astype(np.float32)
+
+    def encode(self, chunk: ParsedChunk) -> SplitArrays:
+        n = len(chunk)
+        categorical, numeric, sequences = [], [], []
+        for spec in self.schema.fields:
+            col = chunk.columns[spec.name]
+            if spec.type == "categorical":
+                categorical.append(self._ids(spec.name, col))
+            elif spec.type == "numeric":
+                numeric.append(self._numeric(spec, col))
+            else:
+                sequences.append(self._sequence(spec, col))
+
+        def stack(columns: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.stack(columns, axis=1) if columns else np.zeros((n, 0), dtype=dtype)
+
+        return SplitArrays(
+            categorical=stack(categorical, np.int32),
+            numeric=stack(numeric, np.float32),
+            sequences=tuple(sequences),
+            label=chunk.label.astype(np.float32),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema.to_dict(),
+            "vocabs": {
+                name: {"type": str(vocab.type), "values": vocab.to_pylist()}
+                for name, vocab in self.vocabs.items()
+            },
+            "max_lens": self.max_lens,
+            "scalers": {name: list(v) for name, v in self.scalers.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Encoder:
+        return cls(
+            schema=Schema.from_dict(data["schema"]),
+            vocabs={
+                name: pa.array(v["values"], pa.type_for_alias(v["type"]))
+                for name, v in data["vocabs"].items()
+            },
+            max_lens={name: int(v) for name, v in data["max_lens"].items()},
+            scalers={name: (float(v[0]), float(v[1])) for name, v in data["scalers"].items()},
+        )

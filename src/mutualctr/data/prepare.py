@@ -1,0 +1,446 @@
+"""``data prepare``: raw files -> split -> encoder fitted on train -> encoded store.
+
+Two streaming passes, so memory does not grow with the input's size. The first parses and
+validates the raw files (the parser runs a block ahead in a background thread), decides each
+row's split, counts rows, fits the encoder on train rows and caches the typed rows in an Arrow
+IPC file beside the store; the second reads that cache (memory-mapped, no parsing) and encodes
+every row into pre-allocated memory-mapped arrays. A chronological split needs one more parse
+first, to find where the input ends. The random split is decided per row from a hash of
+``(seed, file, line)``, so it needs no state and does not depend on chunking.
+
+A folder that already holds a store built from the same inputs (sizes and checksums) and
+settings is reused as is; one built from anything else is refused unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from queue import Empty, Queue
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from mutualctr.data.encoder import Encoder, EncoderFitter
+from mutualctr.data.readers import ReaderOptions, make_reader
+from mutualctr.data.readers.base import BadRows, OnBadRow, ParsedChunk, Reader
+from mutualctr.data.readers.columns import floats
+from mutualctr.data.readers.movielens import movies_file, ratings_path
+from mutualctr.data.store import (
+    ENCODER_FILE,
+    META_FILE,
+    SPLIT_NAMES,
+    STORE_FORMAT_VERSION,
+    EncodedStore,
+    SplitArrays,
+    SplitWriter,
+    write_json_atomic,
+)
+from mutualctr.errors import ConfigError, DataError
+
+SplitMethod = Literal["random", "chronological", "files"]
+SPLIT_METHODS: tuple[str, ...] = ("random", "chronological", "files")
+CHECKSUM_BLOCK = 1 << 20
+CACHE_FILE = ".first-pass.arrow"  # typed rows of the first pass, removed when done
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How rows are assigned to train / valid / test.
+
+    * ``random``: each row independently, with probabilities ``ratios`` (seeded hash of the
+      row's file and line; the papers' 8:1:1);
+    * ``chronological``: by position in the input (assumed in time order, as Criteo and Avazu
+      logs are): the first ``ratios[0]`` of the lines train, the next ``ratios[1]`` valid;
+    * ``files``: one input file per split, in the order train, valid[, test].
+    """
+
+    method: SplitMethod = "random"
+    ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in SPLIT_METHODS:
+            raise ConfigError(f"split must be one of {SPLIT_METHODS}, got {self.method!r}")
+        if len(self.ratios) != 3 or min(self.ratios) < 0 or sum(self.ratios) <= 0:
+            raise ConfigError(f"split ratios must be 3 non-negative numbers, got {self.ratios}")
+
+
+def _mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser (Steele et al., 2014): a bijective 64-bit hash."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def row_uniforms(seed: int, file_index: int, lines: np.ndarray) -> np.ndarray:
+    """A uniform [0, 1) number per row, a pure function of (seed, file, line)."""
+    key = lines.astype(np.uint64) | (np.uint64(file_index) << np.uint64(48))
+    salt = _mix64(np.array([seed % (1 << 64)], dtype=np.uint64))
+    with np.errstate(over="ignore"):
+        hashed = _mix64(key * np.uint64(0x9E3779B97F4A7C15) + salt)
+    return (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+class _Splitter:
+    """Split index (0 train, 1 valid, 2 test) of every row of a chunk."""
+
+    def __init__(self, options: SplitOptions, last_lines: list[int] | None) -> None:
+        self.options = options
+        ratios = np.asarray(options.ratios, dtype=np.float64)
+        self.cuts = np.cumsum(ratios)[:-1] / ratios.sum()
+        self.last_lines = last_lines
+
+    def __call__(self, file_index: int, lines: np.ndarray) -> np.ndarray:
+        if self.options.method == "files":
+            return np.full(len(lines), file_index, dtype=np.int8)
+        if self.options.method == "random":
+            position = row_uniforms(self.options.seed, file_index, lines)
+        else:
+            assert self.last_lines is not None
+            position = (lines - 1) / self.last_lines[file_index]
+        return np.searchsorted(self.cuts, position, side="right").astype(np.int8)
+
+
+class _ProbStream:
+    """True click probabilities, one per line of ``path``, served for increasing line numbers."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.batches = pa_csv.open_csv(
+            path,
+            read_options=pa_csv.ReadOptions(column_names=["p"], use_threads=False),
+            convert_options=pa_csv.ConvertOptions(column_types={"p": pa.binary()}),
+        )
+        self.buffer = np.zeros(0)
+        self.first = 1  # line of buffer[0]
+
+    def _read_more(self) -> bool:
+        try:
+            batch = self.batches.read_next_batch()
+        except StopIteration:
+            return False
+        issues: list[Any] = []
+        values = floats(batch.column(0), "probability", issues)
+        bad = np.isnan(values) | (values < 0) | (values > 1)
+        for issue in issues:
+            bad |= issue.mask
+        if bad.any():
+            line = self.first + len(self.buffer) + int(np.flatnonzero(bad)[0])
+            raise DataError("expected a probability in [0, 1]", file=str(self.path), line=line)
+        self.buffer = np.concatenate([self.buffer, values])
+        return True
+
+    def take(self, lines: np.ndarray) -> np.ndarray:
+        if not len(lines):
+            return np.zeros(0, dtype=np.float32)
+        last = int(lines[-1])
+        while self.first + len(self.buffer) <= last:
+            if not self._read_more():
+                raise DataError(
+                    f"has {self.first + len(self.buffer) - 1} lines but the data has a row on "
+                    f"line {last}", file=str(self.path),
+                )
+        out = self.buffer[lines - self.first].astype(np.float32)
+        self.buffer = self.buffer[last + 1 - self.first :]
+        self.first = last + 1
+        return out
+
+
+def file_checksum(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(CHECKSUM_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _source_files(fmt: str, inputs: Sequence[Path]) -> list[Path]:
+    """Every file the store is built from (MovieLens also reads the movies file)."""
+    files = []
+    for path in inputs:
+        if fmt == "movielens":
+            ratings = ratings_path(path)
+            files += [ratings, movies_file(ratings)]
+        else:
+            files.append(path)
+    return files
+
+
+def _describe_inputs(files: Sequence[Path]) -> list[dict[str, Any]]:
+    for path in files:
+        if not path.is_file():
+            raise DataError("no such file", file=str(path))
+    return [
+        {"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": file_checksum(p)}
+        for p in files
+    ]
+
+
+def _same_data(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    """Inputs are the same if sizes and checksums match (the path may have moved)."""
+    return [(x["bytes"], x["sha256"]) for x in a] == [(x["bytes"], x["sha256"]) for x in b]
+
+
+@dataclass
+class PrepareResult:
+    store: EncodedStore
+    reused: bool
+
+
+def _check_existing(
+    out: Path, inputs: list[dict[str, Any]], settings: dict[str, Any], overwrite: bool,
+) -> EncodedStore | None:
+    """The reusable store in ``out``, or ``None`` after clearing ``out`` for a new one."""
+    meta_path = out / META_FILE
+    if meta_path.is_file():
+        store = EncodedStore.open(out)
+        same_inputs = _same_data(store.meta["inputs"], inputs)
+        changed = sorted(k for k in settings.keys() | store.meta["settings"].keys()
+                         if settings.get(k) != store.meta["settings"].get(k))
+        if same_inputs and not changed:
+            return store
+        if not overwrite:
+            what = ([] if same_inputs else ["inputs (sizes or checksums)"]) + [
+                f"setting {k!r}" for k in changed
+            ]
+            raise DataError(
+                f"holds a store built from other {', '.join(what)}; use --overwrite to rebuild "
+                "it or choose another --out", file=str(out),
+            )
+    elif out.exists() and any(out.iterdir()) and not overwrite:
+        raise DataError("exists and is not an encoded store (no meta.json); use --overwrite or "
+                        "choose another --out", file=str(out))
+    for name in (META_FILE, ENCODER_FILE):
+        (out / name).unlink(missing_ok=True)
+    for name in SPLIT_NAMES:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    return None
+
+
+def _chunks(
+    reader: Reader, inputs: Sequence[Path], bad_rows: BadRows,
+) -> Iterator[tuple[int, ParsedChunk]]:
+    for index, path in enumerate(inputs):
+        for chunk in reader.read(path, bad_rows):
+            yield index, chunk
+
+
+def _prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """``items`` produced by a background thread, ``depth`` ahead (parsing releases the GIL,
+    so reading the next block overlaps with encoding this one)."""
+    queue: Queue = Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put((item, None))
+            queue.put((done, None))
+        except BaseException as err:  # handed to the consumer, which re-raises it
+            queue.put((done, err))
+
+    thread = threading.Thread(target=produce, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, err = queue.get()
+            if err is not None:
+                raise err
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(Empty):
+                queue.get(timeout=0.05)
+
+
+def _last_lines(reader: Reader, inputs: Sequence[Path], on_bad_row: OnBadRow) -> list[int]:
+    last = [1] * len(inputs)
+    for index, chunk in _chunks(reader, inputs, BadRows(on_bad_row)):
+        if len(chunk):
+            last[index] = max(last[index], int(chunk.lines[-1]))
+    return last
+
+
+@dataclass
+class _FirstPass:
+    encoder: Encoder
+    rows: np.ndarray  # per split
+    positives: np.ndarray  # per split
+    bad_rows: BadRows
+
+
+def _first_pass(
+    reader: Reader, inputs: Sequence[Path], splitter: _Splitter, n_splits: int,
+    probs: Path | None, on_bad_row: OnBadRow, cache: Path,
+) -> _FirstPass:
+    """Parse and validate every row once: split, count, fit on train, cache the typed rows."""
+    bad_rows = BadRows(on_bad_row)
+    fitter = EncoderFitter(reader.schema)
+    rows = np.zeros(n_splits, dtype=np.int64)
+    positives = np.zeros(n_splits, dtype=np.int64)
+    prob_stream = _ProbStream(probs) if probs is not None else None
+    writer = None
+    try:
+        for index, chunk in _prefetched(_chunks(reader, inputs, bad_rows)):
+            which = splitter(index, chunk.lines)
+            rows += np.bincount(which, minlength=n_splits)
+            positives += np.bincount(which[chunk.label > 0], minlength=n_splits)
+            train = which == 0
+            fitter.update(chunk if train.all() else chunk.take(train))
+            batch = _to_record_batch(chunk, which, prob_stream)
+            if writer is None:
+                writer = pa.ipc.new_file(cache, batch.schema)
+            writer.write_batch(batch)
+    finally:
+        if writer is not None:
+            writer.close()
+    return _FirstPass(fitter.finish(), rows, positives, bad_rows)
+
+
+def _to_record_batch(
+    chunk: ParsedChunk, which: np.ndarray, prob_stream: _ProbStream | None,
+) -> pa.RecordBatch:
+    columns = {f"field:{name}": col for name, col in chunk.columns.items()}
+    columns.update(label=chunk.label, split=which)
+    if prob_stream is not None:
+        columns["prob"] = prob_stream.take(chunk.lines)
+    return pa.RecordBatch.from_pydict(columns)
+
+
+def _cached_chunks(
+    cache: Path, schema_fields: Sequence[str],
+) -> Iterator[tuple[np.ndarray, ParsedChunk, np.ndarray | None]]:
+    """(split index, typed rows, probabilities) per cached block.
+
+    Read with plain file reads, not memory-mapped, so pages of the cache do not stay resident.
+    """
+    if not cache.exists():
+        return
+    with pa.OSFile(str(cache)) as source:
+        reader = pa.ipc.open_file(source)
+        for k in range(reader.num_record_batches):
+            batch = reader.get_batch(k)
+            columns = {}
+            for name in schema_fields:
+                col = batch.column(f"field:{name}")
+                columns[name] = col.to_numpy(zero_copy_only=False) if pa.types.is_floating(
+                    col.type) else col
+            label = batch.column("label").to_numpy()
+            chunk = ParsedChunk(columns, label, np.zeros(len(label), np.int64), _NO_RAW)
+            prob = batch.column("prob").to_numpy() if "prob" in batch.schema.names else None
+            yield batch.column("split").to_numpy(), chunk, prob
+
+
+_NO_RAW = pa.table({})
+
+
+def prepare(
+    inputs: Sequence[Path], out: Path, fmt: str, *, reader_options: ReaderOptions | None = None,
+    split: SplitOptions | None = None, probs: Path | None = None,
+    on_bad_row: OnBadRow = "error", overwrite: bool = False,
+) -> PrepareResult:
+    """Build (or reuse) the encoded store of ``inputs`` in ``out``; see the module docstring."""
+    reader_options = reader_options or ReaderOptions()
+    split = split or SplitOptions()
+    inputs = [Path(p) for p in inputs]
+    if not inputs:
+        raise ConfigError("no input files")
+    if split.method == "files" and len(inputs) not in (2, 3):
+        raise ConfigError("--split files needs 2 or 3 inputs: train valid [test]")
+    if probs is not None and (fmt != "criteo" or len(inputs) != 1):
+        raise ConfigError("--probs needs --format criteo and a single input file")
+    reader = make_reader(fmt, reader_options)
+    described = _describe_inputs(_source_files(fmt, inputs) + ([probs] if probs else []))
+    settings = json.loads(json.dumps({  # as meta.json will hold them (tuples -> lists)
+        "format": fmt, **reader_options.settings(fmt), "split": asdict(split),
+        "on_bad_row": on_bad_row, "schema": reader.schema.to_dict(),
+    }))
+    existing = _check_existing(out, described, settings, overwrite)
+    if existing is not None:
+        return PrepareResult(existing, reused=True)
+
+    split_names = SPLIT_NAMES[: len(inputs)] if split.method == "files" else SPLIT_NAMES
+    last = _last_lines(reader, inputs, on_bad_row) if split.method == "chronological" else None
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / CACHE_FILE
+    try:
+        first = _first_pass(reader, inputs, _Splitter(split, last), len(split_names), probs,
+                            on_bad_row, cache)
+        _write_splits(out, split_names, first, cache, with_prob=probs is not None,
+                      fields=[f.name for f in reader.schema.fields])
+    finally:
+        cache.unlink(missing_ok=True)
+
+    write_json_atomic(out / ENCODER_FILE, first.encoder.to_dict())
+    meta = {
+        "format_version": STORE_FORMAT_VERSION,
+        "format": fmt,
+        "inputs": described,
+        "settings": settings,
+        "feature_map": first.encoder.feature_map.to_dict(),
+        "splits": {
+            name: {
+                "rows": int(n), "positives": int(p),
+                "positive_rate": float(p / n) if n else None,
+                "has_prob": probs is not None,
+            }
+            for name, n, p in zip(split_names, first.rows, first.positives, strict=True)
+        },
+        "skipped": first.bad_rows.to_dict(),
+    }
+    write_json_atomic(out / META_FILE, meta)
+    return PrepareResult(EncodedStore.open(out), reused=False)
+
+
+def _write_splits(
+    out: Path, split_names: Sequence[str], first: _FirstPass, cache: Path, with_prob: bool,
+    fields: Sequence[str],
+) -> None:
+    """Second pass: encode the cached rows into each split's pre-allocated arrays."""
+    fmap = first.encoder.feature_map
+    writers = [
+        SplitWriter(out / name, int(n), len(fmap.categorical), len(fmap.numeric),
+                    tuple(f.max_len for f in fmap.sequence), with_prob)
+        for name, n in zip(split_names, first.rows, strict=True)
+    ]
+    for which, chunk, prob in _cached_chunks(cache, fields):
+        encoded = replace(first.encoder.encode(chunk), prob=prob)
+        for k, writer in enumerate(writers):
+            mask = which == k
+            writer.append(encoded if mask.all() else encoded.map(lambda a, m=mask: a[m]))
+    for writer in writers:
+        writer.close()
+
+
+def encode_raw_file(store: EncodedStore, path: Path) -> tuple[SplitArrays, pa.Table]:
+    """Encode a raw file of the store's format with the store's encoder (in memory)."""
+    settings = store.meta["settings"]
+    options = ReaderOptions.from_settings(
+        {k: v for k, v in settings.items() if k in ReaderOptions.__dataclass_fields__}
+    )
+    reader = make_reader(settings["format"], options)
+    encoder = store.encoder
+    encoded, raw = [], []
+    for chunk in reader.read(path, BadRows("error")):
+        encoded.append(encoder.encode(chunk))
+        raw.append(chunk.raw)
+    if not encoded:
+        return SplitArrays.empty(store.feature_map), pa.table({})
+    return SplitArrays.concat(encoded), pa.concat_tables(raw)

@@ -1,0 +1,156 @@
+"""What every reader yields, and how bad rows are reported or skipped.
+
+A reader turns one raw file into :class:`ParsedChunk` s: typed columns named after its schema's
+fields, the labels, and the 1-based line (or row) number of every row, for error messages and
+for the per-row split decision. Columns by field type:
+
+* categorical: ``pa.StringArray`` without nulls, the empty string being the missing value, or
+  ``pa.Int64Array`` (Criteo's discretised integers), null being the missing value;
+* numeric: ``float64`` numpy array, ``NaN`` where missing;
+* sequence: ``pa.StringArray`` holding the raw, separator-joined tokens ("" when missing).
+
+Bad rows are collected per chunk as :class:`Issue` s and handed to :class:`BadRows`, which
+raises a :class:`~mutualctr.errors.DataError` for the earliest one (``on_bad_row="error"``) or
+counts and drops them (``"skip"``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from mutualctr.data.schema import Schema
+from mutualctr.errors import DataError
+
+OnBadRow = Literal["error", "skip"]
+ON_BAD_ROW_CHOICES: tuple[str, ...] = ("error", "skip")
+MAX_EXAMPLES = 20
+MAX_SHOWN_VALUE = 60
+
+
+@dataclass
+class ParsedChunk:
+    """Consecutive rows of one file, validated and typed (see the module docstring)."""
+
+    columns: dict[str, Any]
+    label: np.ndarray  # float32 [N]
+    lines: np.ndarray  # int64 [N], 1-based line (row) numbers in the file
+    raw: pa.Table  # the raw rows, as read, for writing predictions next to them
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def take(self, mask: np.ndarray) -> ParsedChunk:
+        """The rows where ``mask`` is true."""
+        arrow_mask = pa.array(mask)
+        return ParsedChunk(
+            columns={
+                name: col[mask] if isinstance(col, np.ndarray) else col.filter(arrow_mask)
+                for name, col in self.columns.items()
+            },
+            label=self.label[mask],
+            lines=self.lines[mask],
+            raw=self.raw.filter(arrow_mask),
+        )
+
+
+class Reader(Protocol):
+    """One raw format. ``schema`` names the encoded fields (with default min-counts)."""
+
+    schema: Schema
+
+    def read(self, path: Path, bad_rows: BadRows) -> Iterator[ParsedChunk]: ...
+
+
+@dataclass
+class Issue:
+    """Rows of a chunk (``mask``) that fail one check of one field (``None``: the whole row)."""
+
+    mask: np.ndarray
+    field: str | None
+    reason: str
+    values: Any = None  # the offending raw values (aligned with the chunk), for messages
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, pa.Scalar):
+        value = value.as_py()
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="backslashreplace")
+    text = repr(value)
+    return text if len(text) <= MAX_SHOWN_VALUE else text[: MAX_SHOWN_VALUE - 3] + "..."
+
+
+@dataclass
+class BadRows:
+    """Policy and tally for bad rows over one ``data prepare`` run."""
+
+    mode: OnBadRow = "error"
+    count: int = 0
+    by_reason: Counter = field(default_factory=Counter)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    filtered: Counter = field(default_factory=Counter)  # rows left out on purpose, by reason
+
+    def note_filtered(self, reason: str, rows: int) -> None:
+        """Rows a reader leaves out by the user's choice (e.g. a dropped middle rating)."""
+        if rows:
+            self.filtered[reason] += rows
+
+    def report(self, path: Path, line: int | None, field_name: str | None, message: str) -> None:
+        """One bad row found outside a chunk (e.g. by the CSV parser)."""
+        if self.mode == "error":
+            raise DataError(message, file=str(path), line=line, field=field_name)
+        self._record(path, line, field_name, message, message)
+
+    def _record(
+        self, path: Path, line: int | None, field_name: str | None, kind: str, message: str,
+    ) -> None:
+        self.count += 1
+        self.by_reason[f"{field_name}: {kind}" if field_name else kind] += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(
+                {"file": str(path), "line": line, "field": field_name, "reason": message}
+            )
+
+    def check(self, path: Path, lines: np.ndarray, issues: list[Issue]) -> np.ndarray:
+        """Rows to keep. In error mode, raise for the earliest bad line of the chunk."""
+        keep = np.ones(len(lines), dtype=bool)
+        first: dict[int, tuple[Issue, int]] = {}  # row -> its first issue
+        for issue in issues:
+            for row in np.flatnonzero(issue.mask & keep):
+                first[int(row)] = (issue, int(row))
+                keep[row] = False
+        if not first:
+            return keep
+        rows = sorted(first, key=lambda r: lines[r])
+        for row in rows if self.mode == "skip" else rows[:1]:
+            issue, _ = first[row]
+            message = issue.reason
+            if issue.values is not None:
+                message += f", got {_shown(issue.values[row])}"
+            if self.mode == "error":
+                raise DataError(message, file=str(path), line=int(lines[row]), field=issue.field)
+            self._record(path, int(lines[row]), issue.field, issue.reason, message)
+        return keep
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.count, "by_reason": dict(self.by_reason), "examples": self.examples,
+            "filtered": dict(self.filtered),
+        }
+
+
+def checked_chunk(
+    path: Path, bad_rows: BadRows, issues: list[Issue], columns: dict[str, Any],
+    label: np.ndarray, lines: np.ndarray, raw: pa.Table,
+) -> ParsedChunk:
+    """The chunk without the rows that have issues (or a DataError, in error mode)."""
+    keep = bad_rows.check(path, lines, issues)
+    chunk = ParsedChunk(columns, label, lines, raw)
+    return chunk if keep.all() else chunk.take(keep)

@@ -1,0 +1,86 @@
+"""Vectorised checks and conversions of raw ``binary`` columns, reporting bad rows as issues.
+
+Every function takes one column of a chunk and the chunk's list of :class:`Issue` s, appends an
+issue for the rows it cannot convert, and returns the converted column with a harmless
+placeholder in those rows (the rows are dropped or reported afterwards by ``BadRows.check``).
+The fast path is one Arrow kernel per column; only a column that fails is looked at row by row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mutualctr.data.readers.base import Issue
+
+
+def utf8(col: pa.Array, field: str, issues: list[Issue]) -> pa.StringArray:
+    """Decode a binary column as UTF-8 (``""`` where undecodable, with an issue).
+
+    Columns of other types (from Parquet) are cast to their text form; nulls become ``""``.
+    """
+    if not pa.types.is_binary(col.type):
+        return pc.fill_null(col.cast(pa.string()), "")
+    try:
+        return col.cast(pa.string())
+    except pa.ArrowInvalid:
+        pass
+    values = col.to_pylist()
+    bad = np.zeros(len(values), dtype=bool)
+    for row, value in enumerate(values):
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError:
+            bad[row] = True
+    issues.append(Issue(bad, field, "undecodable bytes (not UTF-8)", col))
+    return pc.if_else(pa.array(bad), b"", col).cast(pa.string())
+
+
+def floats(col: pa.Array, field: str, issues: list[Issue]) -> np.ndarray:
+    """Parse numbers; ``""`` (after trimming blanks) is missing (``NaN``). Infinite is bad."""
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        return _finite(col.cast(pa.float64()).to_numpy(zero_copy_only=False), field, col, issues)
+    text = pc.utf8_trim_whitespace(utf8(col, field, issues))
+    present = pc.not_equal(text, "")
+    as_text = pc.if_else(present, text, None)
+    try:
+        values = pc.cast(as_text, pa.float64())
+    except pa.ArrowInvalid:
+        ok = pc.match_substring_regex(
+            as_text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+        ).fill_null(True)
+        issues.append(Issue(~ok.to_numpy(zero_copy_only=False), field, "not a number", col))
+        values = pc.cast(pc.if_else(ok, as_text, None), pa.float64())
+    return _finite(values.to_numpy(zero_copy_only=False), field, col, issues)
+
+
+def _finite(out: np.ndarray, field: str, col: pa.Array, issues: list[Issue]) -> np.ndarray:
+    infinite = np.isinf(out)
+    if infinite.any():
+        issues.append(Issue(infinite, field, "not a finite number", col))
+        out[infinite] = np.nan
+    return out
+
+
+def labels(
+    col: pa.Array, field: str, mapping: Mapping[str, float], issues: list[Issue],
+) -> np.ndarray:
+    """Map label strings to 0/1 (e.g. ``{"0": 0, "1": 1}``); other values are bad."""
+    text = pc.utf8_trim_whitespace(utf8(col, field, issues))
+    keys = pa.array(list(mapping), pa.string())
+    index = pc.index_in(text, value_set=keys)
+    bad = index.is_null().to_numpy(zero_copy_only=False)
+    if bad.any():
+        expected = ", ".join(repr(k) for k in mapping)
+        issues.append(Issue(bad, field, f"label must be one of {expected}", col))
+    lookup = np.asarray(list(mapping.values()), dtype=np.float32)
+    return lookup[index.fill_null(0).to_numpy(zero_copy_only=False)]
+
+
+def as_ids(values: np.ndarray) -> pa.Int64Array:
+    """Integral float values as an integer column; ``NaN`` becomes null (missing)."""
+    missing = np.isnan(values)
+    return pa.array(np.where(missing, 0, values).astype(np.int64), mask=missing)

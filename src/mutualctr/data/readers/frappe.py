@@ -1,0 +1,74 @@
+"""Frappe app-usage logs, in BARS Frappe_x1 CSV form or the original libFM form.
+
+* CSV (``train.csv`` of Frappe_x1): header ``label,user,item,daytime,weekday,isweekend,
+  homework,cost,weather,country,city``, label 0/1.
+* libFM (``frappe.train.libfm``): space-separated ``label idx:1 idx:1 ...`` with one token per
+  field in the order above, label ``1`` or ``-1`` (= 0). A field's value is the feature index.
+
+Every field is categorical (min-count 1 by default). The form is taken from the file name
+(``.libfm`` -> libFM) unless given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mutualctr.data.readers import columns
+from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
+from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, header_of, read_delimited
+from mutualctr.data.schema import FieldSpec, Schema
+from mutualctr.errors import DataError
+
+FIELDS = (
+    "user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country",
+    "city",
+)
+CSV_LABELS = {"0": 0.0, "1": 1.0, "0.0": 0.0, "1.0": 1.0}
+LIBFM_LABELS = {"-1": 0.0, "1": 1.0, "0": 0.0, "-1.0": 0.0, "1.0": 1.0, "0.0": 0.0}
+FrappeForm = Literal["auto", "csv", "libfm"]
+
+
+def libfm_values(col: pa.Array, field: str, issues: list[Issue]) -> pa.StringArray:
+    """``"451:1"`` -> ``"451"``; anything not ``index:value`` is bad."""
+    text = columns.utf8(col, field, issues)
+    ok = pc.match_substring_regex(text, r"^\d+:[-+0-9.eE]+$").to_numpy(zero_copy_only=False)
+    if not ok.all():
+        issues.append(Issue(~ok, field, "expected index:value", col))
+    return pc.list_element(pc.split_pattern(text, ":", max_splits=1), 0)
+
+
+class FrappeReader:
+    def __init__(
+        self, min_count: int = 1, form: FrappeForm = "auto",
+        block_size: int = DEFAULT_BLOCK_SIZE,
+    ) -> None:
+        self.form = form
+        self.block_size = block_size
+        self.schema = Schema(
+            fields=tuple(FieldSpec(n, "categorical", min_count=min_count) for n in FIELDS),
+            label="label",
+        )
+
+    def read(self, path: Path, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+        libfm = self.form == "libfm" or (self.form == "auto" and "libfm" in path.name.lower())
+        if libfm:
+            chunks = read_delimited(path, bad_rows, delimiter=" ", quoted=False,
+                                    column_names=("label", *FIELDS), block_size=self.block_size)
+        else:
+            missing = sorted(set(("label", *FIELDS)) - set(header_of(path, ",")))
+            if missing:
+                raise DataError(f"missing Frappe columns: {', '.join(missing)}",
+                                file=str(path), line=1)
+            chunks = read_delimited(path, bad_rows, delimiter=",", block_size=self.block_size)
+        for table, lines in chunks:
+            issues: list[Issue] = []
+            label = columns.labels(table.column("label").combine_chunks(), "label",
+                                   LIBFM_LABELS if libfm else CSV_LABELS, issues)
+            convert = libfm_values if libfm else columns.utf8
+            parsed = {n: convert(table.column(n).combine_chunks(), n, issues) for n in FIELDS}
+            yield checked_chunk(path, bad_rows, issues, parsed, label, lines, table)

@@ -1,0 +1,131 @@
+"""MovieLens ratings as clicks: ml-latest(-small) CSV (also ``.gz``) and ml-1m ``.dat``.
+
+Input: the ratings file (``ratings.csv``, ``ratings.csv.gz`` or ``ratings.dat``) or the folder
+holding it; the movies file is taken from the same folder (``movies.csv[.gz]`` /
+``movies.dat``, the latter Latin-1 encoded as GroupLens ships it). The label is
+``rating >= threshold`` (4 by default); ratings equal to ``drop_rating`` are left out on purpose
+and counted in ``meta.json`` under ``skipped.filtered``. Fields, all categorical except genres:
+``user``, ``item``, ``genres`` (a ``|``-separated multi-hot sequence from the movies file, missing
+for a movie not in it), ``hour`` and ``weekday`` (Monday = 0) of the UTC timestamp.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from mutualctr.data.readers import columns
+from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
+from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, read_delimited
+from mutualctr.data.schema import FieldSpec, Schema
+from mutualctr.errors import DataError
+
+FIELDS = ("user", "item", "genres", "hour", "weekday")
+DAT_COLUMNS = ("userId", "_1", "movieId", "_2", "rating", "_3", "timestamp")  # split on ":"
+SECONDS_PER_DAY = 86400
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
+
+
+def ratings_path(path: Path) -> Path:
+    """The ratings file itself, or the one inside a folder."""
+    if not path.is_dir():
+        return path
+    for name in ("ratings.csv", "ratings.csv.gz", "ratings.dat", "ratings.dat.gz"):
+        if (path / name).is_file():
+            return path / name
+    raise DataError("no ratings.csv, ratings.csv.gz or ratings.dat in the folder", file=str(path))
+
+
+def movies_file(ratings: Path) -> Path:
+    stem = "movies.dat" if ".dat" in ratings.name else "movies.csv"
+    for name in (stem, stem + ".gz"):
+        if (ratings.parent / name).is_file():
+            return ratings.parent / name
+    raise DataError(f"no {stem} beside the ratings file", file=str(ratings))
+
+
+def load_genres(movies: Path) -> tuple[pa.StringArray, pa.StringArray]:
+    """(movie ids, their ``|``-joined genres) from a movies file (a small dimension table)."""
+    if ".dat" in movies.name:
+        opener = gzip.open if movies.name.endswith(".gz") else open
+        with opener(movies, "rb") as handle:
+            lines = pa.array(handle.read().decode("latin-1").splitlines(), pa.string())
+        ids = pc.list_element(pc.split_pattern(lines, "::", max_splits=1), 0)
+        genres = pc.list_element(pc.split_pattern(lines, "::", max_splits=1, reverse=True), -1)
+        return ids, genres
+    try:
+        table = pa_csv.read_csv(movies, convert_options=pa_csv.ConvertOptions(
+            column_types={"movieId": pa.string(), "genres": pa.string()},
+            include_columns=["movieId", "genres"]))
+    except (pa.ArrowInvalid, KeyError) as err:
+        raise DataError(f"cannot read the movies file: {err}", file=str(movies)) from None
+    return (table.column("movieId").combine_chunks(),
+            table.column("genres").combine_chunks())
+
+
+class MovieLensReader:
+    def __init__(
+        self, min_count: int = 1, threshold: float = 4.0, drop_rating: float | None = None,
+        block_size: int = DEFAULT_BLOCK_SIZE,
+    ) -> None:
+        self.threshold = threshold
+        self.drop_rating = drop_rating
+        self.block_size = block_size
+        self.schema = Schema(
+            fields=tuple(
+                FieldSpec(n, "sequence" if n == "genres" else "categorical", min_count=min_count)
+                for n in FIELDS
+            ),
+            label="rating",
+        )
+
+    def _raw_chunks(self, path: Path, bad_rows: BadRows) -> Iterator[tuple[pa.Table, np.ndarray]]:
+        if ".dat" in path.name:
+            return read_delimited(path, bad_rows, delimiter=":", quoted=False,
+                                  column_names=DAT_COLUMNS, block_size=self.block_size)
+        return read_delimited(path, bad_rows, delimiter=",", block_size=self.block_size)
+
+    def read(self, path: Path, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+        path = ratings_path(path)
+        movie_ids, movie_genres = load_genres(movies_file(path))
+        for table, lines in self._raw_chunks(path, bad_rows):
+            if "rating" not in table.column_names:
+                raise DataError("expected columns userId,movieId,rating,timestamp",
+                                file=str(path), line=1)
+            issues: list[Issue] = []
+            for sep in ("_1", "_2", "_3"):
+                if sep in table.column_names:
+                    bad = pc.not_equal(table.column(sep), b"").to_numpy(zero_copy_only=False)
+                    if bad.any():
+                        issues.append(Issue(bad, None, "expected '::' between values"))
+            rating = columns.floats(table.column("rating").combine_chunks(), "rating", issues)
+            stamp = columns.floats(table.column("timestamp").combine_chunks(), "timestamp", issues)
+            for name, values in (("rating", rating), ("timestamp", stamp)):
+                if np.isnan(values).any():
+                    issues.append(Issue(np.isnan(values), name, "value is missing"))
+            item = columns.utf8(table.column("movieId").combine_chunks(), "item", issues)
+            where = pc.index_in(item, value_set=movie_ids)
+            seconds = np.nan_to_num(stamp).astype(np.int64)
+            days = seconds // SECONDS_PER_DAY
+            parsed = {
+                "user": columns.utf8(table.column("userId").combine_chunks(), "user", issues),
+                "item": item,
+                "genres": pc.fill_null(pc.take(movie_genres, where), ""),
+                "hour": pa.array((seconds % SECONDS_PER_DAY) // 3600).cast(pa.string()),
+                "weekday": pa.array((days + EPOCH_WEEKDAY) % 7).cast(pa.string()),
+            }
+            label = (rating >= self.threshold).astype(np.float32)
+            chunk = checked_chunk(path, bad_rows, issues, parsed, label, lines, table)
+            if self.drop_rating is not None:
+                dropped = chunk.raw.column("rating")  # only ratings that parsed remain
+                keep = ~np.isclose(columns.floats(dropped.combine_chunks(), "rating", []),
+                                   self.drop_rating)
+                bad_rows.note_filtered(f"rating == {self.drop_rating:g}", int((~keep).sum()))
+                chunk = chunk.take(keep)
+            yield chunk
