@@ -45,6 +45,11 @@ def mlp_students(k: int, overrides: Mapping[str, Any] | None = None) -> list[Stu
     return [StudentSpec("dnn", {**MLP_STUDENT, **(overrides or {})}) for _ in range(k)]
 
 
+def latest_students(models: Sequence[str] = LATEST_STUDENTS) -> list[StudentSpec]:
+    """EKTF_Latest: heterogeneous students, each with its registry (paper) defaults."""
+    return [StudentSpec(model) for model in models]
+
+
 def student_names(specs: Sequence[StudentSpec]) -> list[str]:
     """``<model>_<position>`` (1-based), e.g. ``dnn_1, dnn_2`` or ``pnn_1, final_2, ecn_3``."""
     return [f"{spec.model}_{i}" for i, spec in enumerate(specs, start=1)]
@@ -85,6 +90,13 @@ class SharedEmbeddingGroup(ModelGroup):
             for spec in specs
         ]
         return cls(students, student_names(specs))
+
+    def member_state_dict(self, index: int) -> dict[str, torch.Tensor]:
+        """Student ``index`` as a standalone model of its class: its weights plus the shared
+        embedding's (so run folders rebuild each student on its own)."""
+        state = {f"embedding.{k}": v for k, v in self.embedding.state_dict().items()}
+        state.update(self.models[index].state_dict())
+        return state
 
     def forward(self, batch: Batch) -> list[ModelOutput]:
         emb = self.embedding(batch)

@@ -1,0 +1,273 @@
+"""``mutualctr experiment ektf``: the EKTF paper's tables on one encoded store.
+
+Writes into ``--out``: ``report.md`` with
+
+* Table 2: single models (MLP, PNN, FINAL, ECN) against EKTF_MLP, its best student, and
+  EKTF_Latest (PNN + FINAL + ECN students) and its best student;
+* Table 3: the ablation (EKTF, only KD, only DML, without examination, plain mean);
+* the student-count scaling K = 2..10 (ensemble, best and worst student; ``ektf_scaling.png``);
+* Table 5: knowledge-transfer methods (Online KD, KDCL, ECKD, EKTF) over the same MLP students;
+
+plus one CSV per table and one run folder per (run, seed) under ``runs/`` (re-running resumes).
+"Best student" is chosen on the validation AUC and reported on test. ``--size`` picks how big
+the students and how long the training are (``tiny`` for a smoke test, ``small`` for a CPU,
+``paper`` for the authors' settings); ``--parts`` runs a subset of the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from mutualctr.config import TrainConfig, from_dict
+from mutualctr.experiments.ektf_runs import KD_BASELINES, Method, train_method
+from mutualctr.experiments.report import (
+    format_mean_std,
+    markdown_table,
+    mean_std,
+    plot_lines,
+    write_csv,
+)
+from mutualctr.metrics import relaimp
+from mutualctr.training.objectives.ektf import TEACHER, VARIANTS
+from mutualctr.training.shared_embedding import (
+    LATEST_STUDENTS,
+    StudentSpec,
+    latest_students,
+    mlp_students,
+)
+
+PARTS = ("table2", "ablation", "scaling", "kt")
+ENSEMBLE_NAMES = (TEACHER, "ensemble")
+Metrics = Mapping[str, Any]  # metrics.json content of one run
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big an experiment is."""
+
+    mlp_hidden: tuple[int, ...]
+    k: int  # students in Table 2, 3 and 5
+    k_range: tuple[int, ...]
+    epochs: int
+    batch_size: int
+
+
+SIZES: dict[str, Size] = {
+    "tiny": Size(mlp_hidden=(32,), k=3, k_range=(2, 3), epochs=1, batch_size=512),
+    "small": Size(mlp_hidden=(400, 400, 400), k=3, k_range=(2, 3, 4, 6, 8, 10), epochs=5,
+                  batch_size=4096),
+    "paper": Size(mlp_hidden=(400, 400, 400), k=3, k_range=tuple(range(2, 11)), epochs=100,
+                  batch_size=10000),
+}
+
+
+def plan(size: Size, parts: Sequence[str], latest: Sequence[str] = LATEST_STUDENTS
+         ) -> dict[str, Method]:
+    """Every run the chosen parts need, by label (runs shared by several tables appear once)."""
+    mlp = {"hidden_units": list(size.mlp_hidden)}
+
+    def ektf_mlp(k: int, objective: str = "ektf") -> Method:
+        return Method(tuple(mlp_students(k, mlp)), objective)
+
+    runs: dict[str, Method] = {}
+    if "table2" in parts:
+        runs["single_mlp"] = Method((mlp_students(1, mlp)[0],), "independent")
+        for model in latest:
+            runs[f"single_{model}"] = Method((StudentSpec(model),), "independent")
+        runs[f"ektf_mlp_k{size.k}"] = ektf_mlp(size.k)
+        runs["ektf_latest"] = Method(tuple(latest_students(latest)), "ektf")
+    if "ablation" in parts:
+        for variant in VARIANTS:
+            runs[ablation_label(size.k, variant)] = ektf_mlp(size.k, variant)
+    if "scaling" in parts:
+        for k in size.k_range:
+            runs[f"ektf_mlp_k{k}"] = ektf_mlp(k)
+    if "kt" in parts:
+        for method in (*KD_BASELINES, "ektf"):
+            runs[kt_label(size.k, method)] = ektf_mlp(size.k, method)
+    return runs
+
+
+def ablation_label(k: int, variant: str) -> str:
+    return f"ektf_mlp_k{k}" if variant == "ektf" else f"ektf_mlp_k{k}_{variant}"
+
+
+def kt_label(k: int, method: str) -> str:
+    return f"ektf_mlp_k{k}" if method == "ektf" else f"{method}_mlp_k{k}"
+
+
+# -- reading one run's metrics -----------------------------------------------------------------
+
+
+def ensemble(metrics: Metrics, split: str = "test") -> dict[str, float]:
+    """The group's combined prediction (EKTF's teacher, an ensemble) or a single model's."""
+    by_name = metrics[split]
+    for name in ENSEMBLE_NAMES:
+        if name in by_name:
+            return by_name[name]
+    (only,) = by_name.values()
+    return only
+
+
+def students_ranked(metrics: Metrics) -> list[str]:
+    """Student predictions, best first by validation AUC."""
+    names = [n for n in metrics["valid"] if n not in ENSEMBLE_NAMES]
+    return sorted(names, key=lambda n: -metrics["valid"][n]["auc"])
+
+
+def best_student(metrics: Metrics) -> dict[str, float]:
+    return metrics["test"][students_ranked(metrics)[0]]
+
+
+def worst_student(metrics: Metrics) -> dict[str, float]:
+    return metrics["test"][students_ranked(metrics)[-1]]
+
+
+# -- tables --------------------------------------------------------------------------------------
+
+
+def _cells(values: Sequence[float]) -> str:
+    return format_mean_std(values) if len(values) > 1 else f"{values[0]:.4f}"
+
+
+def _row(name: str, runs: Sequence[Metrics], pick: Any, base_auc: float | None
+         ) -> dict[str, Any]:
+    aucs = [pick(m)["auc"] for m in runs]
+    losses = [pick(m)["logloss"] for m in runs]
+    row = {"model": name, "test_auc": _cells(aucs), "test_logloss": _cells(losses)}
+    if base_auc is not None:
+        row["relaimp_vs_mlp"] = f"{100 * relaimp(mean_std(aucs)[0], base_auc):+.2f}%"
+    return row
+
+
+def table2(results: Mapping[str, Sequence[Metrics]], size: Size,
+           latest: Sequence[str] = LATEST_STUDENTS) -> list[dict[str, Any]]:
+    base = mean_std([ensemble(m)["auc"] for m in results["single_mlp"]])[0]
+    rows = [_row("MLP", results["single_mlp"], ensemble, base)]
+    rows += [_row(m.upper(), results[f"single_{m}"], ensemble, base) for m in latest]
+    ektf = results[f"ektf_mlp_k{size.k}"]
+    rows += [
+        _row(f"EKTF_MLP (K={size.k}, teacher)", ektf, ensemble, base),
+        _row("EKTF_MLP best student", ektf, best_student, base),
+        _row("EKTF_Latest (teacher)", results["ektf_latest"], ensemble, base),
+        _row("EKTF_Latest best student", results["ektf_latest"], best_student, base),
+    ]
+    return rows
+
+
+def _group_row(name: str, runs: Sequence[Metrics]) -> dict[str, Any]:
+    return {
+        "method": name,
+        "teacher_auc": _cells([ensemble(m)["auc"] for m in runs]),
+        "teacher_logloss": _cells([ensemble(m)["logloss"] for m in runs]),
+        "best_student_auc": _cells([best_student(m)["auc"] for m in runs]),
+        "worst_student_auc": _cells([worst_student(m)["auc"] for m in runs]),
+    }
+
+
+ABLATION_NAMES = {"ektf": "EKTF", "only_kd": "only KD", "only_dml": "only DML",
+                  "no_examination": "w/o examination", "mean": "plain mean"}
+KT_NAMES = {"online_kd": "Online KD", "kdcl": "KDCL", "eckd": "ECKD", "ektf": "EKTF"}
+
+
+def table3(results: Mapping[str, Sequence[Metrics]], size: Size) -> list[dict[str, Any]]:
+    return [_group_row(ABLATION_NAMES[v], results[ablation_label(size.k, v)]) for v in VARIANTS]
+
+
+def table5(results: Mapping[str, Sequence[Metrics]], size: Size) -> list[dict[str, Any]]:
+    return [_group_row(KT_NAMES[m], results[kt_label(size.k, m)]) for m in KT_NAMES]
+
+
+def scaling(results: Mapping[str, Sequence[Metrics]], size: Size
+            ) -> dict[str, list[tuple[float, float]]]:
+    """AUC (mean, std over seeds) of the teacher, the best and the worst student, per K."""
+    series: dict[str, list[tuple[float, float]]] = {"ensemble (teacher)": [],
+                                                    "best student": [], "worst student": []}
+    for k in size.k_range:
+        runs = results[f"ektf_mlp_k{k}"]
+        for name, pick in zip(series, (ensemble, best_student, worst_student), strict=True):
+            series[name].append(mean_std([pick(m)["auc"] for m in runs]))
+    return series
+
+
+def write_report(out: Path, results: Mapping[str, Sequence[Metrics]], size: Size,
+                 parts: Sequence[str], latest: Sequence[str] = LATEST_STUDENTS) -> Path:
+    """``report.md`` plus CSVs (and the scaling plot) from the runs' metrics."""
+    sections = ["# EKTF experiment", "",
+                f"Size: {size}. Test metrics; best/worst student chosen on valid AUC.", ""]
+    tables = []
+    if "table2" in parts:
+        tables.append(("Table 2: EKTF against single models", "table2",
+                       table2(results, size, latest)))
+    if "ablation" in parts:
+        tables.append((f"Table 3: ablation (MLP students, K={size.k})", "table3",
+                       table3(results, size)))
+    if "kt" in parts:
+        tables.append((f"Table 5: knowledge-transfer methods (MLP students, K={size.k})",
+                       "table5", table5(results, size)))
+    for title, stem, rows in tables:
+        write_csv(out / f"{stem}.csv", rows)
+        sections += [f"## {title}", "", markdown_table(list(rows[0]),
+                                                        [list(r.values()) for r in rows]), ""]
+    if "scaling" in parts:
+        series = scaling(results, size)
+        rows = [{"k": k, **{name: f"{points[i][0]:.4f}" for name, points in series.items()}}
+                for i, k in enumerate(size.k_range)]
+        write_csv(out / "scaling.csv", rows)
+        plot_lines(out / "ektf_scaling.png", list(size.k_range), series,
+                   xlabel="number of students K", ylabel="test AUC",
+                   title="EKTF_MLP: students vs ensemble")
+        sections += ["## Scaling with the number of students", "",
+                     markdown_table(list(rows[0]), [list(r.values()) for r in rows]), "",
+                     "![scaling](ektf_scaling.png)", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(sections))
+    return path
+
+
+# -- command -----------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "ektf", help="EKTF (Li et al.): Tables 2, 3, 5 and the student-count scaling",
+        description=__doc__.split("\n\n")[0],
+    )
+    parser.add_argument("--data", required=True, help="encoded store folder")
+    parser.add_argument("--out", required=True, type=Path, help="report folder")
+    parser.add_argument("--size", choices=list(SIZES), default="small")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument("--seeds", type=int, default=1, help="runs per configuration")
+    parser.add_argument("--epochs", type=int, help="override the size's epochs")
+    parser.add_argument("--k-range", type=int, nargs="+", help="override the size's K list")
+    parser.add_argument("--latest", nargs="+", default=list(LATEST_STUDENTS),
+                        help="EKTF_Latest's students (registry model names)")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    size = SIZES[args.size]
+    if args.epochs is not None:
+        size = replace(size, epochs=args.epochs)
+    if args.k_range is not None:
+        size = replace(size, k_range=tuple(args.k_range))
+    runs = plan(size, args.parts, args.latest)
+    results: dict[str, list[Metrics]] = {label: [] for label in runs}
+    for seed in range(2024, 2024 + args.seeds):
+        train = from_dict(TrainConfig, {
+            "epochs": size.epochs, "batch_size": size.batch_size, "seed": seed,
+            "device": args.device, "num_threads": args.threads,
+        })
+        for label, method in runs.items():
+            print(f"== {label} (seed {seed})", file=sys.stderr, flush=True)
+            results[label].append(train_method(
+                method, args.data, args.out / "runs" / label / f"seed{seed}", train))
+    print(write_report(args.out, results, size, args.parts, args.latest))
+    return 0

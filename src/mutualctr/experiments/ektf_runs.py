@@ -1,0 +1,119 @@
+"""One EKTF-family run: students, a group and an objective, trained into a run folder.
+
+A :class:`Method` names the students and the objective: ``independent`` (plain training; a
+single model keeps its own embedding), an EKTF variant (``ektf``, ``only_kd``, ``only_dml``,
+``no_examination``, ``mean``) or a KD baseline (``online_kd``, ``kdcl``, ``eckd``); every method
+with two or more students shares one embedding. :func:`train_method` trains it with the
+project's trainer and returns its ``metrics.json`` content; run folders are reused, so an
+interrupted experiment resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from mutualctr.config import TrainConfig, to_dict
+from mutualctr.data.store import EncodedStore
+from mutualctr.errors import ConfigError
+from mutualctr.models.registry import build_model
+from mutualctr.training.group import ModelGroup
+from mutualctr.training.objective import Objective
+from mutualctr.training.objectives.ektf import VARIANTS, EKTFObjective
+from mutualctr.training.objectives.independent import IndependentObjective
+from mutualctr.training.objectives.kd_baselines import ECKD, KDCL, OnlineKD
+from mutualctr.training.restore import model_spec
+from mutualctr.training.runfolder import RunFolder
+from mutualctr.training.shared_embedding import SharedEmbeddingGroup, StudentSpec, student_names
+from mutualctr.training.trainer import fit, seed_everything
+
+KD_BASELINES = ("online_kd", "kdcl", "eckd")
+OBJECTIVES = ("independent", *VARIANTS, *KD_BASELINES)
+
+
+@dataclass(frozen=True)
+class Method:
+    """Students plus the objective that trains them (see the module docstring)."""
+
+    students: tuple[StudentSpec, ...]
+    objective: str = "ektf"
+    detach_weights: bool = False  # EKTF variants only
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"unknown objective {self.objective!r}; expected one of "
+                              f"{list(OBJECTIVES)}")
+        if not self.students:
+            raise ConfigError("a method needs at least one student")
+
+
+def build_group(method: Method, store: EncodedStore, embedding_dim: int) -> ModelGroup:
+    """A single model keeps its own embedding; two or more students share one."""
+    names = student_names(method.students)
+    if len(method.students) == 1:
+        spec = method.students[0]
+        model = build_model(spec.model, store.feature_map,
+                            {**spec.overrides, "embedding_dim": embedding_dim})
+        return ModelGroup([model], names)
+    return SharedEmbeddingGroup.build(store.feature_map, method.students, embedding_dim)
+
+
+def build_objective(method: Method, group: ModelGroup) -> tuple[Objective, dict[str, Any]]:
+    """The objective and the keyword arguments that rebuild it (for ``model.json``)."""
+    names = group.names
+    params: dict[str, Any]
+    if method.objective == "independent":
+        return IndependentObjective(names), {}
+    if method.objective in VARIANTS:
+        params = {"variant": method.objective, "detach_weights": method.detach_weights}
+        return EKTFObjective(names, **params), params
+    params = {"temperature": 1.0, "alpha": 1.0}
+    if method.objective == "eckd":
+        params["representation_dims"] = [m.representation_dim for m in group.models]
+        return ECKD(names, **params), params
+    cls = OnlineKD if method.objective == "online_kd" else KDCL
+    return cls(names, **params), params
+
+
+def train_method(
+    method: Method, data: str | Path, out: str | Path, train: TrainConfig,
+    embedding_dim: int = 16, overwrite: bool = False, log: TextIO | None = None,
+) -> dict[str, Any]:
+    """Train ``method`` on the encoded store ``data`` into the run folder ``out``.
+
+    Returns ``metrics.json``'s content: ``{"valid": {prediction: {"auc", "logloss"}}, "test":
+    ...}`` (one prediction per student, plus ``teacher`` or ``ensemble`` for groups).
+    """
+    store = EncodedStore.open(data)
+    config = {
+        "data": str(Path(data).resolve()),
+        "method": {"students": [{"model": s.model, "overrides": dict(s.overrides)}
+                                for s in method.students],
+                   "objective": method.objective, "detach_weights": method.detach_weights},
+        "embedding_dim": embedding_dim,
+        "train": to_dict(train),
+    }
+    run = RunFolder.open(out, config, overwrite=overwrite)
+    try:
+        seed_everything(train.seed)
+        group = build_group(method, store, embedding_dim)
+        objective, params = build_objective(method, group)
+        run.write_model_spec(
+            model_spec(group.names, list(group.models), objective, params, store.feature_map)
+        )
+        test = store.split("test") if "test" in store.split_names else None
+        result = fit(group, objective, store.split("train"), store.split("valid"), train, run,
+                     test, log=log)
+    finally:
+        run.close()
+    return _by_prediction(result.metrics, group.names)
+
+
+def _by_prediction(metrics: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """``fit`` flattens single-prediction metrics; key them by the member's name again."""
+    return {
+        split: values if "auc" not in values else {names[0]: values}
+        for split, values in metrics.items()
+    }
