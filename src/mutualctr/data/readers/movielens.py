@@ -56,9 +56,12 @@ def load_genres(movies: Path) -> tuple[pa.StringArray, pa.StringArray]:
         opener = gzip.open if movies.name.endswith(".gz") else open
         with opener(movies, "rb") as handle:
             lines = pa.array(handle.read().decode("latin-1").splitlines(), pa.string())
-        ids = pc.list_element(pc.split_pattern(lines, "::", max_splits=1), 0)
-        genres = pc.list_element(pc.split_pattern(lines, "::", max_splits=1, reverse=True), -1)
-        return ids, genres
+        parts = pc.split_pattern(lines, "::")
+        bad = pc.not_equal(pc.list_value_length(parts), 3).to_numpy(zero_copy_only=False)
+        if bad.any():
+            raise DataError("expected MovieID::Title::Genres", file=str(movies),
+                            line=int(np.flatnonzero(bad)[0]) + 1)
+        return pc.list_element(parts, 0), pc.list_element(parts, 2)
     try:
         table = pa_csv.read_csv(movies, convert_options=pa_csv.ConvertOptions(
             column_types={"movieId": pa.string(), "genres": pa.string()},

@@ -39,13 +39,17 @@ def read_delimited(
         quoted: whether ``"`` quotes values (off for Criteo-style TSV).
     """
     dropped: list[int] = []  # lines the parser rejected and that no batch has passed yet
+    failed: list[tuple[int, str]] = []  # error mode: (line, reason) of rejected lines
+    dropped_total = 0
 
     def on_invalid(row: pa_csv.InvalidRow) -> str:
-        bad_rows.report(
-            path, row.number, None,
-            f"expected {row.expected_columns} columns, found {row.actual_columns}",
-        )
+        # Exceptions raised here are swallowed by pyarrow: record, and raise after the batch.
         nonlocal dropped_total
+        reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+        if bad_rows.mode == "error":
+            failed.append((row.number, reason))
+        else:
+            bad_rows.report(path, row.number, None, reason)
         dropped_total += 1
         if row.number is not None:
             dropped.append(row.number)
@@ -72,7 +76,6 @@ def read_delimited(
         raise DataError(_arrow_reason(err), file=str(path), line=1) from None
     next_line = header_lines + 1
     rows_seen = 0
-    dropped_total = 0
     while True:
         try:
             batch = reader.read_next_batch()
@@ -82,7 +85,14 @@ def read_delimited(
             raise DataError(_arrow_reason(err), file=str(path), line=next_line) from None
         lines, next_line = _kept_lines(next_line, batch.num_rows, dropped)
         rows_seen += batch.num_rows
-        yield pa.Table.from_batches([batch]), lines
+        table = pa.Table.from_batches([batch])
+        if failed:
+            line, reason = min(failed)
+            before = int(np.searchsorted(lines, line))  # rows before it are checked first
+            if before:
+                yield table.slice(0, before), lines[:before]
+            raise DataError(reason, file=str(path), line=line)
+        yield table, lines
     if rows_seen == 0 and dropped_total == 0:
         raise DataError("file has no data rows", file=str(path), line=header_lines + 1)
 
