@@ -38,19 +38,25 @@ def random_batch(feature_map: FeatureMap, size: int, vocab: int) -> Batch:
     )
 
 
-def time_steps(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median seconds per call of each step, after warm-up, timed round-robin so that load
-    from other processes on the machine affects all of them alike."""
+def time_steps(
+    steps: dict[str, Callable[[], None]], repeats: int
+) -> dict[str, tuple[float, float]]:
+    """Median (wall, CPU) seconds per call of each step after warm-up, timed round-robin so
+    that load from other processes affects all alike. CPU time (all threads of this process)
+    is the fairer measure on a busy machine."""
     for step in steps.values():
         for _ in range(3):
             step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             step()
-            times[name].append(time.perf_counter() - start)
-    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {
+        name: (sorted(w for w, _ in t)[len(t) // 2], sorted(c for _, c in t)[len(t) // 2])
+        for name, t in times.items()
+    }
 
 
 def main() -> None:
@@ -96,18 +102,19 @@ def main() -> None:
     timings = time_steps(
         {"one": single_step, "naive": naive_step, "batched": batched_step}, args.repeats
     )
-    one, naive, batched = timings["one"], timings["naive"], timings["batched"]
     print(
         f"{args.model}, batch {args.batch_size}, {args.members} members, "
         f"{args.threads} threads, torch {torch.__version__}"
     )
-    print(f"one model      {1000 * one:8.1f} ms/step")
-    print(f"naive loop     {1000 * naive:8.1f} ms/step  ({naive / one:.2f}x one model)")
-    print(
-        f"batched group  {1000 * batched:8.1f} ms/step  ({batched / one:.2f}x one model, "
-        f"{batched / naive:.2f}x the naive loop)"
-    )
-
+    one_wall, one_cpu = timings["one"]
+    naive_wall, naive_cpu = timings["naive"]
+    for label, key in (("one model", "one"), ("naive loop", "naive"), ("batched group", "batched")):
+        wall, cpu = timings[key]
+        line = f"{label:<14} wall {1000 * wall:8.1f} ms/step  cpu {1000 * cpu:8.1f} ms/step"
+        if key != "one":
+            line += (f"  ({wall / one_wall:.2f}x one model wall, {cpu / one_cpu:.2f}x cpu; "
+                     f"{wall / naive_wall:.2f}x / {cpu / naive_cpu:.2f}x the naive loop)")
+        print(line)
 
 if __name__ == "__main__":
     main()
