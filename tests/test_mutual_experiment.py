@@ -1,0 +1,59 @@
+"""`experiment yilmaz` RQ3 and RQ4 at a tiny size: which runs are grouped, and the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mutualctr.cli import main
+from mutualctr.config import TrainConfig
+from mutualctr.errors import ConfigError
+from mutualctr.experiments.yilmaz import YilmazExperiment, YilmazSettings
+from mutualctr.training.mutual_learning import member_auc
+from training_support import write_store
+
+
+def test_rq3_and_rq4_group_the_right_pretrained_runs(tmp_path: Path) -> None:
+    data = write_store(tmp_path / "data", {"train": 800, "valid": 300, "test": 300})
+    out = tmp_path / "exp"
+    code = main([
+        "experiment", "yilmaz", "--data", str(data), "--out", str(out), "--models", "deepfm,dcn",
+        "--seeds", "2", "--questions", "3,4", "--max-group", "3", "--batch-size", "200",
+        "--threads", "1", "--model-set", "hidden_units=[8]", "--model-set", "embedding_dim=4",
+    ])
+    assert code == 0
+    settings = YilmazSettings(data=data, out=out, models=("deepfm", "dcn"), seeds=2,
+                              questions=(3, 4), max_group=3)
+    exp = YilmazExperiment(settings)
+    assert settings.pretrained_runs == 3
+
+    mixed = json.loads((out / "mixed" / "metrics.json").read_text())
+    best = [max(exp.independent_runs(m), key=lambda r: member_auc(r)["valid"])
+            for m in ("deepfm", "dcn")]
+    assert [Path(mixed["init"][m]["run"]) for m in ("deepfm", "dcn")] == best
+
+    for model in ("deepfm", "dcn"):
+        runs = exp.independent_runs(model, 3)
+        ranked = sorted(runs, key=lambda r: member_auc(r)["valid"], reverse=True)
+        for n in (2, 3):
+            metrics = json.loads((out / "size" / model / f"n{n}" / "metrics.json").read_text())
+            starts = [Path(v["run"]) for v in metrics["init"].values()]
+            assert starts == ranked[:n]
+
+    report = (out / "report.md").read_text()
+    assert "## RQ3: mixed vs same-model groups" in report
+    assert "## RQ4: number of models" in report
+    assert "## RQ1" not in report
+    assert (out / "auc_vs_group_size.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"seeds": 1}, "seeds"), ({"questions": (5,)}, "research questions"),
+     ({"models": ("deepfm", "nope")}, "unknown model"), ({"models": ("deepfm",)}, "RQ3")],
+)
+def test_bad_settings_fail_before_training(kwargs: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=message):
+        YilmazSettings(data=tmp_path, out=tmp_path, train=TrainConfig(), **kwargs)
