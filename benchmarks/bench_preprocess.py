@@ -1,0 +1,138 @@
+"""Preprocessing: ``mutualctr data prepare`` against FuxiCTR 2.3.10's FeatureProcessor.
+
+On Criteo-format rows from the synthetic generator (seed 0) this script measures, side by side:
+
+1. wall time of ``mutualctr data prepare --format criteo FILE --out DIR`` (a fresh process:
+   interpreter start, reading, random 8:1:1 split, encoder fitted on train with min count 10 and
+   ``floor(ln(x)^2)`` integer buckets, writing the store);
+2. the time FuxiCTR 2.3.10 spends in ``build_dataset`` with its Criteo_x4 settings (min count 10,
+   ``convert_to_bucket``), run through the FuxiCTR virtual environment's Python. FuxiCTR gets the
+   same rows already split 8:1:1 into three files (its 2.3.10 reader cannot split a lazy frame);
+   neither that split nor its interpreter start is timed, which favours FuxiCTR;
+3. the peak resident memory of our prepare on ``--rows`` and on ``--big-rows`` rows (the
+   streaming claim: the ratio should stay near 1).
+
+Usage::
+
+    python benchmarks/bench_preprocess.py --rows 1000000 --big-rows 10000000 --work /tmp/bench
+
+The FuxiCTR environment is set up as benchmarks/README.md says (``--fuxi-python``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from mutualctr.data.synthetic import generate_criteo_synthetic
+
+REFERENCE_DIR = Path(__file__).resolve().parent / "fuxictr_reference"
+COLUMNS = ["label"] + [f"I{i}" for i in range(1, 14)] + [f"C{i}" for i in range(1, 27)]
+
+
+def synth_file(work: Path, rows: int) -> Path:
+    """The generator's output for ``rows`` rows (seed 0), reused when already there."""
+    path = work / f"criteo_synth_{rows}.txt"
+    if not path.is_file():
+        partial = path.with_suffix(".partial")
+        generate_criteo_synthetic(partial, rows, seed=0)
+        partial.rename(path)
+    return path
+
+
+def run_measured(command: list[str], log: Path) -> tuple[float, float, str]:
+    """Run ``command``; its wall seconds, its own peak RSS in MiB (``wait4``) and its stdout."""
+    with open(log.with_suffix(".out"), "w") as out, open(log.with_suffix(".err"), "w") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        tail = log.with_suffix(".err").read_text()[-3000:]
+        raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{tail}")
+    return seconds, usage.ru_maxrss / 1024, log.with_suffix(".out").read_text()
+
+
+def prepare_ours(raw: Path, work: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of our prepare on ``raw`` into a fresh store."""
+    out = work / f"store_{raw.stem}"
+    if out.exists():
+        subprocess.run(["rm", "-r", str(out)], check=True)
+    command = [sys.executable, "-m", "mutualctr", "data", "prepare", "--format", "criteo",
+               str(raw), "--out", str(out)]
+    seconds, rss, _ = run_measured(command, work / f"ours_{raw.stem}")
+    return seconds, rss
+
+
+def split_for_fuxictr(raw: Path, work: Path, seed: int = 0) -> dict[str, Path]:
+    """Random 8:1:1 split of ``raw`` into three TSV files with a header (FuxiCTR's input)."""
+    read = pacsv.ReadOptions(column_names=COLUMNS)
+    convert = pacsv.ConvertOptions(column_types=dict.fromkeys(COLUMNS, pa.string()),
+                                   strings_can_be_null=False)
+    table = pacsv.read_csv(raw, read_options=read, convert_options=convert,
+                           parse_options=pacsv.ParseOptions(delimiter="\t"))
+    order = np.random.default_rng(seed).permutation(len(table))
+    cut_train, cut_valid = int(0.8 * len(order)), int(0.9 * len(order))
+    parts = {"train": order[:cut_train], "valid": order[cut_train:cut_valid],
+             "test": order[cut_valid:]}
+    options = pacsv.WriteOptions(delimiter="\t", quoting_style="none")
+    paths = {}
+    for name, rows in parts.items():
+        paths[name] = work / f"fuxictr_{raw.stem}_{name}.csv"
+        pacsv.write_csv(table.take(np.sort(rows)), paths[name], write_options=options)
+    return paths
+
+
+def prepare_fuxictr(raw: Path, work: Path, fuxi_python: str) -> float:
+    """Seconds FuxiCTR's ``build_dataset`` takes on the 8:1:1 split of ``raw``."""
+    paths = split_for_fuxictr(raw, work)
+    out = work / f"fuxictr_{raw.stem}_data"
+    if out.exists():
+        subprocess.run(["rm", "-r", str(out)], check=True)
+    command = [fuxi_python, str(REFERENCE_DIR / "run_preprocess.py"),
+               "--train", str(paths["train"]), "--valid", str(paths["valid"]),
+               "--test", str(paths["test"]), "--work", str(out), "--min-count", "10"]
+    _, _, stdout = run_measured(command, work / f"fuxictr_{raw.stem}")
+    result = next(line for line in stdout.splitlines() if line.startswith("RESULT "))
+    return float(json.loads(result.removeprefix("RESULT "))["seconds"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--big-rows", type=int, default=10_000_000,
+                        help="rows of the file for the memory comparison (0: skip it)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/mutualctr_bench_preprocess"))
+    parser.add_argument("--fuxi-python", default="/work/fuxienv/bin/python",
+                        help="Python of the FuxiCTR 2.3.10 environment ('' to skip FuxiCTR)")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+
+    raw = synth_file(args.work, args.rows)
+    ours_s, ours_rss = prepare_ours(raw, args.work)
+    print(f"rows                       {args.rows:>12,d}")
+    print(f"mutualctr data prepare     {ours_s:>10.2f} s   peak RSS {ours_rss:8.1f} MiB")
+    if args.fuxi_python:
+        fuxi_s = prepare_fuxictr(raw, args.work, args.fuxi_python)
+        print(f"FuxiCTR 2.3.10 build_dataset {fuxi_s:>8.2f} s")
+        print(f"speed-up (FuxiCTR / ours)  {fuxi_s / ours_s:>10.1f} x   (target >= 10)")
+    if args.big_rows:
+        big_s, big_rss = prepare_ours(synth_file(args.work, args.big_rows), args.work)
+        print(f"rows                       {args.big_rows:>12,d}")
+        print(f"mutualctr data prepare     {big_s:>10.2f} s   peak RSS {big_rss:8.1f} MiB")
+        print(f"peak RSS ratio {args.big_rows:,d} / {args.rows:,d} rows: "
+              f"{big_rss / ours_rss:.2f}   (target <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Train and evaluate FuxiCTR 2.3.10 reference models on a mutualctr encoded store.
+
+Run by ``benchmarks/bench_models.py`` inside the FuxiCTR virtual environment. Both libraries see
+the same rows with the same ids: the store's encoded train/valid/test arrays are exported to
+parquet (one column per field, FuxiCTR's own data format; not timed) and FuxiCTR's feature map is
+written from the store's ``meta.json``. FuxiCTR then runs as its users run it: ``RankDataLoader``
+(Ray Data, parquet), ``BaseModel.fit`` for the epochs asked (validation each epoch, gradient
+norm clipped at 10, the best checkpoint restored) and ``BaseModel.evaluate`` on test.
+
+Timing: training samples/s = train rows x epochs / (time in ``fit`` minus its validation passes);
+evaluation samples/s = test rows / time of ``evaluate`` on test. Prints ``RESULT {json}`` per
+model.
+
+Usage::
+
+    python run_models.py --store DIR --work DIR --models deepfm,dcn,pnn,fibinet
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from fuxictr.features import FeatureMap
+from fuxictr.pytorch.dataloaders import RankDataLoader
+from models import MODELS
+
+LABEL = "label"
+DATASET_ID = "mutualctr_store"
+
+
+def export_store(store: Path, data_dir: Path) -> dict[str, int]:
+    """Write FuxiCTR's ``feature_map.json`` and one parquet file per split; rows per split."""
+    meta = json.loads((store / "meta.json").read_text())
+    features = meta["feature_map"]["features"]
+    if any(f["type"] == "sequence" for f in features):
+        raise SystemExit("sequence fields are not exported (Criteo-format stores have none)")
+    categorical = [f for f in features if f["type"] == "categorical"]
+    numeric = [f for f in features if f["type"] == "numeric"]
+    spec: list[dict[str, Any]] = [
+        {f["name"]: {"source": "", "type": "categorical", "padding_idx": 0,
+                     "vocab_size": f["vocab_size"]}} for f in categorical
+    ] + [{f["name"]: {"source": "", "type": "numeric"}} for f in numeric]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "feature_map.json").write_text(json.dumps({
+        "dataset_id": DATASET_ID, "num_fields": len(spec),
+        "total_features": sum(f["vocab_size"] for f in categorical) + len(numeric),
+        "input_length": len(spec), "labels": [LABEL], "features": spec,
+    }))
+    rows = {}
+    for split in ("train", "valid", "test"):
+        cat = np.load(store / split / "categorical.npy", mmap_mode="r")
+        num = np.load(store / split / "numeric.npy", mmap_mode="r")
+        columns = {f["name"]: pa.array(cat[:, k].astype(np.int64))
+                   for k, f in enumerate(categorical)}
+        columns |= {f["name"]: pa.array(num[:, k].astype(np.float32))
+                    for k, f in enumerate(numeric)}
+        columns[LABEL] = pa.array(np.load(store / split / "label.npy").astype(np.float32))
+        pq.write_table(pa.table(columns), data_dir / f"{split}.parquet")
+        rows[split] = len(cat)
+    return rows
+
+
+def _timed(fn: Callable[[], Any], spent: list[float]) -> Callable[[], Any]:
+    @functools.wraps(fn)
+    def wrapper() -> Any:
+        start = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            spent.append(time.perf_counter() - start)
+    return wrapper
+
+
+def run_model(name: str, feature_map: FeatureMap, data_dir: Path, rows: dict[str, int],
+              args: argparse.Namespace) -> dict[str, Any]:
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    model = MODELS[name](
+        feature_map, embedding_dim=args.embedding_dim, hidden_units=args.hidden_units,
+        learning_rate=args.lr, gpu=-1, optimizer="adam", loss="binary_crossentropy",
+        metrics=["logloss", "AUC"], monitor="AUC", verbose=0, model_root=str(args.work / "ckpt"),
+        embedding_regularizer=None, net_regularizer=None,
+    )
+    Path(model.model_dir).mkdir(parents=True, exist_ok=True)  # as FuxiCTR's run_expid.py does
+    train_gen, valid_gen = RankDataLoader(
+        feature_map, stage="train", train_data=str(data_dir / "train.parquet"),
+        valid_data=str(data_dir / "valid.parquet"), batch_size=args.batch_size, shuffle=True,
+        data_format="parquet",
+    )
+    validation_seconds: list[float] = []
+    model.eval_step = _timed(model.eval_step, validation_seconds)
+    start = time.perf_counter()
+    model.fit(train_gen, epochs=args.epochs, validation_data=valid_gen)
+    train_seconds = time.perf_counter() - start - sum(validation_seconds)
+
+    test_gen = RankDataLoader(
+        feature_map, stage="test", test_data=str(data_dir / "test.parquet"),
+        batch_size=args.batch_size, shuffle=False, data_format="parquet",
+    )
+    start = time.perf_counter()
+    logs = model.evaluate(test_gen, metrics=["AUC", "logloss"])
+    eval_seconds = time.perf_counter() - start
+    return {
+        "model": name, "test_auc": float(logs["AUC"]), "test_logloss": float(logs["logloss"]),
+        "train_samples_per_s": rows["train"] * args.epochs / train_seconds,
+        "eval_samples_per_s": rows["test"] / eval_seconds,
+        "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, required=True, help="mutualctr encoded store")
+    parser.add_argument("--work", type=Path, required=True, help="scratch folder")
+    parser.add_argument("--models", default="deepfm,dcn,pnn,fibinet")
+    parser.add_argument("--embedding-dim", type=int, default=16)
+    parser.add_argument("--hidden-units", type=lambda s: [int(x) for x in s.split(",")],
+                        default=[400, 200, 100])
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=2024)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
+
+    data_dir = args.work / DATASET_ID
+    rows = export_store(args.store, data_dir)
+    feature_map = FeatureMap(DATASET_ID, str(data_dir))
+    feature_map.load(str(data_dir / "feature_map.json"), {"embedding_dim": args.embedding_dim})
+    for name in args.models.split(","):
+        result = run_model(name, feature_map, data_dir, rows, args)
+        print("RESULT " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
