@@ -33,7 +33,7 @@ def split_hour(col: pa.Array, issues: list[Issue]) -> dict[str, pa.Array]:
     """``YYMMDDHH`` -> hour of day, weekday (Monday = 0), weekend ("1"/"0"), as tokens."""
     text = pc.utf8_trim_whitespace(columns.utf8(col, "hour", issues))
     stamp = pc.strptime(text, format="%y%m%d%H", unit="s", error_is_null=True)
-    well_formed = pc.match_substring_regex(text, r"^\d{8}$")
+    well_formed = pc.match_substring_regex(text, r"^[0-9]{8}$")
     bad = pc.or_(pc.invert(well_formed), stamp.is_null()).to_numpy(zero_copy_only=False)
     if bad.any():
         issues.append(Issue(bad, "hour", "expected YYMMDDHH", col))

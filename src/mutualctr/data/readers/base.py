@@ -140,8 +140,12 @@ class BadRows:
         return keep
 
     def to_dict(self) -> dict[str, Any]:
+        """Tallies for ``meta.json``; examples (the first found, at most ``MAX_EXAMPLES``) in
+        file order, then line order."""
+        files = list(dict.fromkeys(e["file"] for e in self.examples))
+        examples = sorted(self.examples, key=lambda e: (files.index(e["file"]), e["line"] or 0))
         return {
-            "rows": self.count, "by_reason": dict(self.by_reason), "examples": self.examples,
+            "rows": self.count, "by_reason": dict(self.by_reason), "examples": examples,
             "filtered": dict(self.filtered),
         }
 

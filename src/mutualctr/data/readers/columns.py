@@ -39,29 +39,39 @@ def utf8(col: pa.Array, field: str, issues: list[Issue]) -> pa.StringArray:
     return pc.if_else(pa.array(bad), b"", col).cast(pa.string())
 
 
+NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
 def floats(col: pa.Array, field: str, issues: list[Issue]) -> np.ndarray:
-    """Parse numbers; ``""`` (after trimming blanks) is missing (``NaN``). Infinite is bad."""
+    """Parse decimal numbers; ``""`` (after trimming blanks) is missing (``NaN``).
+
+    Accepted: optional sign, digits with an optional point, optional exponent (``NUMBER``).
+    ``nan`` and infinite values are bad, not missing: nothing becomes missing unless empty.
+    """
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
         return _finite(col.cast(pa.float64()).to_numpy(zero_copy_only=False), field, col, issues)
     text = pc.utf8_trim_whitespace(utf8(col, field, issues))
     present = pc.not_equal(text, "")
     as_text = pc.if_else(present, text, None)
     try:
-        values = pc.cast(as_text, pa.float64())
-    except pa.ArrowInvalid:
-        ok = pc.match_substring_regex(
-            as_text, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
-        ).fill_null(True)
-        issues.append(Issue(~ok.to_numpy(zero_copy_only=False), field, "not a number", col))
-        values = pc.cast(pc.if_else(ok, as_text, None), pa.float64())
-    return _finite(values.to_numpy(zero_copy_only=False), field, col, issues)
+        out = pc.cast(as_text, pa.float64()).to_numpy(zero_copy_only=False)
+        bad = np.isnan(out) & present.to_numpy(zero_copy_only=False)  # "nan" is not missing
+    except pa.ArrowInvalid:  # find the culprits; parse the well-formed values one by one
+        ok = pc.match_substring_regex(as_text, NUMBER).fill_null(True)
+        kept = pc.if_else(ok, as_text, None).to_pylist()
+        out = np.array([np.nan if v is None else float(v) for v in kept], dtype=np.float64)
+        bad = ~ok.to_numpy(zero_copy_only=False)
+    if bad.any():
+        issues.append(Issue(bad, field, "not a number", col))
+        out = np.where(bad, np.nan, out)
+    return _finite(out, field, col, issues)
 
 
 def _finite(out: np.ndarray, field: str, col: pa.Array, issues: list[Issue]) -> np.ndarray:
     infinite = np.isinf(out)
     if infinite.any():
         issues.append(Issue(infinite, field, "not a finite number", col))
-        out[infinite] = np.nan
+        out = np.where(infinite, np.nan, out)
     return out
 
 

@@ -36,7 +36,7 @@ FrappeForm = Literal["auto", "csv", "libfm"]
 def libfm_values(col: pa.Array, field: str, issues: list[Issue]) -> pa.StringArray:
     """``"451:1"`` -> ``"451"``; anything not ``index:value`` is bad."""
     text = columns.utf8(col, field, issues)
-    ok = pc.match_substring_regex(text, r"^\d+:[-+0-9.eE]+$").to_numpy(zero_copy_only=False)
+    ok = pc.match_substring_regex(text, r"^[0-9]+:[-+0-9.eE]+$").to_numpy(zero_copy_only=False)
     if not ok.all():
         issues.append(Issue(~ok, field, "expected index:value", col))
     return pc.list_element(pc.split_pattern(text, ":", max_splits=1), 0)

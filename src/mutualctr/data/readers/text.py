@@ -10,8 +10,11 @@ the line number of every kept row is reconstructed from the lines the parser dro
 
 from __future__ import annotations
 
+import csv
+import gzip
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -73,7 +76,7 @@ def read_delimited(
             ),
         )
     except pa.ArrowInvalid as err:
-        raise DataError(_arrow_reason(err), file=str(path), line=1) from None
+        raise _located(err, path, delimiter, quoted, column_names) from None
     next_line = header_lines + 1
     rows_seen = 0
     while True:
@@ -82,7 +85,7 @@ def read_delimited(
         except StopIteration:
             break
         except pa.ArrowInvalid as err:
-            raise DataError(_arrow_reason(err), file=str(path), line=next_line) from None
+            raise _located(err, path, delimiter, quoted, column_names) from None
         lines, next_line = _kept_lines(next_line, batch.num_rows, dropped)
         rows_seen += batch.num_rows
         table = pa.Table.from_batches([batch])
@@ -93,6 +96,9 @@ def read_delimited(
                 yield table.slice(0, before), lines[:before]
             raise DataError(reason, file=str(path), line=line)
         yield table, lines
+    if failed:  # rejected lines after the last batch (or in a file with no good row)
+        line, reason = min(failed)
+        raise DataError(reason, file=str(path), line=line)
     if rows_seen == 0 and dropped_total == 0:
         raise DataError("file has no data rows", file=str(path), line=header_lines + 1)
 
@@ -115,22 +121,62 @@ def _all_binary(
     return dict.fromkeys(column_names, pa.binary())
 
 
+def _open(path: Path) -> BinaryIO:
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
+
+
+def _split_line(text: str, delimiter: str, quoted: bool) -> list[str]:
+    if not text:
+        return [""]
+    return next(csv.reader([text], delimiter=delimiter)) if quoted else text.split(delimiter)
+
+
 def header_of(path: Path, delimiter: str, quoted: bool = True) -> list[str]:
     """The column names in the file's first line."""
+    with _open(path) as handle:
+        first = handle.readline()
+    if not first:
+        raise DataError("file is empty", file=str(path), line=1)
     try:
-        reader = pa_csv.open_csv(
-            path,
-            read_options=pa_csv.ReadOptions(block_size=1 << 16, use_threads=False),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter, quote_char='"' if quoted else False,
-                invalid_row_handler=lambda _row: "skip",
-            ),
-        )
-    except pa.ArrowInvalid as err:
-        raise DataError(_arrow_reason(err), file=str(path), line=1) from None
+        text = first.rstrip(b"\r\n").decode("utf-8")
     except UnicodeDecodeError:
         raise DataError("header is not valid UTF-8", file=str(path), line=1) from None
-    return list(reader.schema.names)
+    return _split_line(text, delimiter, quoted)
+
+
+def _located(
+    err: pa.ArrowInvalid, path: Path, delimiter: str, quoted: bool,
+    column_names: Sequence[str] | None,
+) -> DataError:
+    """A DataError for a parser failure, with the line found by a plain rescan of the file.
+
+    pyarrow stops (instead of calling ``invalid_row_handler``) when a row has the wrong number
+    of columns *and* bytes that are not UTF-8, and says neither where nor why. Such a row
+    stops reading in skip mode too, and is reported even if an earlier row of the same block
+    (``block_size`` bytes) is bad in another way.
+    """
+    reason = _arrow_reason(err)
+    if reason == "file is empty":
+        return DataError(reason, file=str(path), line=1)
+    expected = len(column_names) if column_names is not None else None
+    with _open(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.rstrip(b"\r\n")
+            width = len(_split_line(line.decode("latin-1"), delimiter, quoted)) if line else 0
+            if expected is None:
+                expected = width
+            elif line and width != expected and not _is_utf8(line):
+                return DataError(f"expected {expected} columns, found {width} (and bytes that "
+                                 "are not UTF-8)", file=str(path), line=number)
+    return DataError(reason, file=str(path))
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _arrow_reason(err: pa.ArrowInvalid) -> str:
