@@ -386,7 +386,7 @@ class Trainer:
         start = time.perf_counter()
         progress = self._train_epoch(loader)
         train_loss = float(self.loss_sum) / max(self.loss_rows, 1)
-        rows_seen = self.loss_rows
+        rows_seen = self.loss_rows * self.dist.world_size
         valid_metrics = self.evaluate(valid)
         self.epoch += 1
         self.step_in_epoch = 0
