@@ -57,6 +57,15 @@ class TrainedRun:
     spec: dict[str, Any]
     config: dict[str, Any]
 
+    def require_feature_map(self, feature_map: FeatureMap) -> None:
+        """Refuse data encoded differently from the data the run was trained on."""
+        if feature_map != self.feature_map:
+            raise ConfigError(
+                f"the data's features differ from those run {self.root} was trained on "
+                f"({len(feature_map.features)} vs {len(self.feature_map.features)} features, "
+                "or other vocabularies); use the run's own store"
+            )
+
 
 def _objective_class(module: str, name: str) -> type[Objective]:
     if not module.isidentifier():

@@ -329,23 +329,15 @@ class Trainer:
 
     # -- evaluation ---------------------------------------------------------------------------
 
-    @torch.inference_mode()
     def predict(self, split: SplitArrays) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Every named prediction and the labels of ``split``, in row order (all ranks)."""
         part = distributed.row_slice(split, self.dist)
         if len(part) == 0:
             raise DataError("cannot evaluate on an empty split (or fewer rows than processes)")
-        loader = BatchLoader(part, self.config.eval_batch_size)
-        self.step_module.eval()
-        chunks: dict[str, list[np.ndarray]] = {}
-        for batch in loader.batches(0):
-            with self._autocast():
-                preds = self.objective.predict(self.group(batch.to(self.device)))
-            for name, p in preds.items():
-                chunks.setdefault(name, []).append(p.float().cpu().numpy())
+        local = predict_split(self.group, self.objective, part, self.config.eval_batch_size,
+                              self.device, self.config.amp)
         predictions = {
-            name: distributed.gather(np.concatenate(c), self.dist, self.device)
-            for name, c in chunks.items()
+            name: distributed.gather(p, self.dist, self.device) for name, p in local.items()
         }
         labels = distributed.gather(np.asarray(part.label, dtype=np.float32), self.dist,
                                     self.device)
@@ -451,6 +443,25 @@ class Trainer:
         )
         return {"members": members, "group": self.group.state_dict(),
                 "objective": self.objective.state_dict()}
+
+
+@torch.inference_mode()
+def predict_split(
+    group: nn.Module, objective: Objective, split: SplitArrays, batch_size: int,
+    device: torch.device, amp: bool = False,
+) -> dict[str, np.ndarray]:
+    """Every named prediction of ``objective`` over ``split``, in row order (eval mode)."""
+    group.eval()
+    objective.eval()
+    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp
+                else contextlib.nullcontext())
+    chunks: dict[str, list[np.ndarray]] = {}
+    for batch in BatchLoader(split, batch_size).batches(0):
+        with autocast:
+            preds = objective.predict(group(batch.to(device)))
+        for name, p in preds.items():
+            chunks.setdefault(name, []).append(p.float().cpu().numpy())
+    return {name: np.concatenate(c) for name, c in chunks.items()}
 
 
 def flatten_metrics(result: dict[str, dict[str, Any]]) -> dict[str, Any]:

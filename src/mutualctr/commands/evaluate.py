@@ -1,0 +1,46 @@
+"""``mutualctr evaluate RUN``: metrics of a finished run's final weights on its store's splits."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+from mutualctr.data.store import EncodedStore
+from mutualctr.metrics import binary_metrics
+from mutualctr.training.restore import load_trained
+from mutualctr.training.trainer import flatten_metrics, predict_split, resolve_device
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="AUC and logloss of a trained run on the valid and test splits",
+        description="Rebuild a run's models from RUN/model.json and RUN/model.pt and evaluate "
+        "them; prints metrics.json-shaped JSON.",
+    )
+    parser.add_argument("run", help="run folder written by `mutualctr train`")
+    parser.add_argument("--data", help="encoded store (default: the one the run trained on); "
+                        "it must have the same feature map")
+    parser.add_argument("--splits", nargs="+", default=["valid", "test"])
+    parser.add_argument("--batch-size", type=int, default=16384)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    trained = load_trained(args.run)
+    store = EncodedStore.open(args.data or trained.config["data"])
+    trained.require_feature_map(store.feature_map)
+    device = resolve_device("auto")
+    trained.group.to(device)
+    trained.objective.to(device)
+    result = {}
+    for name in args.splits:
+        split = store.split(name)
+        predictions = predict_split(trained.group, trained.objective, split, args.batch_size,
+                                    device)
+        labels = np.asarray(split.label)
+        result[name] = {k: binary_metrics(labels, p) for k, p in predictions.items()}
+    print(json.dumps(flatten_metrics(result), indent=2))
+    return 0

@@ -1,0 +1,110 @@
+"""``mutualctr export RUN --format torchscript|onnx``: a trained run as a standalone model file.
+
+The exported model takes plain tensors, ``(categorical int64 [B, n_categorical], numeric
+float32 [B, n_numeric], *sequences int64 [B, max_len])`` encoded as in the store, and returns
+one click-probability tensor ``[B]`` per named prediction, in the order listed in the
+``.signature.json`` file written next to it. TorchScript comes from ``torch.jit.trace``; ONNX needs the
+``onnx`` package (and ``onnxscript``), which this project does not depend on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mutualctr.data.batch import Batch
+from mutualctr.data.schema import FeatureMap
+from mutualctr.errors import MutualCTRError
+from mutualctr.training.objective import Objective
+from mutualctr.training.restore import load_trained
+
+
+class ExportedModel(nn.Module):
+    """Tensors in, the objective's named predictions out (a tuple, in ``names`` order)."""
+
+    def __init__(self, group: nn.Module, objective: Objective, names: list[str]) -> None:
+        super().__init__()
+        self.group, self.objective, self.names = group, objective, names
+
+    def forward(
+        self, categorical: torch.Tensor, numeric: torch.Tensor, *sequences: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
+        label = torch.zeros(categorical.shape[0], device=categorical.device)
+        batch = Batch(categorical, numeric, tuple(sequences), label)
+        predictions = self.objective.predict(self.group(batch))
+        return tuple(predictions[name] for name in self.names)
+
+
+def example_inputs(feature_map: FeatureMap, rows: int = 4) -> tuple[torch.Tensor, ...]:
+    """Valid dummy inputs (OOV ids, zeros) of the model's input layout."""
+    categorical = torch.ones(rows, len(feature_map.categorical), dtype=torch.long)
+    numeric = torch.zeros(rows, len(feature_map.numeric))
+    sequences = [torch.ones(rows, f.max_len, dtype=torch.long) for f in feature_map.sequence]
+    return (categorical, numeric, *sequences)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained run to TorchScript or ONNX",
+        description="Write RUN/export/model.{pt,onnx} and a .signature.json describing inputs/outputs.",
+    )
+    parser.add_argument("run", help="run folder written by `mutualctr train`")
+    parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    parser.add_argument("--out", help="output file (default: RUN/export/model.pt or .onnx)")
+    parser.set_defaults(func=run)
+
+
+def export(run_dir: str | Path, fmt: str, out: Path | None = None) -> Path:
+    """Export ``run_dir``'s final weights; returns the written model file."""
+    if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
+        raise MutualCTRError(
+            "ONNX export needs the `onnx` package (PyTorch's exporters serialise with it, the "
+            "default one also needs `onnxscript`): `pip install onnx onnxscript`, or use "
+            "--format torchscript"
+        )
+    trained = load_trained(run_dir)
+    inputs = example_inputs(trained.feature_map)
+    names = list(trained.objective.predict(trained.group(_as_batch(inputs))))
+    model = ExportedModel(trained.group, trained.objective, names).eval()
+    suffix = ".pt" if fmt == "torchscript" else ".onnx"
+    out = out or Path(run_dir) / "export" / f"model{suffix}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    input_names = ["categorical", "numeric"] + [f"seq_{f.name}" for f in
+                                                trained.feature_map.sequence]
+    with torch.no_grad(), warnings.catch_warnings():
+        # the tracer warns about loops over fields and members: fixed per model, safe to bake
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        if fmt == "torchscript":
+            torch.jit.trace(model, inputs).save(str(out))
+        else:
+            torch.onnx.export(
+                model, inputs, str(out), input_names=input_names, output_names=names,
+                dynamic_axes={n: {0: "batch"} for n in input_names + names}, dynamo=False,
+            )
+    signature = {"format": fmt, "inputs": input_names, "outputs": names,
+                 "feature_map": trained.feature_map.to_dict()}
+    signature_path(out).write_text(json.dumps(signature, indent=2) + "\n")
+    return out
+
+
+def signature_path(model_file: Path) -> Path:
+    """Where the inputs/outputs description of an exported model file is written."""
+    return model_file.with_name(f"{model_file.stem}.signature.json")
+
+
+def _as_batch(inputs: tuple[torch.Tensor, ...]) -> Batch:
+    categorical, numeric, *sequences = inputs
+    return Batch(categorical, numeric, tuple(sequences), torch.zeros(categorical.shape[0]))
+
+
+def run(args: argparse.Namespace) -> int:
+    out = export(args.run, args.format, Path(args.out) if args.out else None)
+    print(f"wrote {out} (inputs and outputs in {signature_path(out)})")
+    return 0
