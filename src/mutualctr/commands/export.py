@@ -3,8 +3,8 @@
 The exported model takes plain tensors, ``(categorical int64 [B, n_categorical], numeric
 float32 [B, n_numeric], *sequences int64 [B, max_len])`` encoded as in the store, and returns
 one click-probability tensor ``[B]`` per named prediction, in the order listed in the
-``.signature.json`` file written next to it. TorchScript comes from ``torch.jit.trace``; ONNX needs the
-``onnx`` package (and ``onnxscript``), which this project does not depend on.
+``.signature.json`` file written next to it. TorchScript comes from ``torch.jit.trace``; ONNX
+needs the ``onnx`` package (and ``onnxscript``), which this project does not depend on.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "export",
         help="export a trained run to TorchScript or ONNX",
-        description="Write RUN/export/model.{pt,onnx} and a .signature.json describing inputs/outputs.",
+        description="Write RUN/export/model.{pt,onnx} and model.signature.json (inputs, "
+        "outputs).",
     )
     parser.add_argument("run", help="run folder written by `mutualctr train`")
     parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
