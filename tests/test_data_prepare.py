@@ -13,7 +13,8 @@ from mutualctr.cli import main
 from mutualctr.data.prepare import SplitOptions, prepare, row_uniforms
 from mutualctr.data.readers import ReaderOptions
 from mutualctr.data.readers.base import BadRows
-from mutualctr.data.readers.criteo import CriteoReader
+from mutualctr.data.readers.criteo import COLUMNS, CriteoReader
+from mutualctr.data.readers.text import read_delimited
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import DataError
 from mutualctr.metrics import auc
@@ -98,9 +99,11 @@ def test_line_numbers_stay_right_across_blocks_with_dropped_rows(tmp_path: Path)
     lines[31] = "x"
     lines[44] = criteo_line("1", I1="nan?")
     path = write_lines(tmp_path / "train.txt", lines)
+    blocks = read_delimited(path, BadRows("skip"), delimiter="\t", column_names=COLUMNS,
+                            quoted=False, block_size=256, chunk_rows=1)
+    assert len(list(blocks)) >= 8
     bad = BadRows("skip")
     chunks = list(CriteoReader(block_size=256).read(path, bad))
-    assert len(chunks) >= 8
     kept = np.concatenate([c.lines for c in chunks])
     np.testing.assert_array_equal(kept, [i + 1 for i in range(60) if i not in (7, 31, 44)])
     assert [e["line"] for e in bad.examples] == [8, 32, 45]

@@ -29,23 +29,28 @@ from mutualctr.data.store import SplitArrays
 
 MISSING_TOKEN = ""
 FIRST_VALUE_ID = 2
-MERGE_EVERY = 1 << 21  # merge a field's partial counts once they hold this many entries
+MIN_MERGE = 1 << 16  # partial counts are merged once they hold twice the merged size or this
 
 
 @dataclass
 class _Counts:
-    """Running value counts of one field: partial (values, counts) pairs, merged when large."""
+    """Running value counts of one field: partial (values, counts) pairs, merged when large.
+
+    Merging once the parts hold twice the distinct values of the last merge keeps memory within
+    a few times the vocabulary, whatever the number of rows, at an amortised linear cost.
+    """
 
     parts: list[pa.Table] = field(default_factory=list)
     entries: int = 0
+    merged_size: int = 0
 
     def add(self, values: pa.Array) -> None:
         counted = pc.value_counts(values).flatten()
         self.parts.append(pa.table({"value": counted[0], "count": counted[1].cast(pa.int64())}))
         self.entries += len(counted[0])
-        if self.entries > MERGE_EVERY and len(self.parts) > 1:
+        if self.entries > max(2 * self.merged_size, MIN_MERGE) and len(self.parts) > 1:
             self.parts = [self.merged()]
-            self.entries = self.parts[0].num_rows
+            self.entries = self.merged_size = self.parts[0].num_rows
 
     def merged(self) -> pa.Table:
         if not self.parts:

@@ -23,7 +23,8 @@ import pyarrow.csv as pa_csv
 from mutualctr.data.readers.base import BadRows
 from mutualctr.errors import DataError
 
-DEFAULT_BLOCK_SIZE = 8 << 20
+DEFAULT_BLOCK_SIZE = 1 << 20
+DEFAULT_CHUNK_ROWS = 1 << 16
 
 
 def read_delimited(
@@ -34,13 +35,47 @@ def read_delimited(
     column_names: Sequence[str] | None = None,
     quoted: bool = True,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> Iterator[tuple[pa.Table, np.ndarray]]:
-    """Yield ``(table of binary columns, 1-based line number of each row)`` per block.
+    """Yield ``(table of binary columns, 1-based line number of each row)`` per chunk.
 
     Args:
         column_names: the columns of a file without header; ``None``: the first line is one.
         quoted: whether ``"`` quotes values (off for Criteo-style TSV).
+        block_size: bytes parsed at a time. pyarrow reads up to ~32 blocks ahead, so this
+            bounds memory; small blocks also parse faster (they stay in cache).
+        chunk_rows: consecutive blocks are joined into chunks of at least this many rows, so
+            the per-chunk work downstream is amortised.
     """
+    yield from _coalesced(
+        _blocks(path, bad_rows, delimiter, column_names, quoted, block_size), chunk_rows
+    )
+
+
+def _coalesced(
+    blocks: Iterator[tuple[pa.Table, np.ndarray]], chunk_rows: int,
+) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    tables: list[pa.Table] = []
+    lines: list[np.ndarray] = []
+    try:
+        for table, block_lines in blocks:
+            tables.append(table)
+            lines.append(block_lines)
+            if sum(t.num_rows for t in tables) >= chunk_rows:
+                yield pa.concat_tables(tables), np.concatenate(lines)
+                tables, lines = [], []
+    except DataError:
+        if tables:  # the rows before the failure are checked first
+            yield pa.concat_tables(tables), np.concatenate(lines)
+        raise
+    if tables:
+        yield pa.concat_tables(tables), np.concatenate(lines)
+
+
+def _blocks(
+    path: Path, bad_rows: BadRows, delimiter: str, column_names: Sequence[str] | None,
+    quoted: bool, block_size: int,
+) -> Iterator[tuple[pa.Table, np.ndarray]]:
     dropped: list[int] = []  # lines the parser rejected and that no batch has passed yet
     failed: list[tuple[int, str]] = []  # error mode: (line, reason) of rejected lines
     dropped_total = 0
