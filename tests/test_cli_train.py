@@ -1,0 +1,114 @@
+"""`mutualctr train / evaluate / predict / export` end to end on small stores."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from mutualctr.cli import main
+from mutualctr.commands.export import signature_path
+from mutualctr.data.loader import BatchLoader
+from mutualctr.data.store import EncodedStore
+from mutualctr.training.restore import load_trained
+from mutualctr.training.trainer import predict_split
+from training_support import write_store
+
+SMALL = ["--set", "train.batch_size=100", "--set", "model_config.hidden_units=[16]"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    store = write_store(root / "store", {"train": 2000, "valid": 400, "test": 400})
+    run = root / "run"
+    assert main(["train", "--data", str(store), "--model", "deepfm", "--out", str(run),
+                 "--epochs", "2", *SMALL]) == 0
+    return store, run
+
+
+def test_run_folder_contents(trained: tuple[Path, Path]) -> None:
+    _, run = trained
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == {"valid", "test"} and set(metrics["test"]) == {"auc", "logloss"}
+    assert metrics["test"]["auc"] > 0.7  # the synthetic clicks are learnable
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [h["epoch"] for h in history] == [1, 2]
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["train"]["epochs"] == 2 and config["model_config"]["hidden_units"] == [16]
+    assert config["model_config"]["embedding_dim"] == 16  # defaults written out
+    with np.load(run / "test_predictions.npz") as saved:
+        assert saved["pred_deepfm"].shape == (400,)
+
+
+def test_evaluate_reproduces_metrics_exactly(
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, run = trained
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((run / "metrics.json").read_text())
+
+
+def test_torchscript_export_gives_the_same_predictions(trained: tuple[Path, Path]) -> None:
+    store, run = trained
+    assert main(["export", str(run), "--format", "torchscript"]) == 0
+    model_file = run / "export" / "model.pt"
+    exported = torch.jit.load(str(model_file))
+    assert json.loads(signature_path(model_file).read_text())["outputs"] == ["deepfm"]
+    split = EncodedStore.open(store).split("test")
+    batch = next(BatchLoader(split, 37).batches(0))  # another batch size than traced with
+    with torch.no_grad():
+        (got,) = exported(batch.categorical, batch.numeric, *batch.sequences)
+    model = load_trained(run)
+    want = predict_split(model.group, model.objective, split, 37, torch.device("cpu"))["deepfm"]
+    np.testing.assert_allclose(got.numpy(), want[:37], rtol=0, atol=1e-6)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("onnx") is not None, reason="onnx is installed")
+def test_onnx_export_without_onnx_is_a_clear_error(
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["export", str(trained[1]), "--format", "onnx"]) == 2
+    assert "needs the `onnx` package" in capsys.readouterr().err
+
+
+def test_resume_flag_reuses_stored_config(
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, run = trained
+    assert main(["train", "--out", str(run), "--resume"]) == 0
+    assert "already finished" in capsys.readouterr().err
+
+
+def test_config_typo_is_reported(trained: tuple[Path, Path],
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    store, run = trained
+    assert main(["train", "--data", str(store), "--model", "deepfm", "--out", str(run),
+                 "--set", "train.early_stoping.patience=3"]) == 2
+    assert "'train.early_stoping'; did you mean 'early_stopping'" in capsys.readouterr().err
+
+
+def test_predict_appends_predictions_to_raw_rows(tmp_path: Path) -> None:
+    raw, store, run = tmp_path / "raw.tsv", tmp_path / "store", tmp_path / "run"
+    assert main(["data", "synth", "--rows", "1500", "--seed", "3", "--out", str(raw)]) == 0
+    assert main(["data", "prepare", "--format", "criteo", "--out", str(store), str(raw)]) == 0
+    assert main(["train", "--data", str(store), "--model", "lr", "--out", str(run),
+                 "--set", "train.batch_size=500"]) == 0
+    lines = raw.read_text().splitlines()[:7]
+    (tmp_path / "few.tsv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(run), "--input", str(tmp_path / "few.tsv"),
+                 "--out", str(out)]) == 0
+    with open(out, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 7
+    assert [r["label"] for r in rows] == [line.split("\t")[0] for line in lines]
+    probs = np.array([float(r["prediction"]) for r in rows])
+    assert ((probs > 0) & (probs < 1)).all()
