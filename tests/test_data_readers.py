@@ -153,6 +153,7 @@ def test_movielens_csv_gz(tmp_path: Path) -> None:
     # tokens: Animation x2, Comedy x2, Action x1, missing "" x1 ->
     # Animation 2, Comedy 3, "" 4 (count 1, "" < "Action"), Action 5
     np.testing.assert_array_equal(train.sequences[0], [[2, 3], [5, 0], [2, 3], [4, 0]])
+    assert_encodes_like_the_store(store, tmp_path / "ml")
 
 
 def test_movielens_threshold_and_dropped_rating(tmp_path: Path) -> None:
@@ -208,3 +209,13 @@ def test_tabular_csv_and_parquet_with_schema(tmp_path: Path, fmt: str) -> None:
     # tags: b x2 -> 2, then "" , a, c (one each, by value) -> 3, 4, 5; truncated to 2
     np.testing.assert_array_equal(train.sequences[0], [[4, 2], [2, 0], [3, 0]])
     np.testing.assert_array_equal(train.label, [1, 0, 1])
+    assert_encodes_like_the_store(store, path)
+
+
+def assert_encodes_like_the_store(store: EncodedStore, path: Path) -> None:
+    """``encode_file`` on the training file reproduces the stored train split."""
+    encoded, raw = store.encode_file(path)
+    assert raw.num_rows == len(encoded)
+    for (name, mine), (_, stored) in zip(encoded.arrays(), store.split("train").arrays(),
+                                         strict=True):
+        np.testing.assert_array_equal(mine, stored, err_msg=name)
