@@ -17,6 +17,7 @@ against its starting run, valid and test).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,8 @@ def member_auc(run: str | Path, member: str | None = None) -> dict[str, float]:
 
 
 def resolve_members(config: GroupRunConfig) -> GroupRunConfig:
-    """Fill in names, models and full hyperparameters (pretrained members from their runs)."""
+    """A copy of ``config`` with every member's name, model and full hyperparameters filled in
+    (a pretrained member's from its run folder)."""
     if len(config.members) < (2 if config.objective == "mutual" else 1):
         raise ConfigError(
             f"a {config.objective} group needs at least "
@@ -141,8 +143,7 @@ def resolve_members(config: GroupRunConfig) -> GroupRunConfig:
     names = [m.name for m in resolved]
     if len(set(names)) != len(names):
         raise ConfigError(f"member names must be unique, got {names}")
-    config.members = resolved
-    return config
+    return dataclasses.replace(config, members=resolved)
 
 
 def build_members(config: GroupRunConfig, store: EncodedStore) -> list[CTRModel]:
