@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +237,19 @@ def test_movielens_latest_small(tmp_path: Path) -> None:
     train = store.split("train")
     assert train.categorical.min() >= 2  # no OOV in the rows the vocabulary was fitted on
     assert train.sequences[0][:, 0].min() >= 2
+
+
+@pytest.mark.parametrize(
+    ("content", "line", "message"),
+    [("0.5\n1.5\n0.1\n", 2, "expected a probability in [0, 1]"),
+     ("0.5\nx\n0.1\n", 2, "expected a probability in [0, 1]"),
+     ("0.5\n0.2,0.3\n0.1\n", 2, "expected 1 columns, found 2"),
+     ("", 1, "file is empty")],
+)
+def test_bad_probability_files(tmp_path: Path, content: str, line: int, message: str) -> None:
+    path = write_lines(tmp_path / "t.txt", [GOOD, GOOD, GOOD])
+    probs = tmp_path / "p.txt"
+    probs.write_text(content)
+    with pytest.raises(DataError, match=re.escape(message)) as info:
+        prepare([path], tmp_path / "store", "criteo", probs=probs)
+    assert (info.value.file, info.value.line) == (str(probs), line)

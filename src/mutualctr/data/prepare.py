@@ -27,13 +27,13 @@ from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pa_csv
 
 from mutualctr.data.encoder import Encoder, EncoderFitter
 from mutualctr.data.readers import ReaderOptions, make_reader
-from mutualctr.data.readers.base import BadRows, OnBadRow, ParsedChunk, Reader
+from mutualctr.data.readers.base import BadRows, Issue, OnBadRow, ParsedChunk, Reader
 from mutualctr.data.readers.columns import floats
 from mutualctr.data.readers.movielens import movies_file, ratings_path
+from mutualctr.data.readers.text import read_delimited
 from mutualctr.data.store import (
     ENCODER_FILE,
     META_FILE,
@@ -116,27 +116,22 @@ class _ProbStream:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.batches = pa_csv.open_csv(
-            path,
-            read_options=pa_csv.ReadOptions(column_names=["p"], use_threads=False),
-            convert_options=pa_csv.ConvertOptions(column_types={"p": pa.binary()}),
-        )
+        self.chunks = read_delimited(path, BadRows("error"), delimiter=",",
+                                     column_names=["probability"], quoted=False)
         self.buffer = np.zeros(0)
         self.first = 1  # line of buffer[0]
 
     def _read_more(self) -> bool:
         try:
-            batch = self.batches.read_next_batch()
+            table, lines = next(self.chunks)
         except StopIteration:
             return False
-        issues: list[Any] = []
-        values = floats(batch.column(0), "probability", issues)
-        bad = np.isnan(values) | (values < 0) | (values > 1)
-        for issue in issues:
-            bad |= issue.mask
+        issues: list[Issue] = []
+        values = floats(table.column(0).combine_chunks(), "probability", issues)
+        bad = ~((values >= 0) & (values <= 1))  # also NaN: missing or not a number
         if bad.any():
-            line = self.first + len(self.buffer) + int(np.flatnonzero(bad)[0])
-            raise DataError("expected a probability in [0, 1]", file=str(self.path), line=line)
+            raise DataError("expected a probability in [0, 1]", file=str(self.path),
+                            line=int(lines[np.flatnonzero(bad)[0]]), field="probability")
         self.buffer = np.concatenate([self.buffer, values])
         return True
 
@@ -202,22 +197,23 @@ def _check_existing(
 ) -> EncodedStore | None:
     """The reusable store in ``out``, or ``None`` after clearing ``out`` for a new one."""
     meta_path = out / META_FILE
-    if meta_path.is_file():
+    if out.exists() and not out.is_dir():
+        raise DataError("exists and is not a folder", file=str(out))
+    if meta_path.is_file() and not overwrite:
         store = EncodedStore.open(out)
         same_inputs = _same_data(store.meta["inputs"], inputs)
         changed = sorted(k for k in settings.keys() | store.meta["settings"].keys()
                          if settings.get(k) != store.meta["settings"].get(k))
         if same_inputs and not changed:
             return store
-        if not overwrite:
-            what = ([] if same_inputs else ["inputs (sizes or checksums)"]) + [
-                f"setting {k!r}" for k in changed
-            ]
-            raise DataError(
-                f"holds a store built from other {', '.join(what)}; use --overwrite to rebuild "
-                "it or choose another --out", file=str(out),
-            )
-    elif out.exists() and any(out.iterdir()) and not overwrite:
+        what = ([] if same_inputs else ["inputs (sizes or checksums)"]) + [
+            f"setting {k!r}" for k in changed
+        ]
+        raise DataError(
+            f"holds a store built from other {', '.join(what)}; use --overwrite to rebuild "
+            "it or choose another --out", file=str(out),
+        )
+    if out.exists() and any(out.iterdir()) and not overwrite:
         raise DataError("exists and is not an encoded store (no meta.json); use --overwrite or "
                         "choose another --out", file=str(out))
     for name in (META_FILE, ENCODER_FILE):
