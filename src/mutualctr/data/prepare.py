@@ -384,7 +384,7 @@ def prepare(
     finally:
         cache.unlink(missing_ok=True)
 
-    write_json_atomic(out / ENCODER_FILE, first.encoder.to_dict())
+    write_json_atomic(out / ENCODER_FILE, first.encoder.to_dict(), indent=None)  # large
     meta = {
         "format_version": STORE_FORMAT_VERSION,
         "format": fmt,

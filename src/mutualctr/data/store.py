@@ -251,8 +251,8 @@ class SplitWriter:
             raise RuntimeError(f"split incomplete: {self.filled} of {self.rows} rows written")
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_json_atomic(path: Path, data: dict[str, Any], indent: int | None = 2) -> None:
     """Write JSON to ``path`` via a temporary file and a rename, so readers never see half."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.write_text(json.dumps(data, indent=indent) + "\n")
     os.replace(tmp, path)

@@ -50,13 +50,19 @@ def floats(col: pa.Array, field: str, issues: list[Issue]) -> np.ndarray:
     """
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
         return _finite(col.cast(pa.float64()).to_numpy(zero_copy_only=False), field, col, issues)
-    text = pc.utf8_trim_whitespace(utf8(col, field, issues))
-    present = pc.not_equal(text, "")
-    as_text = pc.if_else(present, text, None)
-    try:
+    text = utf8(col, field, issues)
+    try:  # fast path: no blanks to trim (trimming costs more than the parse)
+        as_text = _empty_as_null(text)
         out = pc.cast(as_text, pa.float64()).to_numpy(zero_copy_only=False)
-        bad = np.isnan(out) & present.to_numpy(zero_copy_only=False)  # "nan" is not missing
-    except pa.ArrowInvalid:  # find the culprits; parse the well-formed values one by one
+    except pa.ArrowInvalid:
+        as_text = _empty_as_null(pc.utf8_trim_whitespace(text))
+        try:
+            out = pc.cast(as_text, pa.float64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            out = None
+    if out is not None:
+        bad = np.isnan(out) & as_text.is_valid().to_numpy(zero_copy_only=False)  # "nan"
+    else:  # find the culprits; parse the well-formed values one by one
         ok = pc.match_substring_regex(as_text, NUMBER).fill_null(True)
         kept = pc.if_else(ok, as_text, None).to_pylist()
         out = np.array([np.nan if v is None else float(v) for v in kept], dtype=np.float64)
@@ -65,6 +71,18 @@ def floats(col: pa.Array, field: str, issues: list[Issue]) -> np.ndarray:
         issues.append(Issue(bad, field, "not a number", col))
         out = np.where(bad, np.nan, out)
     return _finite(out, field, col, issues)
+
+
+def _empty_as_null(text: pa.StringArray) -> pa.StringArray:
+    """The same strings with ``""`` as null, by a validity bitmap over the offsets (no copy)."""
+    start = text.offset
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32, count=start + len(text) + 1)
+    present = np.concatenate([np.zeros(start, dtype=bool), np.diff(offsets[start:]) > 0])
+    if text.null_count:
+        present[start:] &= text.is_valid().to_numpy(zero_copy_only=False)
+    bitmap = pa.py_buffer(np.packbits(present, bitorder="little"))
+    return pa.StringArray.from_buffers(len(text), text.buffers()[1], text.buffers()[2], bitmap,
+                                       offset=start)
 
 
 def _finite(out: np.ndarray, field: str, col: pa.Array, issues: list[Issue]) -> np.ndarray:
@@ -78,10 +96,12 @@ def _finite(out: np.ndarray, field: str, col: pa.Array, issues: list[Issue]) -> 
 def labels(
     col: pa.Array, field: str, mapping: Mapping[str, float], issues: list[Issue],
 ) -> np.ndarray:
-    """Map label strings to 0/1 (e.g. ``{"0": 0, "1": 1}``); other values are bad."""
-    text = pc.utf8_trim_whitespace(utf8(col, field, issues))
+    """Map label strings (blanks trimmed) to 0/1 (e.g. ``{"0": 0, "1": 1}``); others are bad."""
+    text = utf8(col, field, issues)
     keys = pa.array(list(mapping), pa.string())
     index = pc.index_in(text, value_set=keys)
+    if index.null_count:  # trimming is slow: only when needed
+        index = pc.index_in(pc.utf8_trim_whitespace(text), value_set=keys)
     bad = index.is_null().to_numpy(zero_copy_only=False)
     if bad.any():
         expected = ", ".join(repr(k) for k in mapping)
