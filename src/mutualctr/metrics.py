@@ -46,16 +46,23 @@ def _as_arrays(y_true: ArrayLike, y_score: ArrayLike) -> tuple[np.ndarray, np.nd
 
 
 def _grouped_auc(
-    y: np.ndarray, p: np.ndarray, group: np.ndarray
+    y: np.ndarray, p: np.ndarray, group: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """AUC of every group (NaN where a group has one class) and the groups' sizes.
+
+    ``group=None`` means all rows form one group.
 
     Rows are sorted by (group, score); tied scores within a group share their average rank,
     and the Mann-Whitney statistic ``U = R_pos - n_pos (n_pos + 1) / 2`` gives
     ``AUC = U / (n_pos n_neg)``.
     """
-    order = np.lexsort((p, group))
-    g, s, yy = group[order], p[order], y[order]
+    if group is None:  # one group: a plain sort is much cheaper than lexsort
+        order = np.argsort(p)
+        g = np.zeros(p.size, dtype=np.int8)
+    else:
+        order = np.lexsort((p, group))
+        g = group[order]
+    s, yy = p[order], y[order]
     n = g.size
     group_start = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
     group_id = np.cumsum(np.r_[True, g[1:] != g[:-1]]) - 1
@@ -77,7 +84,7 @@ def _grouped_auc(
 def auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     """Exact ROC AUC, ties counted as half; NaN with a warning when only one class is present."""
     y, p = _as_arrays(y_true, y_score)
-    value = float(_grouped_auc(y, p, np.zeros(y.size, dtype=np.int64))[0][0])
+    value = float(_grouped_auc(y, p, None)[0][0])
     if math.isnan(value):
         warnings.warn(
             f"AUC is undefined: all {y.size} labels are {int(y[0])}; returning nan",
