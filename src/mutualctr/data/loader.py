@@ -67,12 +67,6 @@ class BatchLoader:
     def __len__(self) -> int:
         return self.total_batches // self.world_size
 
-    @property
-    def rows_per_epoch(self) -> int:
-        """Rows this rank sees per epoch."""
-        n, b = len(self.split), self.batch_size
-        return sum(min(b, n - j * b) for j in self._global_batch_ids(0))
-
     def _global_batch_ids(self, start: int) -> range:
         return range(self.rank + start * self.world_size, len(self) * self.world_size,
                      self.world_size)
