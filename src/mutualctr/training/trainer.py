@@ -90,6 +90,13 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
     return device
 
 
+def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast of forward passes when ``enabled`` (``train.amp``)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 def is_embedding_parameter(name: str, module_types: dict[str, type]) -> bool:
     """Embedding parameters get ``embedding_l2``, all others ``net_l2``.
 
@@ -184,11 +191,6 @@ class Trainer:
     def _say(self, message: str) -> None:
         if self.dist.is_main:
             print(message, file=self.log, flush=True)
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if not self.config.amp:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
 
     # -- checkpoints --------------------------------------------------------------------------
 
@@ -294,7 +296,7 @@ class Trainer:
                 f"{last}. Lower the learning rate, enable grad_clip or check the input data.")
 
     def _train_step(self, batch: Batch) -> torch.Tensor:
-        with self._autocast():
+        with autocast(self.device, self.config.amp):
             loss, parts, logits = self.train_module(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -453,11 +455,9 @@ def predict_split(
     """Every named prediction of ``objective`` over ``split``, in row order (eval mode)."""
     group.eval()
     objective.eval()
-    autocast = (torch.autocast(device_type=device.type, dtype=torch.bfloat16) if amp
-                else contextlib.nullcontext())
     chunks: dict[str, list[np.ndarray]] = {}
     for batch in BatchLoader(split, batch_size).batches(0):
-        with autocast:
+        with autocast(device, amp):
             preds = objective.predict(group(batch.to(device)))
         for name, p in preds.items():
             chunks.setdefault(name, []).append(p.float().cpu().numpy())
