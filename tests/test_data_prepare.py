@@ -17,7 +17,7 @@ from mutualctr.data.readers.base import BadRows
 from mutualctr.data.readers.criteo import COLUMNS, CriteoReader
 from mutualctr.data.readers.text import read_delimited
 from mutualctr.data.store import EncodedStore
-from mutualctr.errors import DataError
+from mutualctr.errors import ConfigError, DataError
 from mutualctr.metrics import auc
 
 GOOD = criteo_line("1", I1="3", C1="ab")
@@ -161,6 +161,12 @@ def test_chronological_and_file_splits(tmp_path: Path) -> None:
                     split=SplitOptions("files"), reader_options=ReaderOptions(min_count=1)).store
     assert files.split_names == ("train", "valid")
     assert files.split("valid").categorical[0, 13] == 2 + sorted(map(str, range(10))).index("0")
+
+
+def test_chronological_split_is_refused_for_movielens(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="sorted by user"):
+        prepare([SHARED_DATA / "movielens_latest_small"], tmp_path / "s", "movielens",
+                split=SplitOptions("chronological"))
 
 
 def test_store_is_reused_refused_or_overwritten(tmp_path: Path) -> None:

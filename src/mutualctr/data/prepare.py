@@ -360,6 +360,9 @@ def prepare(
         raise ConfigError("no input files")
     if split.method == "files" and len(inputs) not in (2, 3):
         raise ConfigError("--split files needs 2 or 3 inputs: train valid [test]")
+    if split.method == "chronological" and fmt == "movielens":
+        raise ConfigError("MovieLens ratings files are sorted by user, not time: a chronological "
+                          "split by position would split users; use --split random or files")
     if probs is not None and (fmt != "criteo" or len(inputs) != 1):
         raise ConfigError("--probs needs --format criteo and a single input file")
     reader = make_reader(fmt, reader_options)
