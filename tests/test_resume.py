@@ -233,3 +233,16 @@ def test_non_finite_loss_stops_naming_step_and_model(tmp_path: Path) -> None:
     state = checkpoint.load(tmp_path / "run" / "checkpoints" / "last.pt")
     assert state["global_step"] == 5
     assert all(torch.isfinite(v).all() for v in state["group"].values())
+
+
+def test_non_finite_gradient_names_the_member_and_parameter() -> None:
+    bad = tiny_model(1)
+    bad.mlp[0].weight.register_hook(lambda grad: grad * float("inf"))
+    group = ModelGroup([tiny_model(0), bad], ["good", "bad"])
+    before = {k: v.clone() for k, v in group.state_dict().items()}
+    with pytest.raises(NonFiniteError, match=r"non-finite gradient at epoch 1, batch 1 .*"
+                       r"parameter 'bad: mlp\.0\.weight'"):
+        fit(group, IndependentObjective(["good", "bad"]), synthetic_split(300, 0),
+            synthetic_split(100, 1), from_dict(TrainConfig, {"batch_size": 100}))
+    for key, value in group.state_dict().items():  # stopped before the update
+        torch.testing.assert_close(value, before[key])

@@ -252,7 +252,7 @@ class Trainer:
         self.load_state_dict(state)
         if not self.stopped and self.epoch < self.config.epochs:
             self._say(
-                    f"resuming from {path or 'rank 0 checkpoint'}: epoch {self.epoch + 1}, "
+                f"resuming from {path or 'rank 0 checkpoint'}: epoch {self.epoch + 1}, "
                 f"batch {self.step_in_epoch} (global step {self.global_step})"
             )
         return True
@@ -285,7 +285,10 @@ class Trainer:
         for prefix, module in (("model", self.group), ("objective", self.objective)):
             for name, p in module.named_parameters():
                 if p.grad is not None and not torch.isfinite(p.grad).all():
-                    culprits.append(f"{prefix} parameter {name!r} has a non-finite gradient")
+                    culprits.append(
+                        f"{prefix} parameter {self._member_param(name)!r} has a non-finite "
+                        "gradient"
+                    )
                     break
         kind = "loss" if not torch.isfinite(loss) else "gradient"
         last = "no checkpoint was written yet"
@@ -294,6 +297,13 @@ class Trainer:
         detail = "; ".join(culprits) if culprits else "on another rank"
         return (f"non-finite {kind} at {where}: {detail}. Training stopped before this update; "
                 f"{last}. Lower the learning rate, enable grad_clip or check the input data.")
+
+    def _member_param(self, name: str) -> str:
+        """``models.1.mlp.0.weight`` -> ``dcn: mlp.0.weight`` (the member's name)."""
+        head, index, rest = [*name.split(".", 2), "", ""][:3]
+        if head == "models" and index.isdigit() and int(index) < len(self.names):
+            return f"{self.names[int(index)]}: {rest}"
+        return name
 
     def _train_step(self, batch: Batch) -> torch.Tensor:
         with autocast(self.device, self.config.amp):
