@@ -24,7 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from mutualctr.config import TrainConfig, from_dict
-from mutualctr.experiments.ektf_runs import KD_BASELINES, Method, train_method
+from mutualctr.experiments.ektf_runs import (
+    ENSEMBLE_NAMES,
+    KD_BASELINES,
+    Method,
+    students_ranked,
+    train_method,
+)
 from mutualctr.experiments.report import (
     format_mean_std,
     markdown_table,
@@ -33,7 +39,7 @@ from mutualctr.experiments.report import (
     write_csv,
 )
 from mutualctr.metrics import relaimp
-from mutualctr.training.objectives.ektf import TEACHER, VARIANTS
+from mutualctr.training.objectives.ektf import VARIANTS
 from mutualctr.training.shared_embedding import (
     LATEST_STUDENTS,
     StudentSpec,
@@ -42,7 +48,6 @@ from mutualctr.training.shared_embedding import (
 )
 
 PARTS = ("table2", "ablation", "scaling", "kt")
-ENSEMBLE_NAMES = (TEACHER, "ensemble")
 Metrics = Mapping[str, Any]  # metrics.json content of one run
 
 
@@ -59,8 +64,8 @@ class Size:
 
 SIZES: dict[str, Size] = {
     "tiny": Size(mlp_hidden=(32,), k=3, k_range=(2, 3), epochs=1, batch_size=512),
-    "small": Size(mlp_hidden=(400, 400, 400), k=3, k_range=(2, 3, 4, 6, 8, 10), epochs=5,
-                  batch_size=4096),
+    "small": Size(mlp_hidden=(400, 400, 400), k=3, k_range=(2, 3, 4, 6, 8, 10), epochs=4,
+                  batch_size=2048),
     "paper": Size(mlp_hidden=(400, 400, 400), k=3, k_range=tuple(range(2, 11)), epochs=100,
                   batch_size=10000),
 }
@@ -112,12 +117,6 @@ def ensemble(metrics: Metrics, split: str = "test") -> dict[str, float]:
             return by_name[name]
     (only,) = by_name.values()
     return only
-
-
-def students_ranked(metrics: Metrics) -> list[str]:
-    """Student predictions, best first by validation AUC."""
-    names = [n for n in metrics["valid"] if n not in ENSEMBLE_NAMES]
-    return sorted(names, key=lambda n: -metrics["valid"][n]["auc"])
 
 
 def best_student(metrics: Metrics) -> dict[str, float]:

@@ -10,7 +10,8 @@ interrupted experiment resumes where it stopped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -21,15 +22,16 @@ from mutualctr.errors import ConfigError
 from mutualctr.models.registry import build_model
 from mutualctr.training.group import ModelGroup
 from mutualctr.training.objective import Objective
-from mutualctr.training.objectives.ektf import VARIANTS, EKTFObjective
-from mutualctr.training.objectives.independent import IndependentObjective
+from mutualctr.training.objectives.ektf import TEACHER, VARIANTS, EKTFObjective
+from mutualctr.training.objectives.independent import ENSEMBLE, IndependentObjective
 from mutualctr.training.objectives.kd_baselines import ECKD, KDCL, OnlineKD
-from mutualctr.training.restore import model_spec
-from mutualctr.training.runfolder import RunFolder
+from mutualctr.training.restore import load_trained, model_spec
+from mutualctr.training.runfolder import METRICS_FILE, RunFolder
 from mutualctr.training.shared_embedding import SharedEmbeddingGroup, StudentSpec, student_names
 from mutualctr.training.trainer import fit, seed_everything
 
 KD_BASELINES = ("online_kd", "kdcl", "eckd")
+ENSEMBLE_NAMES = (TEACHER, ENSEMBLE)
 OBJECTIVES = ("independent", *VARIANTS, *KD_BASELINES)
 
 
@@ -117,3 +119,26 @@ def _by_prediction(metrics: dict[str, Any], names: Sequence[str]) -> dict[str, A
         split: values if "auc" not in values else {names[0]: values}
         for split, values in metrics.items()
     }
+
+
+def students_ranked(metrics: Mapping[str, Any]) -> list[str]:
+    """A run's student predictions, best first by validation AUC."""
+    names = [n for n in metrics["valid"] if n not in ENSEMBLE_NAMES]
+    return sorted(names, key=lambda n: -metrics["valid"][n]["auc"])
+
+
+def export_best_student(run: str | Path, out: str | Path) -> str:
+    """Write the run's best student (validation AUC) as a single-model run folder ``out``
+    (``model.json`` + ``model.pt``, loadable by :func:`~mutualctr.training.restore.
+    load_trained`); the student keeps a copy of the shared embedding. Returns its name."""
+    run = Path(run)
+    metrics = json.loads((run / METRICS_FILE).read_text())
+    trained = load_trained(run)
+    name = students_ranked(_by_prediction(metrics, trained.group.names))[0]
+    model = trained.group.models[trained.group.names.index(name)]
+    with RunFolder.open(out, {"exported_from": str(run.resolve()), "member": name},
+                        overwrite=True) as folder:
+        folder.write_model_spec(model_spec([name], [model], IndependentObjective([name]), {},
+                                           trained.feature_map))
+        folder.write_weights({"members": {name: model.state_dict()}, "objective": {}})
+    return name

@@ -110,6 +110,6 @@ def export_student(group: SharedEmbeddingGroup, name: str) -> CTRModel:
     """
     if name not in group.names:
         raise ConfigError(f"no student {name!r}; the group has {group.names}")
-    model = copy.deepcopy(group.member(name))
+    model = copy.deepcopy(group.models[group.names.index(name)])
     model.embedding = copy.deepcopy(group.embedding)
     return model
