@@ -16,6 +16,7 @@ from mutualctr.cli import main
 from mutualctr.commands.export import signature_path
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
+from mutualctr.metrics import gauc
 from mutualctr.training.restore import load_trained
 from mutualctr.training.trainer import predict_split
 from training_support import write_store
@@ -112,3 +113,16 @@ def test_predict_appends_predictions_to_raw_rows(tmp_path: Path) -> None:
     assert [r["label"] for r in rows] == [line.split("\t")[0] for line in lines]
     probs = np.array([float(r["prediction"]) for r in rows])
     assert ((probs > 0) & (probs < 1)).all()
+
+
+def test_evaluate_reports_gauc_by_a_field(
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, run = trained
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--splits", "test", "--gauc-by", "b"]) == 0
+    reported = json.loads(capsys.readouterr().out)["test"]["gauc"]
+    split = EncodedStore.open(store).split("test")
+    with np.load(run / "test_predictions.npz") as saved:
+        expected = gauc(saved["label"], saved["pred_deepfm"], np.asarray(split.categorical[:, 1]))
+    assert reported == pytest.approx(expected, abs=1e-12)

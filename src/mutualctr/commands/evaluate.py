@@ -7,8 +7,10 @@ import json
 
 import numpy as np
 
+from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore
-from mutualctr.metrics import binary_metrics
+from mutualctr.errors import ConfigError
+from mutualctr.metrics import binary_metrics, gauc
 from mutualctr.training.restore import load_trained
 from mutualctr.training.trainer import flatten_metrics, predict_split, resolve_device
 
@@ -25,6 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "it must have the same feature map")
     parser.add_argument("--splits", nargs="+", default=["valid", "test"])
     parser.add_argument("--batch-size", type=int, default=16384)
+    parser.add_argument("--gauc-by", metavar="FIELD",
+                        help="also report gAUC grouped by this categorical field (e.g. user)")
     parser.set_defaults(func=run)
 
 
@@ -35,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device("auto")
     trained.group.to(device)
     trained.objective.to(device)
+    group_column = _categorical_index(store.feature_map, args.gauc_by) if args.gauc_by else None
     result = {}
     for name in args.splits:
         split = store.split(name)
@@ -42,5 +47,16 @@ def run(args: argparse.Namespace) -> int:
                                     device)
         labels = np.asarray(split.label)
         result[name] = {k: binary_metrics(labels, p) for k, p in predictions.items()}
+        if group_column is not None:
+            groups = np.asarray(split.categorical[:, group_column])
+            for k, p in predictions.items():
+                result[name][k]["gauc"] = gauc(labels, p, groups)
     print(json.dumps(flatten_metrics(result), indent=2))
     return 0
+
+
+def _categorical_index(feature_map: FeatureMap, field: str) -> int:
+    names = [f.name for f in feature_map.categorical]
+    if field not in names:
+        raise ConfigError(f"--gauc-by {field!r}: not a categorical field (have {names})")
+    return names.index(field)
