@@ -45,9 +45,17 @@ class _Counts:
     merged_size: int = 0
 
     def add(self, values: pa.Array) -> None:
-        counted = pc.value_counts(values).flatten()
-        self.parts.append(pa.table({"value": counted[0], "count": counted[1].cast(pa.int64())}))
-        self.entries += len(counted[0])
+        if pa.types.is_dictionary(values.type):
+            counts = np.bincount(values.indices.to_numpy(zero_copy_only=False),
+                                 minlength=len(values.dictionary))
+            seen = counts > 0
+            part = pa.table({"value": values.dictionary.filter(pa.array(seen)),
+                             "count": pa.array(counts[seen], pa.int64())})
+        else:
+            counted = pc.value_counts(values).flatten()
+            part = pa.table({"value": counted[0], "count": counted[1].cast(pa.int64())})
+        self.parts.append(part)
+        self.entries += part.num_rows
         if self.entries > max(2 * self.merged_size, MIN_MERGE) and len(self.parts) > 1:
             self.parts = [self.merged()]
             self.entries = self.merged_size = self.parts[0].num_rows
@@ -59,6 +67,17 @@ class _Counts:
             return self.parts[0]
         table = pa.concat_tables(self.parts).group_by("value").aggregate([("count", "sum")])
         return table.rename_columns(["value", "count"])
+
+
+def with_dictionaries(chunk: ParsedChunk, schema: Schema) -> ParsedChunk:
+    """The chunk with its categorical columns dictionary-encoded (nulls as a value of their
+    own), so that counting (a bincount) and encoding (a lookup of the chunk's distinct values)
+    hash each row once instead of twice."""
+    columns = dict(chunk.columns)
+    for spec in schema.fields:
+        if spec.type == "categorical":
+            columns[spec.name] = pc.dictionary_encode(columns[spec.name], null_encoding="encode")
+    return ParsedChunk(columns, chunk.label, chunk.lines, chunk.raw)
 
 
 def _tokens(col: pa.Array, separator: str) -> tuple[pa.Array, np.ndarray]:
@@ -138,6 +157,9 @@ class Encoder:
         return FeatureMap(tuple(features))
 
     def _ids(self, name: str, values: pa.Array) -> np.ndarray:
+        if pa.types.is_dictionary(values.type):
+            indices = values.indices.to_numpy(zero_copy_only=False)
+            return self._ids(name, values.dictionary)[indices]
         index = pc.index_in(values, value_set=self.vocabs[name])
         ids = index.fill_null(OOV_ID - FIRST_VALUE_ID).to_numpy(zero_copy_only=False)
         return (ids + FIRST_VALUE_ID).astype(np.int32)

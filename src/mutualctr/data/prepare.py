@@ -28,7 +28,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 import pyarrow as pa
 
-from mutualctr.data.encoder import Encoder, EncoderFitter
+from mutualctr.data.encoder import Encoder, EncoderFitter, with_dictionaries
 from mutualctr.data.readers import ReaderOptions, make_reader
 from mutualctr.data.readers.base import BadRows, Issue, OnBadRow, ParsedChunk, Reader
 from mutualctr.data.readers.columns import floats
@@ -296,13 +296,14 @@ def _first_pass(
     try:
         for index, chunk in _prefetched(_chunks(reader, inputs, bad_rows)):
             which = splitter(index, chunk.lines)
+            chunk = with_dictionaries(chunk, reader.schema)
             rows += np.bincount(which, minlength=n_splits)
             positives += np.bincount(which[chunk.label > 0], minlength=n_splits)
             train = which == 0
             fitter.update(chunk if train.all() else chunk.take(train))
             batch = _to_record_batch(chunk, which, prob_stream)
-            if writer is None:
-                writer = pa.ipc.new_file(cache, batch.schema)
+            if writer is None:  # a stream: dictionaries change from batch to batch
+                writer = pa.ipc.new_stream(str(cache), batch.schema)
             writer.write_batch(batch)
     finally:
         if writer is not None:
@@ -330,9 +331,7 @@ def _cached_chunks(
     if not cache.exists():
         return
     with pa.OSFile(str(cache)) as source:
-        reader = pa.ipc.open_file(source)
-        for k in range(reader.num_record_batches):
-            batch = reader.get_batch(k)
+        for batch in pa.ipc.open_stream(source):
             columns = {}
             for name in schema_fields:
                 col = batch.column(f"field:{name}")
