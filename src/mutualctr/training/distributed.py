@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ def gather(values: np.ndarray, info: DistInfo, device: torch.device) -> np.ndarr
     """Concatenate every rank's 1-d ``values`` in rank order (padding to equal size, trimmed)."""
     if not info.enabled:
         return values
-    local = torch.as_tensor(values, device=device)
+    local = torch.tensor(values, device=device)  # a copy: values may be a read-only memmap
     size = torch.tensor([local.numel()], device=device)
     sizes = [torch.zeros_like(size) for _ in range(info.world_size)]
     dist.all_gather(sizes, size)
@@ -79,6 +80,15 @@ def gather(values: np.ndarray, info: DistInfo, device: torch.device) -> np.ndarr
     parts = [torch.zeros_like(padded) for _ in range(info.world_size)]
     dist.all_gather(parts, padded)
     return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes, strict=True)]).cpu().numpy()
+
+
+def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
+    """Every rank's ``obj``, in rank order (a list of one when not distributed)."""
+    if not info.enabled:
+        return [obj]
+    out: list[Any] = [None] * info.world_size
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:

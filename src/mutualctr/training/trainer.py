@@ -194,7 +194,8 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
 
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self, rng_states: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Everything resumption needs; ``rng_states``: one per rank (default: this process's)."""
         return {
             "format": CHECKPOINT_FORMAT,
             "epoch": self.epoch,
@@ -204,7 +205,7 @@ class Trainer:
             "objective": self.objective.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "plateau": None if self.plateau is None else self.plateau.state_dict(),
-            "rng": checkpoint.rng_state(),
+            "rng": rng_states if rng_states is not None else [checkpoint.rng_state()],
             "selector": self.selector.state_dict(),
             "loss_sum": self.loss_sum.clone(),
             "loss_rows": self.loss_rows,
@@ -227,12 +228,16 @@ class Trainer:
         self.global_step = state["global_step"]
         self.loss_sum, self.loss_rows = state["loss_sum"], state["loss_rows"]
         self.history, self.stopped = list(state["history"]), state["stopped"]
-        checkpoint.set_rng_state(state["rng"])
+        rngs = state["rng"]
+        same_world = len(rngs) == self.dist.world_size
+        checkpoint.set_rng_state(rngs[self.dist.rank] if same_world else rngs[0])
 
     def save_checkpoint(self) -> None:
+        """Called on every rank at the same steps: each rank's RNG state is kept."""
+        rng_states = distributed.gather_objects(checkpoint.rng_state(), self.dist)
         if self.run is None:
             return
-        checkpoint.save_atomic(self.state_dict(), self.run.last_checkpoint)
+        checkpoint.save_atomic(self.state_dict(rng_states), self.run.last_checkpoint)
         where = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                  "global_step": self.global_step}
         write_json_atomic(self.run.checkpoints / "last.json", where)
