@@ -1,12 +1,13 @@
 """``data prepare``: raw files -> split -> encoder fitted on train -> encoded store.
 
 Two streaming passes, so memory does not grow with the input's size. The first parses and
-validates the raw files (the parser runs a block ahead in a background thread), decides each
-row's split, counts rows, fits the encoder on train rows and caches the typed rows in an Arrow
-IPC file beside the store; the second reads that cache (memory-mapped, no parsing) and encodes
-every row into pre-allocated memory-mapped arrays. A chronological split needs one more parse
-first, to find where the input ends. The random split is decided per row from a hash of
-``(seed, file, line)``, so it needs no state and does not depend on chunking.
+validates the raw files (reading and checking run a chunk ahead in a background thread),
+decides each row's split, counts rows, fits the encoder on train rows and caches the typed,
+dictionary-encoded rows in an Arrow IPC stream beside the store; the second reads that cache
+(no parsing) and encodes every row into ``.npy`` files of known shape, written front to back.
+A chronological split needs one more parse first, to find where the input ends. The random
+split is decided per row from a hash of ``(seed, file, line)``, so it needs no state and does
+not depend on chunking.
 
 A folder that already holds a store built from the same inputs (sizes and checksums) and
 settings is reused as is; one built from anything else is refused unless ``overwrite``.
