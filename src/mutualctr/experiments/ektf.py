@@ -85,7 +85,8 @@ def plan(size: Size, parts: Sequence[str], latest: Sequence[str] = LATEST_STUDEN
         for model in latest:
             runs[f"single_{model}"] = Method((StudentSpec(model),), "independent")
         runs[f"ektf_mlp_k{size.k}"] = ektf_mlp(size.k)
-        runs["ektf_latest"] = Method(tuple(latest_students(latest)), "ektf")
+        if latest:
+            runs["ektf_latest"] = Method(tuple(latest_students(latest)), "ektf")
     if "ablation" in parts:
         for variant in VARIANTS:
             runs[ablation_label(size.k, variant)] = ektf_mlp(size.k, variant)
@@ -153,9 +154,12 @@ def table2(results: Mapping[str, Sequence[Metrics]], size: Size,
     rows += [
         _row(f"EKTF_MLP (K={size.k}, teacher)", ektf, ensemble, base),
         _row("EKTF_MLP best student", ektf, best_student, base),
-        _row("EKTF_Latest (teacher)", results["ektf_latest"], ensemble, base),
-        _row("EKTF_Latest best student", results["ektf_latest"], best_student, base),
     ]
+    if latest:
+        rows += [
+            _row("EKTF_Latest (teacher)", results["ektf_latest"], ensemble, base),
+            _row("EKTF_Latest best student", results["ektf_latest"], best_student, base),
+        ]
     return rows
 
 
@@ -244,8 +248,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, default=1, help="runs per configuration")
     parser.add_argument("--epochs", type=int, help="override the size's epochs")
     parser.add_argument("--k-range", type=int, nargs="+", help="override the size's K list")
-    parser.add_argument("--latest", nargs="+", default=list(LATEST_STUDENTS),
-                        help="EKTF_Latest's students (registry model names)")
+    parser.add_argument("--latest", nargs="*", default=list(LATEST_STUDENTS),
+                        help="EKTF_Latest's students (registry model names); none: skip it")
+    parser.add_argument("--hidden", type=int, nargs="+",
+                        help="override the size's MLP hidden units")
+    parser.add_argument("--batch-size", type=int, help="override the size's batch size")
+    parser.add_argument("--embedding-l2", type=float, default=1e-5,
+                        help="L2 on the embedding (the authors use 0.01 on MovieLens-1M)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.set_defaults(func=run)
@@ -257,12 +266,16 @@ def run(args: argparse.Namespace) -> int:
         size = replace(size, epochs=args.epochs)
     if args.k_range is not None:
         size = replace(size, k_range=tuple(args.k_range))
+    if args.hidden is not None:
+        size = replace(size, mlp_hidden=tuple(args.hidden))
+    if args.batch_size is not None:
+        size = replace(size, batch_size=args.batch_size)
     runs = plan(size, args.parts, args.latest)
     results: dict[str, list[Metrics]] = {label: [] for label in runs}
     for seed in range(2024, 2024 + args.seeds):
         train = from_dict(TrainConfig, {
             "epochs": size.epochs, "batch_size": size.batch_size, "seed": seed,
-            "device": args.device, "num_threads": args.threads,
+            "device": args.device, "num_threads": args.threads, "embedding_l2": args.embedding_l2,
         })
         for label, method in runs.items():
             print(f"== {label} (seed {seed})", file=sys.stderr, flush=True)
