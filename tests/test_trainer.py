@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -122,3 +123,18 @@ def test_grad_clip_bounds_the_gradient_norm(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(trainer.optimizer, "step", spy)
     trainer.fit(synthetic_split(500, 0), synthetic_split(200, 1))
     assert len(seen) == 5 and max(seen) == pytest.approx(1e-3, rel=1e-3)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_on_a_terminal_and_summaries_only_elsewhere() -> None:
+    for stream, live in ((_Terminal(), True), (io.StringIO(), False)):
+        fit(ModelGroup([tiny_model()], ["tiny"]), IndependentObjective(["tiny"]),
+            synthetic_split(400, 0), synthetic_split(100, 1),
+            _config(log_every_steps=2), log=stream)
+        text = stream.getvalue()
+        assert ("\repoch 1/1  2/4  loss " in text and "k rows/s" in text) == live
+        assert "epoch 1/1: train loss" in text and "valid tiny auc" in text
