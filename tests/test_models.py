@@ -1,0 +1,209 @@
+"""Every registered model: shapes, learning, save/load, configs, and batching with torch.func."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pytest
+import torch
+from torch.func import functional_call, stack_module_state
+
+from mutualctr.data.batch import Batch
+from mutualctr.data.schema import Feature, FeatureMap
+from mutualctr.errors import ConfigError
+from mutualctr.models.embedding import FeatureEmbedding
+from mutualctr.models.registry import build_model, get_model_class, model_config, model_names
+
+FEATURES = FeatureMap((
+    Feature("user", "categorical", vocab_size=12),
+    Feature("item", "categorical", vocab_size=9),
+    Feature("tags", "sequence", vocab_size=8, max_len=3),
+    Feature("price", "numeric"),
+    Feature("hour", "categorical", vocab_size=6),
+    Feature("age", "numeric"),
+))
+SMALL = {"embedding_dim": 8}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread avoids oversubscription on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def small(name: str) -> dict:
+    """Embedding 8 and every hidden-layer list of the model at width 16, to keep tests fast."""
+    config_class = get_model_class(name).config_class
+    overrides: dict = dict(SMALL)
+    for f in dataclasses.fields(config_class):
+        default = getattr(config_class(), f.name)
+        if f.name.endswith("units") and default:
+            overrides[f.name] = [16] * min(len(default), 2)
+    if "head_dim" in {f.name for f in dataclasses.fields(config_class)}:
+        overrides["head_dim"] = 4
+    return overrides
+
+
+def make_batch(rows: int, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    categorical = torch.stack(
+        [torch.randint(1, f.vocab_size, (rows,), generator=g) for f in FEATURES.categorical], 1
+    )
+    tags = torch.randint(0, 8, (rows, 3), generator=g)
+    numeric = torch.randn(rows, 2, generator=g)
+    # a learnable target: user x item interaction, a tag effect and a numeric slope
+    score = torch.sin(categorical[:, 0] * 1.3 + categorical[:, 1] * 0.7) * 2
+    score = score + (tags == 3).float().sum(1) - numeric[:, 0]
+    label = torch.bernoulli(torch.sigmoid(2 * score), generator=g)
+    return Batch(categorical, numeric, (tags,), label)
+
+
+def test_embedding_pools_sequences_and_scales_numerics() -> None:
+    emb = FeatureEmbedding(FEATURES, 4)
+    batch = make_batch(5)
+    batch.sequences = (torch.tensor([[2, 3, 0]] * 5),)
+    out = emb(batch)
+    assert out.shape == (5, 6, 4)
+    table = emb.table.weight
+    torch.testing.assert_close(out[:, 0], table[batch.categorical[:, 0]])
+    offset = 12 + 9 + 6  # sequence rows follow the three categorical fields
+    torch.testing.assert_close(out[0, 3], (table[offset + 2] + table[offset + 3]) / 2)
+    torch.testing.assert_close(out[:, 4], batch.numeric[:, :1] * emb.numeric_weight[0])
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_model_shapes(name: str) -> None:
+    model = build_model(name, FEATURES, SMALL)
+    out = model(make_batch(7))
+    assert out.logit.shape == (7,)
+    assert out.h.shape == (7, model.representation_dim)
+    assert torch.isfinite(out.logit).all()
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_model_lowers_the_loss(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, FEATURES, small(name))
+    batch = make_batch(256)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    loss_fn = torch.nn.BCEWithLogitsLoss()
+    losses = []
+    for _ in range(40):
+        optimizer.zero_grad()
+        loss = loss_fn(model(batch).logit, batch.label)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_state_dict_round_trip(name: str) -> None:
+    torch.manual_seed(1)
+    model = build_model(name, FEATURES, small(name))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    batch = make_batch(32)
+    for _ in range(2):  # move batch-norm statistics away from their initial values
+        optimizer.zero_grad()
+        torch.nn.functional.binary_cross_entropy_with_logits(
+            model(batch).logit, batch.label
+        ).backward()
+        optimizer.step()
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    torch.manual_seed(2)
+    clone = build_model(name, FEATURES, small(name))
+    clone.load_state_dict(torch.load(buffer, weights_only=True))
+    model.eval()
+    clone.eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch).logit, clone(batch).logit)
+
+
+@pytest.mark.parametrize("name", ["deepfm", "dcn", "pnn", "fibinet", "dcnv2", "finalmlp", "lr"])
+def test_vmap_over_stacked_models_matches_each_model(name: str) -> None:
+    models = [build_model(name, FEATURES, small(name)) for _ in range(3)]
+    params, buffers = stack_module_state(models)
+    base = models[0]
+    batch = make_batch(6)
+
+    def run(p: dict, b: dict) -> torch.Tensor:
+        return functional_call(base, (p, b), (batch,)).logit
+
+    stacked = torch.vmap(run)(params, buffers)
+    expected = torch.stack([m(batch).logit for m in models])
+    torch.testing.assert_close(stacked, expected)
+
+
+def test_fm_head_starts_as_plain_fm() -> None:
+    model = build_model("fm", FEATURES, SMALL)
+    batch = make_batch(4)
+    emb = model.embedding(batch)
+    pairs = sum(
+        (emb[:, i] * emb[:, j]).sum(-1) for i in range(6) for j in range(i + 1, 6)
+    )
+    torch.testing.assert_close(model(batch).logit, model.linear(batch) + pairs)
+
+
+def test_variants_build() -> None:
+    variants = {
+        "dcnv2": [{"structure": "stacked", "low_rank": 4, "num_experts": 3},
+                  {"structure": "cross_only", "low_rank": 4}],
+        "pnn": [{"product_type": "outer"}, {"product_type": "both"}],
+        "fibinet": [{"bilinear_type": "field_all", "shared_bilinear": True, "use_linear": False},
+                    {"bilinear_type": "field_each"}],
+        "autoint": [{"hidden_units": [16, 8], "scale": True, "layer_norm": True}],
+        "final": [{"num_blocks": 1, "use_field_gate": True, "residual_type": "sum"}],
+        "finalmlp": [{"fs1_context": ["user"], "fs2_context": ["item", "tags"], "num_heads": 2},
+                     {"use_feature_selection": False}],
+        "dcnv3": [{"num_heads": 2}],
+        "ecn": [{"num_heads": 2}],
+    }
+    batch = make_batch(5)
+    for name, overrides in variants.items():
+        for override in overrides:
+            model = build_model(name, FEATURES, {**SMALL, **override})
+            assert model(batch).h.shape == (5, model.representation_dim), (name, override)
+
+
+def test_pnn_width_counts_products() -> None:
+    both = build_model("pnn", FEATURES, {**SMALL, "product_type": "both"})
+    assert both.mlp.layers[0].in_features == 6 * 8 + 15 + 8 * 8
+
+
+def test_unknown_hyperparameter_names_closest() -> None:
+    with pytest.raises(ConfigError, match=r"'hiden_units'.*did you mean 'hidden_units'"):
+        build_model("deepfm", FEATURES, {"hiden_units": [8]})
+
+
+def test_unknown_model_names_closest() -> None:
+    with pytest.raises(ConfigError, match=r"'deepfn'.*did you mean 'deepfm'"):
+        get_model_class("deepfn")
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"hidden_units": 8}, "expected a list"),
+    ({"hidden_units": [8, "x"]}, r"hidden_units\[1\]"),
+    ({"dropout": -0.1}, "dropout must be >= 0"),
+    ({"batch_norm": 1}, "expected bool"),
+])
+def test_bad_values_are_config_errors(overrides: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        model_config("deepfm", overrides)
+
+
+def test_inconsistent_hyperparameters_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="num_heads"):
+        build_model("finalmlp", FEATURES, {**SMALL, "num_heads": 3})
+    with pytest.raises(ConfigError, match="expected one of"):
+        model_config("pnn", {"product_type": "kernel"})
+
+
+def test_config_coerces_lists_and_ints() -> None:
+    config = model_config("dcn", {"hidden_units": [32, 16], "dropout": 0})
+    assert config.hidden_units == (32, 16) and isinstance(config.dropout, float)
