@@ -1,7 +1,9 @@
 """The ``mutualctr`` command.
 
-Each sub-command lives in its own module under :mod:`mutualctr.commands` and exposes
-``register(subparsers)``, which adds its parser and sets ``func`` to the function that runs it.
+Each sub-command lives in its own module under :mod:`mutualctr.commands`, named as the command,
+and exposes ``register(subparsers)``, which adds its parser and sets ``func`` to the function that
+runs it. Only the module of the command being run is imported (so ``mutualctr data prepare`` does
+not pay for importing torch); ``--help`` and unknown commands import them all.
 """
 
 from __future__ import annotations
@@ -16,20 +18,22 @@ from mutualctr import commands
 from mutualctr.errors import MutualCTRError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mutualctr",
         description="Train CTR models, alone or together (mutual learning, EKTF, CETNet).",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(subparsers)
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
+    requested = next((a for a in (argv or []) if not a.startswith("-")), None)
+    for name in [requested] if requested in names else names:
+        importlib.import_module(f"{commands.__name__}.{name}").register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         result = args.func(args)
     except MutualCTRError as err:
