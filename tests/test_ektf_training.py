@@ -49,6 +49,16 @@ def test_ektf_learns_and_reports_teacher_and_students(ektf_run: tuple[Path, dict
     assert history[-1]["best_epoch"].keys() == {"teacher"}  # early stopping watches it
 
 
+def test_a_finished_run_is_reused_not_retrained(ektf_run: tuple[Path, dict], store: Path
+                                                ) -> None:
+    out, metrics = ektf_run
+    before = (out / "model.pt").stat().st_mtime_ns
+    method = Method(tuple(mlp_students(3, {"hidden_units": [16], "dropout": 0.0})))
+    again = train_method(method, store, out, from_dict(TrainConfig, TRAIN), embedding_dim=4)
+    assert again == metrics
+    assert (out / "model.pt").stat().st_mtime_ns == before
+
+
 def test_best_student_exports_alone_and_predicts_as_in_the_group(
         ektf_run: tuple[Path, dict], store: Path, tmp_path: Path) -> None:
     out, metrics = ektf_run

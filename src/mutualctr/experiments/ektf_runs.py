@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
+
 from mutualctr.config import TrainConfig, to_dict
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
@@ -26,7 +28,7 @@ from mutualctr.training.objectives.ektf import TEACHER, VARIANTS, EKTFObjective
 from mutualctr.training.objectives.independent import ENSEMBLE, IndependentObjective
 from mutualctr.training.objectives.kd_baselines import ECKD, KDCL, OnlineKD
 from mutualctr.training.restore import load_trained, model_spec
-from mutualctr.training.runfolder import METRICS_FILE, RunFolder
+from mutualctr.training.runfolder import CONFIG_FILE, METRICS_FILE, RunFolder
 from mutualctr.training.shared_embedding import SharedEmbeddingGroup, StudentSpec, student_names
 from mutualctr.training.trainer import fit, seed_everything
 
@@ -97,6 +99,9 @@ def train_method(
         "embedding_dim": embedding_dim,
         "train": to_dict(train),
     }
+    if not overwrite and _finished_with(Path(out), config):
+        metrics = json.loads((Path(out) / METRICS_FILE).read_text())
+        return _by_prediction(metrics, student_names(method.students))
     run = RunFolder.open(out, config, overwrite=overwrite)
     try:
         seed_everything(train.seed)
@@ -111,6 +116,14 @@ def train_method(
     finally:
         run.close()
     return _by_prediction(result.metrics, group.names)
+
+
+def _finished_with(out: Path, config: dict[str, Any]) -> bool:
+    """Whether ``out`` holds a finished run of exactly ``config`` (then it is not retrained)."""
+    config_path, metrics_path = out / CONFIG_FILE, out / METRICS_FILE
+    if not (config_path.is_file() and metrics_path.is_file()):
+        return False
+    return yaml.safe_load(config_path.read_text()) == config
 
 
 def _by_prediction(metrics: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
