@@ -22,7 +22,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="raw file(s); with --split files: train valid [test]")
     prep.add_argument("--format", required=True, choices=FORMATS)
     prep.add_argument("--out", required=True, type=Path, help="store folder")
-    prep.add_argument("--split", default="random", choices=("random", "chronological", "files"))
+    prep.add_argument("--split", default="random",
+                      choices=("random", "chronological", "time", "files"))
+    prep.add_argument("--time-column", help="--split time with csv / parquet: the column of "
+                      "row times (numbers, e.g. Unix seconds)")
     prep.add_argument("--ratios", nargs=3, type=float, default=(0.8, 0.1, 0.1),
                       metavar=("TRAIN", "VALID", "TEST"))
     prep.add_argument("--seed", type=int, default=0, help="seed of the random split")
@@ -65,7 +68,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     )
     result = prepare(
         args.inputs, args.out, args.format, reader_options=options,
-        split=SplitOptions(args.split, tuple(args.ratios), args.seed), probs=args.probs,
+        split=SplitOptions(args.split, tuple(args.ratios), args.seed, args.time_column),
+        probs=args.probs,
         on_bad_row=args.on_bad_row, overwrite=args.overwrite,
     )
     if result.reused:

@@ -16,7 +16,7 @@ sizes, not rows). The fitted :class:`Encoder` serialises to JSON.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -77,7 +77,7 @@ def with_dictionaries(chunk: ParsedChunk, schema: Schema) -> ParsedChunk:
     for spec in schema.fields:
         if spec.type == "categorical":
             columns[spec.name] = pc.dictionary_encode(columns[spec.name], null_encoding="encode")
-    return ParsedChunk(columns, chunk.label, chunk.lines, chunk.raw)
+    return replace(chunk, columns=columns)
 
 
 def _tokens(col: pa.Array, separator: str) -> tuple[pa.Array, np.ndarray]:

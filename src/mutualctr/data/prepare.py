@@ -5,9 +5,10 @@ validates the raw files (reading and checking run a chunk ahead in a background 
 decides each row's split, counts rows, fits the encoder on train rows and caches the typed,
 dictionary-encoded rows in an Arrow IPC stream beside the store; the second reads that cache
 (no parsing) and encodes every row into ``.npy`` files of known shape, written front to back.
-A chronological split needs one more parse first, to find where the input ends. The random
-split is decided per row from a hash of ``(seed, file, line)``, so it needs no state and does
-not depend on chunking.
+A chronological split needs one more parse first, to find where the input ends; a split by
+time one more parse that keeps only each row's time (8 bytes a row), to find the two cut-off
+times. The random split is decided per row from a hash of ``(seed, file, line)``, so it needs no
+state and does not depend on chunking.
 
 A folder that already holds a store built from the same inputs (sizes and checksums) and
 settings is reused as is; one built from anything else is refused unless ``overwrite``.
@@ -47,8 +48,9 @@ from mutualctr.data.store import (
 )
 from mutualctr.errors import ConfigError, DataError
 
-SplitMethod = Literal["random", "chronological", "files"]
-SPLIT_METHODS: tuple[str, ...] = ("random", "chronological", "files")
+SplitMethod = Literal["random", "chronological", "time", "files"]
+SPLIT_METHODS: tuple[str, ...] = ("random", "chronological", "time", "files")
+TIME_FORMATS = ("movielens", "csv", "parquet")  # readers that can give each row's time
 CHECKSUM_BLOCK = 1 << 20
 CACHE_FILE = ".first-pass.arrow"  # typed rows of the first pass, removed when done
 T = TypeVar("T")
@@ -62,18 +64,28 @@ class SplitOptions:
       row's file and line; the papers' 8:1:1);
     * ``chronological``: by position in the input (assumed in time order, as Criteo and Avazu
       logs are): the first ``ratios[0]`` of the lines train, the next ``ratios[1]`` valid;
+    * ``time``: by each row's time (MovieLens: its timestamp; csv / parquet: the numbers in
+      ``time_column``), see :class:`_TimeSplitter`;
     * ``files``: one input file per split, in the order train, valid[, test].
     """
 
     method: SplitMethod = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
+    time_column: str | None = None
 
     def __post_init__(self) -> None:
         if self.method not in SPLIT_METHODS:
             raise ConfigError(f"split must be one of {SPLIT_METHODS}, got {self.method!r}")
         if len(self.ratios) != 3 or min(self.ratios) < 0 or sum(self.ratios) <= 0:
             raise ConfigError(f"split ratios must be 3 non-negative numbers, got {self.ratios}")
+        if self.time_column is not None and self.method != "time":
+            raise ConfigError("a time column is only used by --split time")
+
+    def settings(self) -> dict[str, Any]:
+        """As recorded in ``meta.json`` (no ``time_column`` key when there is none, so stores
+        built before it existed are still recognised)."""
+        return {k: v for k, v in asdict(self).items() if k != "time_column" or v is not None}
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -92,16 +104,22 @@ def row_uniforms(seed: int, file_index: int, lines: np.ndarray) -> np.ndarray:
     return (hashed >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
 
+def _cuts(ratios: Sequence[float]) -> np.ndarray:
+    """The two cut points in [0, 1]: where train ends and where valid ends."""
+    ratios = np.asarray(ratios, dtype=np.float64)
+    return np.cumsum(ratios)[:-1] / ratios.sum()
+
+
 class _Splitter:
-    """Split index (0 train, 1 valid, 2 test) of every row of a chunk."""
+    """Split index (0 train, 1 valid, 2 test) of every row of a chunk, by file and line."""
 
     def __init__(self, options: SplitOptions, last_lines: list[int] | None) -> None:
         self.options = options
-        ratios = np.asarray(options.ratios, dtype=np.float64)
-        self.cuts = np.cumsum(ratios)[:-1] / ratios.sum()
+        self.cuts = _cuts(options.ratios)
         self.last_lines = last_lines
 
-    def __call__(self, file_index: int, lines: np.ndarray) -> np.ndarray:
+    def __call__(self, file_index: int, chunk: ParsedChunk) -> np.ndarray:
+        lines = chunk.lines
         if self.options.method == "files":
             return np.full(len(lines), file_index, dtype=np.int8)
         if self.options.method == "random":
@@ -110,6 +128,53 @@ class _Splitter:
             assert self.last_lines is not None
             position = (lines - 1) / self.last_lines[file_index]
         return np.searchsorted(self.cuts, position, side="right").astype(np.int8)
+
+
+@dataclass
+class _TimeCut:
+    """One boundary of the split by time: rows after ``time``, and the rows at exactly ``time``
+    from the ``before``-th on (0-based, in input order), are past it."""
+
+    time: float
+    before: int
+    seen_at_time: int = 0  # rows at exactly ``time`` routed so far
+
+    def past(self, times: np.ndarray) -> np.ndarray:
+        tied = times == self.time
+        rank = self.seen_at_time + np.cumsum(tied) - 1  # among tied rows, in input order
+        self.seen_at_time += int(tied.sum())
+        return (times > self.time) | (tied & (rank >= self.before))
+
+
+class _TimeSplitter:
+    """Split by time: in the order of (time, input order) -- ties broken by file, then line --
+    the first ``round(c1 * N)`` rows train, up to ``round(c2 * N)`` valid, the rest test
+    (``c1``, ``c2``: the cumulative ratios over their sum; ``N``: rows).
+
+    Built from every row's time (one float64 each, partitioned in place to find the two
+    cut-off times; no row order is stored). Rows are then routed chunk by chunk, in the same
+    input order, by comparing their time with the cut-offs and counting the rows tied with a
+    cut-off, so the split sizes are exact.
+    """
+
+    def __init__(self, times: np.ndarray, ratios: Sequence[float]) -> None:
+        n = len(times)
+        ends = np.floor(_cuts(ratios) * n + 0.5).astype(np.int64)  # rows before each cut
+        inside = ends[ends < n]
+        if len(inside):
+            times.partition(inside)  # times[k] is now the k-th smallest, for each k in inside
+        self.cuts = [
+            _TimeCut(float(times[k]), int(k - np.count_nonzero(times < times[k]))) if k < n
+            else _TimeCut(np.inf, 0)  # nothing is past it
+            for k in ends
+        ]
+
+    def __call__(self, file_index: int, chunk: ParsedChunk) -> np.ndarray:
+        assert chunk.time is not None
+        which = np.zeros(len(chunk), dtype=np.int8)
+        for cut in self.cuts:
+            which += cut.past(chunk.time)
+        return which
 
 
 class _ProbStream:
@@ -275,6 +340,36 @@ def _last_lines(reader: Reader, inputs: Sequence[Path], on_bad_row: OnBadRow) ->
     return last
 
 
+def _row_times(reader: Reader, inputs: Sequence[Path], on_bad_row: OnBadRow) -> np.ndarray:
+    """Every kept row's time, in input order (the same rows the first pass will keep)."""
+    times = [chunk.time for _, chunk in _chunks(reader, inputs, BadRows(on_bad_row))]
+    return np.concatenate([t for t in times if t is not None] or [np.zeros(0)])
+
+
+def _make_splitter(
+    split: SplitOptions, reader: Reader, inputs: Sequence[Path], on_bad_row: OnBadRow,
+) -> _Splitter | _TimeSplitter:
+    """The split rule; the chronological and time splits read the input once for it."""
+    if split.method == "time":
+        return _TimeSplitter(_row_times(reader, inputs, on_bad_row), split.ratios)
+    last = _last_lines(reader, inputs, on_bad_row) if split.method == "chronological" else None
+    return _Splitter(split, last)
+
+
+def _check_split(split: SplitOptions, fmt: str, n_inputs: int) -> None:
+    if split.method == "files" and n_inputs not in (2, 3):
+        raise ConfigError("--split files needs 2 or 3 inputs: train valid [test]")
+    if split.method == "chronological" and fmt == "movielens":
+        raise ConfigError("MovieLens ratings files are sorted by user, not time: a chronological "
+                          "split by position would split users; use --split time (by timestamp)")
+    if split.method == "time" and fmt not in TIME_FORMATS:
+        raise ConfigError(f"--split time needs a time per row: --format movielens, or csv / "
+                          f"parquet with --time-column; for {fmt} logs (in time order) use "
+                          "--split chronological")
+    if split.method == "time" and fmt != "movielens" and split.time_column is None:
+        raise ConfigError(f"--split time with --format {fmt} needs --time-column NAME")
+
+
 @dataclass
 class _FirstPass:
     encoder: Encoder
@@ -284,7 +379,7 @@ class _FirstPass:
 
 
 def _first_pass(
-    reader: Reader, inputs: Sequence[Path], splitter: _Splitter, n_splits: int,
+    reader: Reader, inputs: Sequence[Path], splitter: _Splitter | _TimeSplitter, n_splits: int,
     probs: Path | None, on_bad_row: OnBadRow, cache: Path,
 ) -> _FirstPass:
     """Parse and validate every row once: split, count, fit on train, cache the typed rows."""
@@ -296,7 +391,7 @@ def _first_pass(
     writer = None
     try:
         for index, chunk in _prefetched(_chunks(reader, inputs, bad_rows)):
-            which = splitter(index, chunk.lines)
+            which = splitter(index, chunk)
             chunk = with_dictionaries(chunk, reader.schema)
             rows += np.bincount(which, minlength=n_splits)
             positives += np.bincount(which[chunk.label > 0], minlength=n_splits)
@@ -358,17 +453,13 @@ def prepare(
     inputs = [Path(p) for p in inputs]
     if not inputs:
         raise ConfigError("no input files")
-    if split.method == "files" and len(inputs) not in (2, 3):
-        raise ConfigError("--split files needs 2 or 3 inputs: train valid [test]")
-    if split.method == "chronological" and fmt == "movielens":
-        raise ConfigError("MovieLens ratings files are sorted by user, not time: a chronological "
-                          "split by position would split users; use --split random or files")
+    _check_split(split, fmt, len(inputs))
     if probs is not None and (fmt != "criteo" or len(inputs) != 1):
         raise ConfigError("--probs needs --format criteo and a single input file")
-    reader = make_reader(fmt, reader_options)
+    reader = make_reader(fmt, reader_options, time_column=split.time_column)
     described = _describe_inputs(_source_files(fmt, inputs) + ([probs] if probs else []))
     settings = json.loads(json.dumps({  # as meta.json will hold them (tuples -> lists)
-        "format": fmt, **reader_options.settings(fmt), "split": asdict(split),
+        "format": fmt, **reader_options.settings(fmt), "split": split.settings(),
         "on_bad_row": on_bad_row, "schema": reader.schema.to_dict(),
     }))
     existing = _check_existing(out, described, settings, overwrite)
@@ -376,12 +467,12 @@ def prepare(
         return PrepareResult(existing, reused=True)
 
     split_names = SPLIT_NAMES[: len(inputs)] if split.method == "files" else SPLIT_NAMES
-    last = _last_lines(reader, inputs, on_bad_row) if split.method == "chronological" else None
+    splitter = _make_splitter(split, reader, inputs, on_bad_row)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / CACHE_FILE
     try:
-        first = _first_pass(reader, inputs, _Splitter(split, last), len(split_names), probs,
-                            on_bad_row, cache)
+        first = _first_pass(reader, inputs, splitter, len(split_names), probs, on_bad_row,
+                            cache)
         _write_splits(out, split_names, first, cache, with_prob=probs is not None,
                       fields=[f.name for f in reader.schema.fields])
     finally:
@@ -429,7 +520,10 @@ def _write_splits(
 
 
 def encode_raw_file(store: EncodedStore, path: Path) -> tuple[SplitArrays, pa.Table]:
-    """Encode a raw file of the store's format with the store's encoder (in memory)."""
+    """Encode a raw file of the store's format with the store's encoder (in memory).
+
+    The file may lack the label column (labels are then ``NaN``); see ``readers.base``.
+    """
     settings = store.meta["settings"]
     options = ReaderOptions.from_settings(
         {k: v for k, v in settings.items() if k in ReaderOptions.__dataclass_fields__}
@@ -437,7 +531,7 @@ def encode_raw_file(store: EncodedStore, path: Path) -> tuple[SplitArrays, pa.Ta
     reader = make_reader(settings["format"], options)
     encoder = store.encoder
     encoded, raw = [], []
-    for chunk in reader.read(path, BadRows("error")):
+    for chunk in reader.read(path, BadRows("error"), allow_unlabelled=True):
         encoded.append(encoder.encode(chunk))
         raw.append(chunk.raw)
     if not encoded:

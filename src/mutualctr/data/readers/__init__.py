@@ -51,7 +51,12 @@ class ReaderOptions:
         return cls(**values)
 
 
-def make_reader(fmt: str, options: ReaderOptions) -> Reader:
+def make_reader(fmt: str, options: ReaderOptions, time_column: str | None = None) -> Reader:
+    """The reader of ``fmt``; ``time_column`` (csv / parquet only) names the column that gives
+    each row's time (MovieLens rows always carry their timestamp)."""
+    if time_column is not None and fmt not in ("csv", "parquet"):
+        raise ConfigError(f"a time column can only be named for --format csv or parquet, not "
+                          f"{fmt!r}")
     counts = {} if options.min_count is None else {"min_count": options.min_count}
     if fmt == "criteo":
         return CriteoReader(numeric=options.criteo_numeric, **counts)
@@ -66,5 +71,5 @@ def make_reader(fmt: str, options: ReaderOptions) -> Reader:
         if options.tabular is None:
             raise ConfigError(f"--format {fmt} needs --schema FILE.yaml")
         return TabularReader(options.tabular, parquet=fmt == "parquet",
-                             min_count=options.min_count)
+                             min_count=options.min_count, time_column=time_column)
     raise ConfigError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")

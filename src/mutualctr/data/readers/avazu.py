@@ -2,7 +2,8 @@
 
 ``id`` is dropped, ``click`` is the label, and ``hour`` (``YYMMDDHH``) is replaced by three
 derived fields: the hour of day, the weekday (Monday = 0) and whether it is a weekend. Every
-field is categorical; the default min-count is 2 as in BARS.
+field is categorical; the default min-count is 2 as in BARS. A prediction input may have no
+``click`` column (Kaggle's ``test.csv``).
 """
 
 from __future__ import annotations
@@ -60,16 +61,22 @@ class AvazuReader:
             label="click",
         )
 
-    def read(self, path: Path, bad_rows: BadRows) -> Iterator[ParsedChunk]:
-        missing = sorted(set(("click", "hour", *RAW_FIELDS)) - set(header_of(path, ",")))
+    def read(
+        self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
+    ) -> Iterator[ParsedChunk]:
+        header = set(header_of(path, ","))
+        labelled = "click" in header or not allow_unlabelled
+        missing = sorted({"hour", *RAW_FIELDS, *(["click"] if labelled else [])} - header)
         if missing:
             raise DataError(f"missing Avazu columns: {', '.join(missing)}", file=str(path),
                             line=1)
         for table, lines in read_delimited(path, bad_rows, delimiter=",",
                                            block_size=self.block_size):
             issues: list[Issue] = []
-            label = columns.labels(table.column("click").combine_chunks(), "click", LABELS,
-                                   issues)
+            label = (
+                columns.labels(table.column("click").combine_chunks(), "click", LABELS, issues)
+                if labelled else columns.unknown_labels(table.num_rows)
+            )
             parsed = {
                 name: columns.utf8(table.column(name).combine_chunks(), name, issues)
                 for name in RAW_FIELDS

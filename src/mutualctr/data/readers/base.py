@@ -2,12 +2,17 @@
 
 A reader turns one raw file into :class:`ParsedChunk` s: typed columns named after its schema's
 fields, the labels, and the 1-based line (or row) number of every row, for error messages and
-for the per-row split decision. Columns by field type:
+for the per-row split decision; readers that know when a row happened also give its time (a
+number, e.g. Unix seconds) for ``--split time``. Columns by field type:
 
 * categorical: ``pa.StringArray`` without nulls, the empty string being the missing value, or
   ``pa.Int64Array`` (Criteo's discretised integers), null being the missing value;
 * numeric: ``float64`` numpy array, ``NaN`` where missing;
 * sequence: ``pa.StringArray`` holding the raw, separator-joined tokens ("" when missing).
+
+A reader called with ``allow_unlabelled=True`` (prediction inputs) also accepts a file without
+the label column, recognised per format by its header or its number of columns; its labels are
+``NaN`` (unknown). Without it, such a file is refused as training data always was.
 
 Bad rows are collected per chunk as :class:`Issue` s and handed to :class:`BadRows`, which
 raises a :class:`~mutualctr.errors.DataError` for the earliest one (``on_bad_row="error"``) or
@@ -42,6 +47,7 @@ class ParsedChunk:
     label: np.ndarray  # float32 [N]
     lines: np.ndarray  # int64 [N], 1-based line (row) numbers in the file
     raw: pa.Table  # the raw rows, as read, for writing predictions next to them
+    time: np.ndarray | None = None  # float64 [N] when the reader knows each row's time
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -57,6 +63,7 @@ class ParsedChunk:
             label=self.label[mask],
             lines=self.lines[mask],
             raw=self.raw.filter(arrow_mask),
+            time=None if self.time is None else self.time[mask],
         )
 
 
@@ -65,7 +72,9 @@ class Reader(Protocol):
 
     schema: Schema
 
-    def read(self, path: Path, bad_rows: BadRows) -> Iterator[ParsedChunk]: ...
+    def read(
+        self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
+    ) -> Iterator[ParsedChunk]: ...
 
 
 @dataclass
@@ -152,9 +161,9 @@ class BadRows:
 
 def checked_chunk(
     path: Path, bad_rows: BadRows, issues: list[Issue], columns: dict[str, Any],
-    label: np.ndarray, lines: np.ndarray, raw: pa.Table,
+    label: np.ndarray, lines: np.ndarray, raw: pa.Table, time: np.ndarray | None = None,
 ) -> ParsedChunk:
     """The chunk without the rows that have issues (or a DataError, in error mode)."""
     keep = bad_rows.check(path, lines, issues)
-    chunk = ParsedChunk(columns, label, lines, raw)
+    chunk = ParsedChunk(columns, label, lines, raw, time)
     return chunk if keep.all() else chunk.take(keep)

@@ -110,6 +110,11 @@ def labels(
     return lookup[index.fill_null(0).to_numpy(zero_copy_only=False)]
 
 
+def unknown_labels(rows: int) -> np.ndarray:
+    """The labels of rows from a file without a label column: ``NaN`` (unknown)."""
+    return np.full(rows, np.nan, dtype=np.float32)
+
+
 def as_ids(values: np.ndarray) -> pa.Int64Array:
     """Integral float values as an integer column; ``NaN`` becomes null (missing)."""
     missing = np.isnan(values)

@@ -4,6 +4,9 @@ TSV without header, no quoting: ``label``, 13 integer fields ``I1..I13``, 26 has
 fields ``C1..C26``; an empty value is missing. As in BARS Criteo_x4 the integers become
 categorical: ``floor(ln(x)^2)`` for ``x > 2``, else ``int(x)``. With ``numeric=True`` they stay
 numeric instead, as ``sign(x) * ln(1 + |x|)`` (standardised by the encoder).
+
+A prediction input may leave out the label (Kaggle's ``test.txt``: the 39 feature columns only);
+it is recognised by the number of columns in its first line.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import numpy as np
 
 from mutualctr.data.readers import columns
 from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
-from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, read_delimited
+from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, first_line_width, read_delimited
 from mutualctr.data.schema import FieldSpec, Schema
 
 INTEGER_FIELDS = tuple(f"I{i}" for i in range(1, 14))
@@ -50,14 +53,20 @@ class CriteoReader:
             label="label",
         )
 
-    def read(self, path: Path, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+    def read(
+        self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
+    ) -> Iterator[ParsedChunk]:
+        labelled = not (allow_unlabelled
+                        and first_line_width(path, "\t", quoted=False) == len(COLUMNS) - 1)
         for table, lines in read_delimited(
-            path, bad_rows, delimiter="\t", column_names=COLUMNS, quoted=False,
-            block_size=self.block_size,
+            path, bad_rows, delimiter="\t", column_names=COLUMNS if labelled else COLUMNS[1:],
+            quoted=False, block_size=self.block_size,
         ):
             issues: list[Issue] = []
-            label = columns.labels(table.column("label").combine_chunks(), "label", LABELS,
-                                   issues)
+            label = (
+                columns.labels(table.column("label").combine_chunks(), "label", LABELS, issues)
+                if labelled else columns.unknown_labels(table.num_rows)
+            )
             parsed = {}
             for name in INTEGER_FIELDS:
                 values = columns.floats(table.column(name).combine_chunks(), name, issues)

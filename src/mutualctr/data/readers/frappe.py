@@ -6,7 +6,8 @@
   field in the order above, label ``1`` or ``-1`` (= 0). A field's value is the feature index.
 
 Every field is categorical (min-count 1 by default). The form is taken from the file name
-(``.libfm`` -> libFM) unless given.
+(``.libfm`` -> libFM) unless given. A prediction input may leave out the label: the CSV form
+by its header, the libFM form by its number of tokens (10 instead of 11).
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ import pyarrow.compute as pc
 
 from mutualctr.data.readers import columns
 from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
-from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, header_of, read_delimited
+from mutualctr.data.readers.text import (
+    DEFAULT_BLOCK_SIZE,
+    first_line_width,
+    header_of,
+    read_delimited,
+)
 from mutualctr.data.schema import FieldSpec, Schema
 from mutualctr.errors import DataError
 
@@ -54,21 +60,31 @@ class FrappeReader:
             label="label",
         )
 
-    def read(self, path: Path, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+    def read(
+        self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
+    ) -> Iterator[ParsedChunk]:
         libfm = self.form == "libfm" or (self.form == "auto" and "libfm" in path.name.lower())
         if libfm:
+            labelled = not (allow_unlabelled
+                            and first_line_width(path, " ", quoted=False) == len(FIELDS))
+            names = ("label", *FIELDS) if labelled else FIELDS
             chunks = read_delimited(path, bad_rows, delimiter=" ", quoted=False,
-                                    column_names=("label", *FIELDS), block_size=self.block_size)
+                                    column_names=names, block_size=self.block_size)
         else:
-            missing = sorted(set(("label", *FIELDS)) - set(header_of(path, ",")))
+            header = set(header_of(path, ","))
+            labelled = "label" in header or not allow_unlabelled
+            missing = sorted({*FIELDS, *(["label"] if labelled else [])} - header)
             if missing:
                 raise DataError(f"missing Frappe columns: {', '.join(missing)}",
                                 file=str(path), line=1)
             chunks = read_delimited(path, bad_rows, delimiter=",", block_size=self.block_size)
         for table, lines in chunks:
             issues: list[Issue] = []
-            label = columns.labels(table.column("label").combine_chunks(), "label",
-                                   LIBFM_LABELS if libfm else CSV_LABELS, issues)
+            label = (
+                columns.labels(table.column("label").combine_chunks(), "label",
+                               LIBFM_LABELS if libfm else CSV_LABELS, issues)
+                if labelled else columns.unknown_labels(table.num_rows)
+            )
             convert = libfm_values if libfm else columns.utf8
             parsed = {n: convert(table.column(n).combine_chunks(), n, issues) for n in FIELDS}
             yield checked_chunk(path, bad_rows, issues, parsed, label, lines, table)

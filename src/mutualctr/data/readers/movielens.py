@@ -6,7 +6,11 @@ holding it; the movies file is taken from the same folder (``movies.csv[.gz]`` /
 ``rating >= threshold`` (4 by default); ratings equal to ``drop_rating`` are left out on purpose
 and counted in ``meta.json`` under ``skipped.filtered``. Fields, all categorical except genres:
 ``user``, ``item``, ``genres`` (a ``|``-separated multi-hot sequence from the movies file, missing
-for a movie not in it), ``hour`` and ``weekday`` (Monday = 0) of the UTC timestamp.
+for a movie not in it), ``hour`` and ``weekday`` (Monday = 0) of the UTC timestamp. Each row's
+time is its timestamp (for ``--split time``).
+
+A prediction input may have no rating: ``userId,movieId,timestamp`` (CSV header) or
+``UserID::MovieID::Timestamp`` (``.dat``); nothing is then left out by ``drop_rating``.
 """
 
 from __future__ import annotations
@@ -22,12 +26,19 @@ import pyarrow.csv as pa_csv
 
 from mutualctr.data.readers import columns
 from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
-from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, read_delimited
+from mutualctr.data.readers.text import (
+    DEFAULT_BLOCK_SIZE,
+    first_line_width,
+    header_of,
+    read_delimited,
+)
 from mutualctr.data.schema import FieldSpec, Schema
 from mutualctr.errors import DataError
 
 FIELDS = ("user", "item", "genres", "hour", "weekday")
 DAT_COLUMNS = ("userId", "_1", "movieId", "_2", "rating", "_3", "timestamp")  # split on ":"
+DAT_UNLABELLED = ("userId", "_1", "movieId", "_2", "timestamp")
+CSV_COLUMNS = ("userId", "movieId", "rating", "timestamp")
 SECONDS_PER_DAY = 86400
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
@@ -88,32 +99,44 @@ class MovieLensReader:
             label="rating",
         )
 
-    def _raw_chunks(self, path: Path, bad_rows: BadRows) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    def _raw_chunks(
+        self, path: Path, bad_rows: BadRows, allow_unlabelled: bool,
+    ) -> tuple[Iterator[tuple[pa.Table, np.ndarray]], bool]:
+        """The raw chunks of the ratings file, and whether it has ratings (labels)."""
         if ".dat" in path.name:
+            labelled = not (allow_unlabelled
+                            and first_line_width(path, ":", quoted=False) == len(DAT_UNLABELLED))
             return read_delimited(path, bad_rows, delimiter=":", quoted=False,
-                                  column_names=DAT_COLUMNS, block_size=self.block_size)
-        return read_delimited(path, bad_rows, delimiter=",", block_size=self.block_size)
+                                  column_names=DAT_COLUMNS if labelled else DAT_UNLABELLED,
+                                  block_size=self.block_size), labelled
+        header = set(header_of(path, ","))
+        labelled = "rating" in header or not allow_unlabelled
+        needed = CSV_COLUMNS if labelled else tuple(c for c in CSV_COLUMNS if c != "rating")
+        if not header.issuperset(needed):
+            raise DataError(f"expected columns {','.join(needed)}", file=str(path), line=1)
+        return read_delimited(path, bad_rows, delimiter=",", block_size=self.block_size), labelled
 
-    def read(self, path: Path, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+    def read(
+        self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
+    ) -> Iterator[ParsedChunk]:
         path = ratings_path(path)
         movie_ids, movie_genres = load_genres(movies_file(path))
-        for table, lines in self._raw_chunks(path, bad_rows):
-            if "rating" not in table.column_names:
-                raise DataError("expected columns userId,movieId,rating,timestamp",
-                                file=str(path), line=1)
+        chunks, labelled = self._raw_chunks(path, bad_rows, allow_unlabelled)
+        for table, lines in chunks:
             issues: list[Issue] = []
             for sep in ("_1", "_2", "_3"):
                 if sep in table.column_names:
                     bad = pc.not_equal(table.column(sep), b"").to_numpy(zero_copy_only=False)
                     if bad.any():
                         issues.append(Issue(bad, None, "expected '::' between values"))
-            rating = columns.floats(table.column("rating").combine_chunks(), "rating", issues)
-            stamp = columns.floats(table.column("timestamp").combine_chunks(), "timestamp", issues)
-            for name, values in (("rating", rating), ("timestamp", stamp)):
+            numbers = {name: columns.floats(table.column(name).combine_chunks(), name, issues)
+                       for name in (("rating", "timestamp") if labelled else ("timestamp",))}
+            for name, values in numbers.items():
                 if np.isnan(values).any():
                     issues.append(Issue(np.isnan(values), name, "value is missing"))
             item = columns.utf8(table.column("movieId").combine_chunks(), "item", issues)
             where = pc.index_in(item, value_set=movie_ids)
+            stamp = numbers["timestamp"]
             seconds = np.nan_to_num(stamp).astype(np.int64)
             days = seconds // SECONDS_PER_DAY
             parsed = {
@@ -123,9 +146,10 @@ class MovieLensReader:
                 "hour": pa.array((seconds % SECONDS_PER_DAY) // 3600).cast(pa.string()),
                 "weekday": pa.array((days + EPOCH_WEEKDAY) % 7).cast(pa.string()),
             }
-            label = (rating >= self.threshold).astype(np.float32)
-            chunk = checked_chunk(path, bad_rows, issues, parsed, label, lines, table)
-            if self.drop_rating is not None:
+            label = ((numbers["rating"] >= self.threshold).astype(np.float32) if labelled
+                     else columns.unknown_labels(table.num_rows))
+            chunk = checked_chunk(path, bad_rows, issues, parsed, label, lines, table, stamp)
+            if labelled and self.drop_rating is not None:
                 dropped = chunk.raw.column("rating")  # only ratings that parsed remain
                 keep = ~np.isclose(columns.floats(dropped.combine_chunks(), "rating", []),
                                    self.drop_rating)

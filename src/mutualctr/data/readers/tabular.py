@@ -12,6 +12,10 @@ Schema file::
 Unknown keys are errors naming the key. CSV files need a header line; Parquet columns may be of
 any type that casts to text (categorical), to a number (numeric) or is text (sequence). In
 Parquet files the "line" of an error is the 1-based row number.
+
+A prediction input may have no label column. ``time_column`` (``--time-column`` of
+``--split time``) names a column of numbers (e.g. Unix seconds) giving each row's time; a row
+whose time is missing or not a number is a bad row.
 """
 
 from __future__ import annotations
@@ -56,10 +60,11 @@ def load_spec(path: Path) -> TabularSpec:
 class TabularReader:
     def __init__(
         self, spec: TabularSpec, parquet: bool, min_count: int | None = None,
-        block_size: int = DEFAULT_BLOCK_SIZE,
+        block_size: int = DEFAULT_BLOCK_SIZE, time_column: str | None = None,
     ) -> None:
         self.spec = spec
         self.parquet = parquet
+        self.time_column = time_column
         self.block_size = block_size
         fields = spec.fields
         if min_count is not None:
@@ -68,41 +73,66 @@ class TabularReader:
             )
         self.schema = Schema(fields=fields, label=spec.label)
 
-    def _needed(self) -> list[str]:
-        return [self.spec.label, *(f.name for f in self.spec.fields)]
+    def _needed(self, labelled: bool) -> list[str]:
+        names = [self.spec.label] if labelled else []
+        names += [f.name for f in self.spec.fields]
+        if self.time_column is not None:
+            names.append(self.time_column)
+        return list(dict.fromkeys(names))
 
-    def _check_columns(self, path: Path, names: Sequence[str]) -> None:
-        missing = [n for n in self._needed() if n not in names]
+    def _columns(self, path: Path, names: Sequence[str], allow_unlabelled: bool) -> list[str]:
+        """The columns to read (the label only when the file has it); missing ones are errors."""
+        needed = self._needed(labelled=self.spec.label in names or not allow_unlabelled)
+        missing = [n for n in needed if n not in names]
         if missing:
             raise DataError(f"missing columns: {', '.join(missing)}", file=str(path), line=1)
+        return needed
 
-    def _parquet_chunks(self, path: Path) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    def _parquet_chunks(
+        self, path: Path, allow_unlabelled: bool,
+    ) -> Iterator[tuple[pa.Table, np.ndarray]]:
         try:
             parquet = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as err:
             raise DataError(f"not a readable Parquet file: {err}", file=str(path)) from None
-        self._check_columns(path, parquet.schema_arrow.names)
+        needed = self._columns(path, parquet.schema_arrow.names, allow_unlabelled)
         if parquet.metadata.num_rows == 0:
             raise DataError("file has no data rows", file=str(path), line=1)
         start = 1
-        for batch in parquet.iter_batches(PARQUET_BATCH_ROWS, columns=self._needed()):
+        for batch in parquet.iter_batches(PARQUET_BATCH_ROWS, columns=needed):
             yield pa.Table.from_batches([batch]), np.arange(start, start + batch.num_rows)
             start += batch.num_rows
 
-    def read(self, path: Path, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+    def _time(self, table: pa.Table, issues: list[Issue]) -> np.ndarray | None:
+        if self.time_column is None:
+            return None
+        name = self.time_column
+        values = columns.floats(table.column(name).combine_chunks(), name, issues)
+        if np.isnan(values).any():
+            issues.append(Issue(np.isnan(values), name, "time is missing"))
+        return values
+
+    def read(
+        self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
+    ) -> Iterator[ParsedChunk]:
         if self.parquet:
-            chunks = self._parquet_chunks(path)
+            chunks = self._parquet_chunks(path, allow_unlabelled)
         else:
-            self._check_columns(path, header_of(path, self.spec.delimiter))
+            self._columns(path, header_of(path, self.spec.delimiter), allow_unlabelled)
             chunks = read_delimited(path, bad_rows, delimiter=self.spec.delimiter,
                                     block_size=self.block_size)
         for table, lines in chunks:
             issues: list[Issue] = []
-            label = columns.labels(table.column(self.spec.label).combine_chunks(),
-                                   self.spec.label, self.spec.label_values, issues)
+            label = (
+                columns.labels(table.column(self.spec.label).combine_chunks(), self.spec.label,
+                               self.spec.label_values, issues)
+                if self.spec.label in table.column_names
+                else columns.unknown_labels(table.num_rows)
+            )
             parsed = {}
             for spec in self.spec.fields:
                 col = table.column(spec.name).combine_chunks()
                 convert = columns.floats if spec.type == "numeric" else columns.utf8
                 parsed[spec.name] = convert(col, spec.name, issues)
-            yield checked_chunk(path, bad_rows, issues, parsed, label, lines, table)
+            time = self._time(table, issues)
+            yield checked_chunk(path, bad_rows, issues, parsed, label, lines, table, time)

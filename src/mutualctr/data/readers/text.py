@@ -179,6 +179,15 @@ def header_of(path: Path, delimiter: str, quoted: bool = True) -> list[str]:
     return _split_line(text, delimiter, quoted)
 
 
+def first_line_width(path: Path, delimiter: str, quoted: bool = True) -> int:
+    """Number of columns in the file's first line (``0`` if the file is empty), for telling a
+    headerless file with a label column from one without. Bytes are read as Latin-1, so this
+    never fails: the parse that follows reports bad bytes with their line."""
+    with _open(path) as handle:
+        first = handle.readline().rstrip(b"\r\n")
+    return len(_split_line(first.decode("latin-1"), delimiter, quoted)) if first else 0
+
+
 def _located(
     err: pa.ArrowInvalid, path: Path, delimiter: str, quoted: bool,
     column_names: Sequence[str] | None,
