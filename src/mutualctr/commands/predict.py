@@ -1,8 +1,9 @@
 """``mutualctr predict RUN --input RAW --out preds.csv``: score raw rows with a trained run.
 
 The raw file is read and encoded exactly as training data was (the store's saved encoder: same
-vocabularies, OOV ids, numeric transforms); the output is the raw rows with one prediction
-column appended (``prediction``), or one per named prediction of a group
+vocabularies, OOV ids, numeric transforms); it may lack the label column (e.g. Kaggle's Criteo
+``test.txt``, Avazu ``test.csv``; see docs/data.md). The output is the raw rows with one
+prediction column appended (``prediction``), or one per named prediction of a group
 (``prediction_<name>``).
 """
 
@@ -27,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Encode a raw file with the run's store encoder and append predictions.",
     )
     parser.add_argument("run", help="run folder written by `mutualctr train`")
-    parser.add_argument("--input", required=True, help="raw file in the store's format")
+    parser.add_argument("--input", required=True,
+                        help="raw file in the store's format, with or without the label column")
     parser.add_argument("--out", required=True, help="CSV to write")
     parser.add_argument("--data", help="encoded store whose encoder to use (default: the run's)")
     parser.add_argument("--batch-size", type=int, default=16384)
