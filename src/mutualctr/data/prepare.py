@@ -342,8 +342,11 @@ def _last_lines(reader: Reader, inputs: Sequence[Path], on_bad_row: OnBadRow) ->
 
 def _row_times(reader: Reader, inputs: Sequence[Path], on_bad_row: OnBadRow) -> np.ndarray:
     """Every kept row's time, in input order (the same rows the first pass will keep)."""
-    times = [chunk.time for _, chunk in _chunks(reader, inputs, BadRows(on_bad_row))]
-    return np.concatenate([t for t in times if t is not None] or [np.zeros(0)])
+    times = [np.zeros(0)]
+    for _, chunk in _chunks(reader, inputs, BadRows(on_bad_row)):
+        assert chunk.time is not None  # _check_split allows only readers that give times
+        times.append(chunk.time)
+    return np.concatenate(times)
 
 
 def _make_splitter(
