@@ -191,8 +191,14 @@ def run_job(
     job: Job, store: EncodedStore, config: CETNetExperimentConfig, seed: int, out: Path,
     groups: np.ndarray | None, overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train (or, when finished, re-evaluate) one configuration in ``OUT/runs/<key>/seed_<s>``;
-    write and return its record."""
+    """Train one configuration in ``OUT/runs/<key>/seed_<s>``; write and return its record.
+
+    A run that already has its record is not touched (unless ``overwrite``), so an interrupted
+    experiment continues where it stopped (an unfinished run resumes from its checkpoint).
+    """
+    done = out / "runs" / job.key / f"seed_{seed}" / RESULTS_FILE
+    if done.is_file() and not overwrite:  # finished and scored: nothing left to do
+        return json.loads(done.read_text())
     description = {"experiment": "cetnet", "job": job.key, "method": job.method,
                    "scale": job.scale}
     record = train_and_score(
@@ -200,9 +206,7 @@ def run_job(
         description, overwrite,
     )
     record.update(key=job.key, table=job.table, row=job.row, method=job.method, scale=job.scale)
-    (out / "runs" / job.key / f"seed_{seed}" / RESULTS_FILE).write_text(
-        json.dumps(record, indent=2)
-    )
+    done.write_text(json.dumps(record, indent=2))
     return record
 
 
