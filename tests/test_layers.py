@@ -125,20 +125,24 @@ def test_senet_hand_computed() -> None:
 
 
 @pytest.mark.parametrize("kind", ["field_all", "field_each", "field_interaction"])
-def test_bilinear_matches_loop(kind: str) -> None:
-    layer = BilinearInteraction(4, 3, kind).double()
-    emb = torch.randn(2, 4, 3, dtype=torch.float64)
+@pytest.mark.parametrize("shared", [False, True])
+def test_bilinear_matches_loop(kind: str, shared: bool) -> None:
+    layer = BilinearInteraction(4, 3, kind, groups=2, shared=shared).double()
+    emb = torch.randn(2, 8, 3, dtype=torch.float64)  # two groups of 4 fields
     outputs = []
-    for p, (i, j) in enumerate(pairs(4)):
-        w = {"field_all": 0, "field_each": i, "field_interaction": p}[kind]
-        outputs.append((emb[:, i] @ layer.weight[w]) * emb[:, j])
+    for g in range(2):
+        weights = layer.weight[0 if shared else g]
+        for p, (i, j) in enumerate(pairs(4)):
+            w = {"field_all": 0, "field_each": i, "field_interaction": p}[kind]
+            outputs.append((emb[:, 4 * g + i] @ weights[w]) * emb[:, 4 * g + j])
     torch.testing.assert_close(layer(emb), torch.stack(outputs, dim=1))
+    assert layer.weight.shape[0] == (1 if shared else 2)
 
 
 def test_bilinear_hand_computed() -> None:
     layer = BilinearInteraction(2, 2, "field_all")
     with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[[0.0, 1.0], [1.0, 0.0]]]))  # swaps coordinates
+        layer.weight.copy_(torch.tensor([[[[0.0, 1.0], [1.0, 0.0]]]]))  # swaps coordinates
     emb = torch.tensor([[[1.0, 2.0], [3.0, 5.0]]])
     assert layer(emb).tolist() == [[[2.0 * 3.0, 1.0 * 5.0]]]
 

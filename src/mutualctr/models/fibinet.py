@@ -28,9 +28,10 @@ class FiBiNETConfig(MLPModelConfig):
 class FiBiNET(CTRModel):
     """``h = MLP([bilinear(emb) || bilinear(SENET(emb))])`` (Huang et al. 2019, Fig. 1).
 
-    The two bilinear layers have their own weights unless ``shared_bilinear`` (the paper leaves
-    this open; FuxiCTR uses two). The paper's deep variant adds a first-order linear part to the
-    output (Eq. 13), returned as the residual logit when ``use_linear``.
+    The two bilinear interactions have their own weights unless ``shared_bilinear`` (the paper
+    leaves this open; FuxiCTR uses two); both run as one grouped layer. The paper's deep
+    variant adds a first-order linear part to the output (Eq. 13), returned as the residual
+    logit when ``use_linear``.
     """
 
     name = "fibinet"
@@ -40,10 +41,8 @@ class FiBiNET(CTRModel):
         c = self.config
         fields, dim = self.num_fields, c.embedding_dim
         self.senet = SENet(fields, c.reduction_ratio)
-        self.bilinear = BilinearInteraction(fields, dim, c.bilinear_type)
-        self.senet_bilinear = (
-            self.bilinear if c.shared_bilinear
-            else BilinearInteraction(fields, dim, c.bilinear_type)
+        self.bilinear = BilinearInteraction(
+            fields, dim, c.bilinear_type, groups=2, shared=c.shared_bilinear
         )
         if c.use_linear:
             self.linear = LinearTerm(self.feature_map, c.embedding_init_std)
@@ -53,7 +52,6 @@ class FiBiNET(CTRModel):
     def represent(
         self, batch: Batch, emb: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        p = self.bilinear(emb).flatten(1)
-        q = self.senet_bilinear(self.senet(emb)).flatten(1)
-        h = self.mlp(torch.cat([p, q], dim=1))
+        both = torch.cat([emb, self.senet(emb)], dim=1)  # [B, 2F, D]
+        h = self.mlp(self.bilinear(both).flatten(1))  # [p || q] in one tensor
         return h, self.linear(batch) if self.config.use_linear else None

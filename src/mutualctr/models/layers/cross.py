@@ -22,7 +22,7 @@ class CrossNetwork(nn.Module):
     def forward(self, x0: torch.Tensor) -> torch.Tensor:
         x = x0
         for w, b in zip(self.weights, self.biases, strict=True):
-            x = x0 * (x @ w).unsqueeze(1) + b + x
+            x = torch.addcmul(x + b, x0, (x @ w).unsqueeze(1))
         return x
 
 
