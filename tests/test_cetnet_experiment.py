@@ -98,6 +98,10 @@ def test_tiny_experiment_writes_both_tables(store: Path, tmp_path: Path) -> None
     assert fused["auc"] > 0.6  # the synthetic clicks are learnable
     assert 0.5 < fused["gauc"] <= 1.0
     assert (tmp_path / "results.csv").read_text().count("\n") >= len(records)
+    weights = tmp_path / "runs" / "ablation" / "dnn+pnn" / "cetnet" / "seed_2024" / "model.pt"
+    stamp = weights.stat().st_mtime_ns
+    assert run_experiment(config, tmp_path, log=lambda _: None) == text  # scored runs are kept
+    assert weights.stat().st_mtime_ns == stamp
 
 
 def test_group_ids_are_the_test_split_column(store: Path) -> None:
