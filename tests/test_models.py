@@ -125,9 +125,11 @@ def test_state_dict_round_trip(name: str) -> None:
         assert torch.equal(model(batch).logit, clone(batch).logit)
 
 
-@pytest.mark.parametrize("name", ["deepfm", "dcn", "pnn", "fibinet", "dcnv2", "finalmlp", "lr"])
+@pytest.mark.parametrize("name", model_names())
 def test_vmap_over_stacked_models_matches_each_model(name: str) -> None:
-    models = [build_model(name, FEATURES, small(name)) for _ in range(3)]
+    """torch.func batching of identical models (eval mode: batch norm and dropout, where a
+    model has them, need vmap's randomness/buffer options in training)."""
+    models = [build_model(name, FEATURES, small(name)).eval() for _ in range(3)]
     params, buffers = stack_module_state(models)
     base = models[0]
     batch = make_batch(6)
