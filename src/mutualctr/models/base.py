@@ -1,9 +1,10 @@
 """The shape every CTR model shares: embedding -> backbone -> representation h -> linear head.
 
 ``forward`` returns both the logit and the representation, so fusion (CETNet) and distillation
-(mutual learning, EKTF) need no special cases. Models with an additive "wide" part (LR, FM's
-second-order term, DeepFM, Wide & Deep, xDeepFM) return it as ``residual_logit`` from
-:meth:`CTRModel.represent`; it is added to the head's output so the model stays the paper's.
+(mutual learning, EKTF) need no special cases. Models with an additive "wide" part (FM's
+first-order term, DeepFM's linear + FM component, the linear parts of Wide & Deep, xDeepFM and
+FiBiNET) return it as ``residual_logit`` from :meth:`CTRModel.represent`; it is added to the
+head's output so the model stays the paper's. docs/models.md says what ``h`` is per model.
 """
 
 from __future__ import annotations
