@@ -179,7 +179,7 @@ def test_predict_on_an_unlabelled_file(tmp_path: Path) -> None:
             outputs[name] = list(csv.DictReader(handle))
     got, want = outputs["without"], outputs["with"]
     assert len(got) == 6 and "label" not in got[0]
-    assert list(got[0]) == [*list(want[0])[1:]]  # the raw columns, then "prediction"
+    assert list(got[0]) == list(want[0])[1:]  # the raw columns, then "prediction"
     assert [r["C1"] for r in got] == [row[14] for row in few]
     assert [r["prediction"] for r in got] == [r["prediction"] for r in want]
     probs = np.array([float(r["prediction"]) for r in got])
