@@ -179,10 +179,13 @@ class YilmazReport:
         if pairs:
             gains = {m: relaimp(mean_std(f.test)[0], mean_std(a.test)[0])
                      for m, (f, a) in pairs.items()}
-            shown = ", ".join(f"{m} {format_percent(v)}" for m, v in gains.items())
+            shown = ", ".join(
+                f"{m} {format_percent(v)} (p {_p(pairs[m][0].test, pairs[m][1].test)})"
+                for m, v in gains.items()
+            )
             lines.append(f"- RQ2, mutual against alone: mutual finetuning beats finetuning alone "
                          f"for {sum(v > 0 for v in gains.values())} of {len(gains)} models "
-                         f"(RelaImp of mutual against alone: {shown}).")
+                         f"(RelaImp of mutual against alone, paired p over runs: {shown}).")
         return lines
 
     def csv_rows(self) -> list[dict[str, Any]]:
