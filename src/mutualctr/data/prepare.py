@@ -53,6 +53,8 @@ SPLIT_METHODS: tuple[str, ...] = ("random", "chronological", "time", "files")
 TIME_FORMATS = ("movielens", "csv", "parquet")  # readers that can give each row's time
 CHECKSUM_BLOCK = 1 << 20
 CACHE_FILE = ".first-pass.arrow"  # typed rows of the first pass, removed when done
+PREFETCH_DEPTH = 1  # parsed chunks waiting for the encoder; each one is memory in flight
+_NO_RAW = pa.table({})
 T = TypeVar("T")
 
 
@@ -293,12 +295,15 @@ def _check_existing(
 def _chunks(
     reader: Reader, inputs: Sequence[Path], bad_rows: BadRows,
 ) -> Iterator[tuple[int, ParsedChunk]]:
+    """(file index, chunk) of every input, without the raw rows: a store does not keep them,
+    and dropping them here keeps chunks waiting in :func:`_prefetched` small and spares
+    ``ParsedChunk.take`` a copy of them."""
     for index, path in enumerate(inputs):
         for chunk in reader.read(path, bad_rows):
-            yield index, chunk
+            yield index, replace(chunk, raw=_NO_RAW)
 
 
-def _prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+def _prefetched(items: Iterator[T], depth: int = PREFETCH_DEPTH) -> Iterator[T]:
     """``items`` produced by a background thread, ``depth`` ahead (parsing releases the GIL,
     so reading the next block overlaps with encoding this one)."""
     queue: Queue = Queue(maxsize=depth)
@@ -440,9 +445,6 @@ def _cached_chunks(
             chunk = ParsedChunk(columns, label, np.zeros(len(label), np.int64), _NO_RAW)
             prob = batch.column("prob").to_numpy() if "prob" in batch.schema.names else None
             yield batch.column("split").to_numpy(), chunk, prob
-
-
-_NO_RAW = pa.table({})
 
 
 def prepare(

@@ -46,7 +46,8 @@ class ParsedChunk:
     columns: dict[str, Any]
     label: np.ndarray  # float32 [N]
     lines: np.ndarray  # int64 [N], 1-based line (row) numbers in the file
-    raw: pa.Table  # the raw rows, as read, for writing predictions next to them
+    raw: pa.Table  # the raw rows, as read, for writing predictions next to them (or a table
+    # without columns where they are not kept)
     time: np.ndarray | None = None  # float64 [N] when the reader knows each row's time
 
     def __len__(self) -> int:
@@ -62,7 +63,7 @@ class ParsedChunk:
             },
             label=self.label[mask],
             lines=self.lines[mask],
-            raw=self.raw.filter(arrow_mask),
+            raw=self.raw.filter(arrow_mask) if self.raw.num_columns else self.raw,
             time=None if self.time is None else self.time[mask],
         )
 
