@@ -72,10 +72,32 @@ def test_torchscript_export_gives_the_same_predictions(trained: tuple[Path, Path
     np.testing.assert_allclose(got.numpy(), want[:37], rtol=0, atol=1e-6)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("onnx") is not None, reason="onnx is installed")
+def test_onnx_export_gives_the_same_predictions(trained: tuple[Path, Path]) -> None:
+    import onnxruntime
+
+    store, run = trained
+    assert main(["export", str(run), "--format", "onnx"]) == 0
+    model_file = run / "export" / "model.onnx"
+    signature = json.loads(signature_path(model_file).read_text())
+    assert signature["outputs"] == ["deepfm"]
+    session = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    split = EncodedStore.open(store).split("test")
+    batch = next(BatchLoader(split, 37).batches(0))  # another batch size than exported with
+    feeds = dict(zip(signature["inputs"], (batch.categorical.numpy(), batch.numeric.numpy()),
+                     strict=True))
+    (got,) = session.run(None, feeds)
+    model = load_trained(run)
+    want = predict_split(model.group, model.objective, split, 37, torch.device("cpu"))["deepfm"]
+    np.testing.assert_allclose(got, want[:37], rtol=0, atol=1e-5)
+
+
 def test_onnx_export_without_onnx_is_a_clear_error(
-    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
     assert main(["export", str(trained[1]), "--format", "onnx"]) == 2
     assert "needs the `onnx` package" in capsys.readouterr().err
 

@@ -4,7 +4,8 @@ The exported model takes plain tensors, ``(categorical int64 [B, n_categorical],
 float32 [B, n_numeric], *sequences int64 [B, max_len])`` encoded as in the store, and returns
 one click-probability tensor ``[B]`` per named prediction, in the order listed in the
 ``.signature.json`` file written next to it. TorchScript comes from ``torch.jit.trace``; ONNX
-needs the ``onnx`` package (and ``onnxscript``), which this project does not depend on.
+needs the ``onnx`` package (the ``onnx`` extra: ``pip install mutualctr[onnx]``); it uses
+PyTorch's TorchScript-based exporter (``dynamo=False``), which needs nothing more.
 """
 
 from __future__ import annotations
@@ -66,9 +67,8 @@ def export(run_dir: str | Path, fmt: str, out: Path | None = None) -> Path:
     """Export ``run_dir``'s final weights; returns the written model file."""
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
         raise MutualCTRError(
-            "ONNX export needs the `onnx` package (PyTorch's exporters serialise with it, the "
-            "default one also needs `onnxscript`): `pip install onnx onnxscript`, or use "
-            "--format torchscript"
+            "ONNX export needs the `onnx` package: `pip install onnx` (or the extra "
+            "`mutualctr[onnx]`), or use --format torchscript"
         )
     trained = load_trained(run_dir)
     inputs = example_inputs(trained.feature_map)
