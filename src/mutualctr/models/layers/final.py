@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import nn
 
-from mutualctr.models.layers.mlp import make_activation
+from mutualctr.models.layers.mlp import MLP
 
 ResidualType = Literal["concat", "sum"]
 
@@ -35,7 +36,7 @@ class FactorizedInteraction(nn.Module):
         return h2 + h1 * h2
 
 
-class FinalBlock(nn.Module):
+class FinalBlock(MLP):
     """FINAL layers stacked like an MLP: ``layer -> [BatchNorm] -> activation -> [Dropout]``.
 
     The default activation is the identity: the multiplicative layers are the non-linearity.
@@ -45,22 +46,10 @@ class FinalBlock(nn.Module):
         self, in_dim: int, hidden: Sequence[int], residual: ResidualType = "concat",
         activation: str = "identity", dropout: float = 0.0, batch_norm: bool = True,
     ) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        dim = in_dim
-        for units in hidden:
-            layers.append(FactorizedInteraction(dim, units, residual))
-            if batch_norm:
-                layers.append(nn.BatchNorm1d(units))
-            layers.append(make_activation(activation))
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            dim = units
-        self.layers = nn.Sequential(*layers)
-        self.out_dim = dim
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
+        super().__init__(
+            in_dim, hidden, activation=activation, dropout=dropout, batch_norm=batch_norm,
+            layer=functools.partial(FactorizedInteraction, residual=residual),
+        )
 
 
 class FieldGate(nn.Module):

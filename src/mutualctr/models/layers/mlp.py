@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -30,7 +30,8 @@ class MLP(nn.Module):
     """``Linear -> [BatchNorm] -> activation -> [Dropout]`` per hidden layer, no output layer.
 
     The output is the last hidden layer (``out_dim`` = ``hidden[-1]``, or ``in_dim`` when
-    ``hidden`` is empty, in which case the block is the identity).
+    ``hidden`` is empty, in which case the block is the identity). ``layer(in_dim, units)``
+    builds each layer's map (``nn.Linear`` by default; FINAL passes its factorized layer).
     """
 
     def __init__(
@@ -40,12 +41,13 @@ class MLP(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         batch_norm: bool = False,
+        layer: Callable[[int, int], nn.Module] = nn.Linear,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         dim = in_dim
         for units in hidden:
-            layers.append(nn.Linear(dim, units))
+            layers.append(layer(dim, units))
             if batch_norm:
                 layers.append(nn.BatchNorm1d(units))
             layers.append(make_activation(activation))
