@@ -73,13 +73,25 @@ def test_dcn_cross_layer_hand_computed() -> None:
     assert net(x0).tolist() == [pytest.approx([-1.5 + 0.1 + 1.0, -3.0 + 0.2 + 2.0])]
 
 
-def test_dcn_cross_two_layers_recursion() -> None:
-    net = CrossNetwork(4, 2).double()
-    x0 = torch.randn(3, 4, dtype=torch.float64)
+def test_dcn_cross_closed_form_equals_layer_recursion() -> None:
+    """The closed form ``x_0 t_L + beta_L`` against Eq. 3 applied row by row, layer by layer,
+    with non-zero biases so the ``c_l = beta_l^T w_l`` terms matter; gradients too."""
+    torch.manual_seed(0)
+    net = CrossNetwork(4, 3).double()
+    with torch.no_grad():
+        for b in net.biases:
+            b.normal_()
+    x0 = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
     x = x0
     for w, b in zip(net.weights, net.biases, strict=True):
         x = torch.stack([x0[r] * (x[r] @ w) + b + x[r] for r in range(3)])
-    torch.testing.assert_close(net(x0), x)
+    closed = net(x0)
+    torch.testing.assert_close(closed, x)
+    weight = torch.randn_like(x)
+    expected = torch.autograd.grad((x * weight).sum(), [x0, *net.parameters()])
+    got = torch.autograd.grad((closed * weight).sum(), [x0, *net.parameters()])
+    for e, g in zip(expected, got, strict=True):
+        torch.testing.assert_close(g, e)
 
 
 def test_dcnv2_full_rank_hand_computed() -> None:
@@ -121,16 +133,47 @@ def test_senet_hand_computed() -> None:
 @pytest.mark.parametrize("kind", ["field_all", "field_each", "field_interaction"])
 @pytest.mark.parametrize("shared", [False, True])
 def test_bilinear_matches_loop(kind: str, shared: bool) -> None:
+    """Outputs and gradients (the hand-written backward) against Eq. 5-7 pair by pair; the
+    no-gradient path (evaluation, export) gives the same outputs."""
     layer = BilinearInteraction(4, 3, kind, groups=2, shared=shared).double()
-    emb = torch.randn(2, 8, 3, dtype=torch.float64)  # two groups of 4 fields
+    emb = torch.randn(2, 8, 3, dtype=torch.float64, requires_grad=True)  # two groups of 4
     outputs = []
     for g in range(2):
         weights = layer.weight[0 if shared else g]
         for p, (i, j) in enumerate(pairs(4)):
             w = {"field_all": 0, "field_each": i, "field_interaction": p}[kind]
             outputs.append((emb[:, 4 * g + i] @ weights[w]) * emb[:, 4 * g + j])
-    torch.testing.assert_close(layer(emb), torch.stack(outputs, dim=1))
+    expected = torch.stack(outputs, dim=1)
+    got = layer(emb)
+    torch.testing.assert_close(got, expected)
     assert layer.weight.shape[0] == (1 if shared else 2)
+    upstream = torch.randn_like(expected)
+    grads = [torch.autograd.grad((out * upstream).sum(), [emb, layer.weight])
+             for out in (got, expected)]
+    for g, e in zip(*grads, strict=True):
+        torch.testing.assert_close(g, e)
+    with torch.no_grad():
+        torch.testing.assert_close(layer(emb), expected)
+
+
+def test_bilinear_under_vmap_equals_members() -> None:
+    """A batched group stacks members' weights and runs the layer under ``vmap``: outputs and
+    gradients equal each member's own."""
+    layers = [BilinearInteraction(3, 2, "field_interaction", groups=2).double() for _ in range(3)]
+    params, _ = torch.func.stack_module_state(layers)
+    emb = torch.randn(4, 6, 2, dtype=torch.float64)
+
+    def run(state: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.func.functional_call(layers[0], state, (emb,))
+
+    stacked = torch.vmap(run)(params)
+    upstream = torch.randn_like(stacked)
+    (stacked * upstream).sum().backward()
+    for m, layer in enumerate(layers):
+        out = layer(emb)
+        torch.testing.assert_close(stacked[m], out)
+        (out * upstream[m]).sum().backward()
+        torch.testing.assert_close(params["weight"].grad[m], layer.weight.grad)
 
 
 def test_bilinear_hand_computed() -> None:
