@@ -10,7 +10,7 @@ head's output so the model stays the paper's. docs/models.md says what ``h`` is 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -21,11 +21,19 @@ from mutualctr.errors import ConfigError
 from mutualctr.models.embedding import FeatureEmbedding
 from mutualctr.models.layers.mlp import MLP
 
+AuxiliaryLoss = Literal["none", "self_distillation", "tri_bce"]
+
 
 @dataclass
 class ModelOutput:
-    logit: torch.Tensor  # [B]
-    h: torch.Tensor  # [B, H]
+    """``logit`` [B] and representation ``h`` [B, H]; models whose paper trains with an extra
+    loss on sub-network predictions also give those sub-logits ``[S, B]`` and name the loss
+    (see :mod:`mutualctr.training.objectives.auxiliary`)."""
+
+    logit: torch.Tensor
+    h: torch.Tensor
+    aux_logits: torch.Tensor | None = None
+    aux_loss: AuxiliaryLoss = "none"
 
 
 @dataclass
@@ -110,9 +118,41 @@ class CTRModel(nn.Module):
         """Return ``(h [B, H], residual_logit [B] or None)`` from field embeddings ``[B, F, D]``."""
         raise NotImplementedError
 
+    def auxiliary(self) -> tuple[AuxiliaryLoss, tuple[int, ...]]:
+        """The paper's extra training loss and the widths of the parts of ``h`` it scores.
+
+        Default: none. FINAL's two blocks and DCNv3's two cross networks each predict on their
+        own part of ``h``; see :func:`split_head_logits`.
+        """
+        return "none", ()
+
     def forward(self, batch: Batch) -> ModelOutput:
-        h, residual = self.represent(batch, self.embedding(batch))
+        return self.forward_embedded(batch, self.embedding(batch))
+
+    def forward_embedded(self, batch: Batch, emb: torch.Tensor) -> ModelOutput:
+        """``forward`` from field embeddings ``[B, F, D]`` looked up elsewhere (EKTF's students
+        share one embedding)."""
+        h, residual = self.represent(batch, emb)
         logit = self.head(h).squeeze(-1)
         if residual is not None:
             logit = logit + residual
-        return ModelOutput(logit=logit, h=h)
+        kind, widths = self.auxiliary()
+        if kind == "none":
+            return ModelOutput(logit=logit, h=h)
+        return ModelOutput(logit=logit, h=h, aux_logits=split_head_logits(self.head, h, widths),
+                           aux_loss=kind)
+
+
+def split_head_logits(head: nn.Linear, h: torch.Tensor, widths: tuple[int, ...]) -> torch.Tensor:
+    """Sub-network logits ``[S, B]`` whose mean is the head's logit.
+
+    FINAL (Zhu et al. 2023) and DCNv3 (Li et al. 2024) give each of their ``S`` sub-networks its
+    own linear output and predict with the mean of the ``S`` logits. Our single head over the
+    concatenated parts ``h = [h_1 || ... || h_S]`` is ``sum_s w_s h_s + b``, the same family of
+    functions; reading it as ``logit_s = S w_s h_s + b`` makes ``mean_s logit_s`` the head's
+    logit exactly, so the sub-networks' own losses act on the same parameters as the paper's.
+    """
+    parts = torch.split(h, list(widths), dim=-1)
+    weights = torch.split(head.weight[0], list(widths))
+    return torch.stack([len(widths) * (p @ w) + head.bias[0] for p, w in zip(parts, weights,
+                                                                              strict=True)])

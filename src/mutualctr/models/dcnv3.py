@@ -7,14 +7,15 @@ from dataclasses import dataclass
 import torch
 
 from mutualctr.data.batch import Batch
-from mutualctr.models.base import CTRModel, ModelConfig
+from mutualctr.models.base import AuxiliaryLoss, CTRModel, ModelConfig
 from mutualctr.models.layers import CrossNetworkV3, split_heads
 
 
 @dataclass
 class DCNv3Config(ModelConfig):
     """Defaults: FuxiCTR's DCNv3 (4 deep and 4 shallow layers, dropout 0.1 / 0.3, layer-norm
-    self-mask, 1 head)."""
+    self-mask, 1 head). ``tri_bce``: the paper's training loss
+    (:mod:`mutualctr.training.objectives.auxiliary`)."""
 
     num_deep_cross_layers: int = 4
     num_shallow_cross_layers: int = 4
@@ -22,14 +23,15 @@ class DCNv3Config(ModelConfig):
     shallow_dropout: float = 0.3
     layer_norm: bool = True
     num_heads: int = 1
+    tri_bce: bool = True
 
 
 class DCNv3(CTRModel):
     """``h = [mean_heads ECN(x_1) || mean_heads LCN(x_1)]``.
 
     The paper's prediction is the mean of the two sub-networks' logits; the linear head on the
-    concatenation learns that sum. Its Tri-BCE loss (extra BCE terms on each sub-network's own
-    logit) is a training objective and is not part of the model.
+    concatenation is that mean, each network's part of it being its own logit
+    (:func:`~mutualctr.models.base.split_head_logits`), on which Tri-BCE puts its extra terms.
     """
 
     name = "dcnv3"
@@ -45,6 +47,12 @@ class DCNv3(CTRModel):
             width, c.num_shallow_cross_layers, False, c.layer_norm, c.shallow_dropout
         )
         return 2 * width
+
+    def auxiliary(self) -> tuple[AuxiliaryLoss, tuple[int, ...]]:
+        if self.config.tri_bce:
+            width = self.representation_dim // 2
+            return "tri_bce", (width, width)
+        return "none", ()
 
     def represent(self, batch: Batch, emb: torch.Tensor) -> tuple[torch.Tensor, None]:
         x1 = split_heads(emb, self.config.num_heads)

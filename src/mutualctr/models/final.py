@@ -8,7 +8,7 @@ from typing import Literal
 import torch
 
 from mutualctr.data.batch import Batch
-from mutualctr.models.base import CTRModel, ModelConfig
+from mutualctr.models.base import AuxiliaryLoss, CTRModel, ModelConfig
 from mutualctr.models.layers import FieldGate, FinalBlock
 from mutualctr.models.layers.final import ResidualType
 
@@ -16,7 +16,8 @@ from mutualctr.models.layers.final import ResidualType
 @dataclass
 class FINALConfig(ModelConfig):
     """Defaults: FuxiCTR's FinalNet (two blocks, batch norm, identity activation, ``concat``
-    layers, no field gate) with blocks widened to [400, 400, 400]."""
+    layers, no field gate) with blocks widened to [400, 400, 400]. ``self_distillation``: the
+    paper's training loss for two blocks (:mod:`mutualctr.training.objectives.auxiliary`)."""
 
     num_blocks: Literal[1, 2] = 2
     block1_hidden_units: tuple[int, ...] = (400, 400, 400)
@@ -26,14 +27,16 @@ class FINALConfig(ModelConfig):
     dropout: float = 0.0
     batch_norm: bool = True
     use_field_gate: bool = False
+    self_distillation: bool = True
 
 
 class FINAL(CTRModel):
     """``h = block_1(x)`` (1 block) or ``h = [block_1(x_g) || block_2(x)]`` (2 blocks).
 
     ``x = flatten(emb)``; ``x_g`` is ``x`` through the optional field gate. The paper averages
-    the two blocks' logits; our head on the concatenation learns that combination. Its
-    self-knowledge distillation between the blocks (a training loss) is not part of the model.
+    the two blocks' logits; the head on the concatenation is that average, each block's part
+    of it being the block's own logit (:func:`~mutualctr.models.base.split_head_logits`), which
+    the self-knowledge distillation between blocks trains.
     """
 
     name = "final"
@@ -57,6 +60,11 @@ class FINAL(CTRModel):
             )
             width += self.block2.out_dim
         return width
+
+    def auxiliary(self) -> tuple[AuxiliaryLoss, tuple[int, ...]]:
+        if self.config.num_blocks == 2 and self.config.self_distillation:
+            return "self_distillation", (self.block1.out_dim, self.block2.out_dim)
+        return "none", ()
 
     def represent(self, batch: Batch, emb: torch.Tensor) -> tuple[torch.Tensor, None]:
         gated = self.field_gate(emb) if self.config.use_field_gate else emb

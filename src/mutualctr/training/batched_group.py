@@ -94,12 +94,18 @@ class BatchedModelGroup(nn.Module):
         return self.stacked.state_dict(keep_vars=True)
 
     def forward(self, batch: Batch) -> list[ModelOutput]:
-        def run_one(state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-            out = functional_call(self.stacked, state, (batch,))
-            return out.logit, out.h
+        kind, _ = self.stacked.auxiliary()
 
-        logits, hs = vmap(run_one, randomness="different")(self._state())
-        return [ModelOutput(logit=logits[i], h=hs[i]) for i in range(self.size)]
+        def run_one(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            out = functional_call(self.stacked, state, (batch,))
+            tensors = {"logit": out.logit, "h": out.h}
+            if out.aux_logits is not None:
+                tensors["aux_logits"] = out.aux_logits
+            return tensors
+
+        stacked = vmap(run_one, randomness="different")(self._state())
+        return [ModelOutput(**{k: v[i] for k, v in stacked.items()}, aux_loss=kind)
+                for i in range(self.size)]
 
     def member_state_dict(self, index: int) -> dict[str, torch.Tensor]:
         """Member ``index``'s weights under the architecture's own names (a standalone model's

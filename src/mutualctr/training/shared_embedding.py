@@ -55,15 +55,6 @@ def student_names(specs: Sequence[StudentSpec]) -> list[str]:
     return [f"{spec.model}_{i}" for i, spec in enumerate(specs, start=1)]
 
 
-def embedded_forward(model: CTRModel, batch: Batch, emb: torch.Tensor) -> ModelOutput:
-    """What ``model.forward`` does, from field embeddings computed elsewhere."""
-    h, residual = model.represent(batch, emb)
-    logit = model.head(h).squeeze(-1)
-    if residual is not None:
-        logit = logit + residual
-    return ModelOutput(logit=logit, h=h)
-
-
 class SharedEmbeddingGroup(ModelGroup):
     """K students sharing one :class:`~mutualctr.models.embedding.FeatureEmbedding`.
 
@@ -100,7 +91,7 @@ class SharedEmbeddingGroup(ModelGroup):
 
     def forward(self, batch: Batch) -> list[ModelOutput]:
         emb = self.embedding(batch)
-        return [embedded_forward(student, batch, emb) for student in self.models]
+        return [student.forward_embedded(batch, emb) for student in self.models]
 
 
 def export_student(group: SharedEmbeddingGroup, name: str) -> CTRModel:

@@ -10,12 +10,15 @@ import torch.nn.functional as F
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import ModelOutput
 from mutualctr.training.objective import PER_MEMBER, Objective, ObjectiveOutput
+from mutualctr.training.objectives.auxiliary import members_auxiliary_loss
 
 ENSEMBLE = "ensemble"
 
 
 class IndependentObjective(Objective):
     """``sum_n BCE(y, p_n)``: members do not interact, each gets exactly its own gradient.
+
+    A member whose paper adds a loss (FINAL, DCNv3) gets it too (:mod:`.auxiliary`).
 
     Predictions: one per member, plus ``ensemble`` (mean of the members' probabilities) when there
     are two or more. A single member is monitored by its own prediction; several are selected
@@ -42,5 +45,11 @@ class IndependentObjective(Objective):
         bce = F.binary_cross_entropy_with_logits(
             logits, batch.label.unsqueeze(0).expand_as(logits), reduction="none"
         ).mean(dim=1)
-        parts = {f"bce/{name}": v for name, v in zip(self.member_names, bce.detach(), strict=True)}
-        return ObjectiveOutput(loss=bce.sum(), predictions=self.predict(outputs), parts=parts)
+        parts: dict[str, float | torch.Tensor] = {
+            f"bce/{name}": v for name, v in zip(self.member_names, bce.detach(), strict=True)
+        }
+        loss = bce.sum()
+        extra = members_auxiliary_loss(outputs, batch.label, bce, self.member_names, parts)
+        if extra is not None:
+            loss = loss + extra
+        return ObjectiveOutput(loss=loss, predictions=self.predict(outputs), parts=parts)

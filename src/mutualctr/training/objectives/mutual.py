@@ -34,6 +34,7 @@ from mutualctr.data.batch import Batch
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import ModelOutput
 from mutualctr.training.objective import PER_MEMBER, Objective, ObjectiveOutput
+from mutualctr.training.objectives.auxiliary import members_auxiliary_loss
 
 ENSEMBLE = "ensemble"
 Divergence = Literal["mse", "kl"]
@@ -105,10 +106,12 @@ class MutualObjective(Objective):
     def forward(self, outputs: Sequence[ModelOutput], batch: Batch) -> ObjectiveOutput:
         logits = torch.stack([o.logit for o in outputs])
         bce, mutual = mutual_losses(logits, batch.label, self.weight, self.divergence)
-        parts: dict[str, float] = {}
+        parts: dict[str, float | torch.Tensor] = {}
         for name, b, m in zip(self.member_names, bce.tolist(), mutual.tolist(), strict=True):
             parts[f"bce/{name}"] = b
             parts[f"mutual/{name}"] = m
-        return ObjectiveOutput(
-            loss=(bce + mutual).sum(), predictions=self.predict(outputs), parts=parts
-        )
+        loss = (bce + mutual).sum()
+        extra = members_auxiliary_loss(outputs, batch.label, bce, self.member_names, parts)
+        if extra is not None:  # a member's own paper loss (FINAL, DCNv3), see .auxiliary
+            loss = loss + extra
+        return ObjectiveOutput(loss=loss, predictions=self.predict(outputs), parts=parts)
