@@ -17,6 +17,7 @@ from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.autoint import AutoInt
 from mutualctr.models.base import CTRModel, ModelConfig
+from mutualctr.models.dagfm import DAGFM
 from mutualctr.models.dcn import DCN
 from mutualctr.models.dcnv2 import DCNv2
 from mutualctr.models.dcnv3 import DCNv3
@@ -37,7 +38,7 @@ _MODELS: dict[str, type[CTRModel]] = {
     cls.name: cls
     for cls in (
         LR, FM, DNN, WideDeep, DeepFM, DCN, DCNv2, PNN, FiBiNET, XDeepFM, AutoInt, FinalMLP,
-        FINAL, ECN, DCNv3,
+        FINAL, ECN, DCNv3, DAGFM,
     )
 }
 _MODELS.update(multi_embedding_variants(_MODELS))  # me_dnn, me_pnn ... (Guo et al. 2024)

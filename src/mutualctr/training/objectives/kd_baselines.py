@@ -4,12 +4,15 @@ a group of students that share one embedding.
 Distillation in binary CTR uses the Bernoulli form of Hinton's soft targets: the student's
 logit and the teacher's logit are divided by a temperature ``T`` and the student minimises
 ``T^2 * BCE(sigmoid(z_teacher / T), sigmoid(z_student / T))`` with the teacher detached.
-Every objective reports a ``teacher`` prediction (what early stopping watches) and one per
-member. Choices where the papers leave something open (or are about image classification)
-are stated on each class.
+Every group objective (Online KD, KDCL, ECKD) reports a ``teacher`` prediction (what early
+stopping watches) and one per member. Choices where the papers leave something open (or are
+about image classification) are stated on each class.
 
-DAGFM (Tian et al., WSDM 2023) is not implemented: it is a model (a directed-acyclic-graph
-interaction network distilled from a complex teacher), not an objective over this group.
+KD-DAGFM (Tian et al., WSDM 2023) is not a group of students but a pipeline: a complex
+teacher trained alone, then a DAGFM student (:mod:`mutualctr.models.dagfm`) distilled from it
+over the teacher's frozen embedding, then the student finetuned alone.
+:class:`DAGFMDistillation` is the loss of the middle phase (logit MSE, not soft BCE);
+:func:`mutualctr.experiments.ektf_runs.train_method` runs the three phases.
 """
 
 from __future__ import annotations
@@ -162,3 +165,46 @@ class ECKD(_GroupDistillation):
             "kd": self.alpha * soft_bce(student, teacher, self.temperature),
         }
         return self._output(outputs, teacher, parts)
+
+
+class DAGFMDistillation(Objective):
+    """KD-DAGFM's distillation phase (Tian et al., WSDM 2023): members ``[teacher, student]``.
+
+    ``loss = alpha * BCE(y, sigmoid(z_s)) + beta * mean((z_t - z_s)^2)`` over the batch, on the
+    logits ``z``, with the teacher's logit detached. Defaults ``alpha = beta = 1`` (the
+    authors' configs use ``alpha = 0.1, beta = 921.6``). Freezing the teacher and the shared
+    embedding (the authors detach it) is the group's job
+    (:class:`mutualctr.experiments.ektf_runs.DistillationGroup`); this objective only keeps the
+    teacher's logit out of the gradient.
+
+    Predictions: one per member, by its name. There is no ensemble, so no ``teacher``
+    prediction in the KD baselines' sense (that name means the group's combined prediction);
+    early stopping and best-epoch selection watch the student.
+    """
+
+    def __init__(self, member_names: Sequence[str], alpha: float = 1.0, beta: float = 1.0
+                 ) -> None:
+        if len(member_names) != 2:
+            raise ConfigError(f"DAGFMDistillation needs [teacher, student], got "
+                              f"{list(member_names)}")
+        if alpha < 0 or beta < 0:
+            raise ConfigError(f"alpha and beta must be >= 0, got {alpha} and {beta}")
+        super().__init__(member_names, monitor=member_names[1])
+        self.alpha = alpha
+        self.beta = beta
+
+    def predict(self, outputs: Sequence[ModelOutput]) -> dict[str, torch.Tensor]:
+        return {name: torch.sigmoid(o.logit)
+                for name, o in zip(self.member_names, outputs, strict=True)}
+
+    def forward(self, outputs: Sequence[ModelOutput], batch: Batch) -> ObjectiveOutput:
+        teacher, student = outputs[0].logit.detach(), outputs[1].logit
+        parts = {
+            "bce": self.alpha * bce(student, batch.label),
+            "kd": self.beta * (teacher - student).pow(2).mean(),
+        }
+        return ObjectiveOutput(
+            loss=parts["bce"] + parts["kd"],
+            predictions={name: p.detach() for name, p in self.predict(outputs).items()},
+            parts={name: value.detach() for name, value in parts.items()},
+        )
