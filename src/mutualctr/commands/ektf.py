@@ -2,8 +2,10 @@
 
 Students share one embedding: ``--k`` MLP students (EKTF_MLP) or ``--students`` registry
 models (EKTF_Latest: ``--students pnn final ecn``). Each epoch reports the teacher and every
-student; early stopping watches the teacher. ``--export-best DIR`` writes the best student
-(validation AUC) as a standalone single-model run folder for serving.
+student; early stopping watches the teacher. ``--objective dagfm --students dagfm`` runs
+KD-DAGFM instead (a DCNv2 teacher, distillation, finetuning; early stopping watches the
+student). ``--export-best DIR`` writes the best student (validation AUC) as a standalone
+single-model run folder for serving.
 """
 
 from __future__ import annotations
