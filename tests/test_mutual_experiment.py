@@ -57,3 +57,24 @@ def test_rq3_and_rq4_group_the_right_pretrained_runs(tmp_path: Path) -> None:
 def test_bad_settings_fail_before_training(kwargs: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
         YilmazSettings(data=tmp_path, out=tmp_path, train=TrainConfig(), **kwargs)
+
+
+def test_changed_settings_are_refused_until_overwrite(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Re-running into the same folder with other settings names the folder and --overwrite;
+    with --overwrite the runs are retrained with the new settings."""
+    data = write_store(tmp_path / "data", {"train": 400, "valid": 200, "test": 200})
+    out = tmp_path / "exp"
+    args = ["experiment", "yilmaz", "--data", str(data), "--out", str(out), "--models",
+            "deepfm,dcn", "--seeds", "2", "--questions", "1", "--no-control", "--batch-size",
+            "200", "--threads", "1", "--model-set", "hidden_units=[8]", "--model-set",
+            "embedding_dim=4"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main([*args, "--epochs", "2"]) != 0
+    error = capsys.readouterr().err
+    assert "seed1 was made with a different config" in error and "--overwrite" in error
+    assert main([*args, "--epochs", "2", "--overwrite"]) == 0
+    history = (out / "independent" / "deepfm" / "seed1" / "metrics.jsonl").read_text()
+    assert len(history.splitlines()) == 2

@@ -61,6 +61,7 @@ class YilmazSettings:
     questions: tuple[int, ...] = QUESTIONS
     max_group: int = 5
     control: bool = True
+    overwrite: bool = False  # retrain a run folder that holds another config
     model_config: dict[str, Any] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
     finetune: TrainConfig = field(
@@ -129,7 +130,7 @@ class YilmazExperiment:
             print(f"{header}: done before, reusing {out}", file=self.log, flush=True)
         else:
             print(f"{header} -> {out}", file=self.log, flush=True)
-            train_group(config, out, log=self.log)
+            train_group(config, out, overwrite=self.s.overwrite, log=self.log)
         return json.loads((out / METRICS_FILE).read_text())
 
     def _group(self, members: list[MemberConfig], train: TrainConfig,
@@ -232,6 +233,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="skip RQ2's control (the same runs finetuned alone)")
     parser.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
                         help="hyperparameter for every model, e.g. hidden_units=[64,32]")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="retrain run folders that hold another config (default: refuse)")
 
 
 def settings_from_args(args: argparse.Namespace) -> YilmazSettings:
@@ -243,7 +246,7 @@ def settings_from_args(args: argparse.Namespace) -> YilmazSettings:
         models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
         seeds=args.seeds,
         questions=_questions(args.questions),
-        max_group=args.max_group, control=not args.no_control,
+        max_group=args.max_group, control=not args.no_control, overwrite=args.overwrite,
         model_config=parse_overrides(args.model_set),
         train=train(epochs=args.epochs),
         finetune=train(epochs=args.finetune_epochs, lr=FINETUNE_LR),
