@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     store = synthetic_store(args.out, args.rows)
     args.data, args.out = store, args.out / "experiment"
-    args.questions, args.max_group, args.no_control = "1,2", 2, False
+    args.questions, args.max_group, args.no_control, args.overwrite = "1,2", 2, False, False
     args.finetune_epochs = 1
     settings = settings_from_args(args)
     say(f"experiment yilmaz (RQ1, RQ2) with {', '.join(settings.models)}, "
