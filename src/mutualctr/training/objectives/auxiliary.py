@@ -48,13 +48,13 @@ def auxiliary_loss(output: ModelOutput, label: torch.Tensor, bce: torch.Tensor
 def members_auxiliary_loss(
     outputs: Sequence[ModelOutput], label: torch.Tensor, bce: torch.Tensor,
     names: Sequence[str], parts: dict[str, float | torch.Tensor],
-) -> torch.Tensor | None:
-    """The members' extra losses summed (``None`` if no member has one); each one is logged in
+) -> torch.Tensor:
+    """The members' extra losses summed (0 if no member has one); each one is logged in
     ``parts`` as ``aux/<name>``. ``bce`` holds the members' BCEs ``[N]``."""
-    total = None
+    total = bce.new_zeros(())
     for name, output, member_bce in zip(names, outputs, bce, strict=True):
         extra = auxiliary_loss(output, label, member_bce)
         if extra is not None:
             parts[f"aux/{name}"] = extra.detach()
-            total = extra if total is None else total + extra
+            total = total + extra
     return total

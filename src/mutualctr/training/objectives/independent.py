@@ -48,8 +48,7 @@ class IndependentObjective(Objective):
         parts: dict[str, float | torch.Tensor] = {
             f"bce/{name}": v for name, v in zip(self.member_names, bce.detach(), strict=True)
         }
-        loss = bce.sum()
-        extra = members_auxiliary_loss(outputs, batch.label, bce, self.member_names, parts)
-        if extra is not None:
-            loss = loss + extra
+        loss = bce.sum() + members_auxiliary_loss(
+            outputs, batch.label, bce, self.member_names, parts
+        )
         return ObjectiveOutput(loss=loss, predictions=self.predict(outputs), parts=parts)

@@ -110,8 +110,8 @@ class MutualObjective(Objective):
         for name, b, m in zip(self.member_names, bce.tolist(), mutual.tolist(), strict=True):
             parts[f"bce/{name}"] = b
             parts[f"mutual/{name}"] = m
-        loss = (bce + mutual).sum()
-        extra = members_auxiliary_loss(outputs, batch.label, bce, self.member_names, parts)
-        if extra is not None:  # a member's own paper loss (FINAL, DCNv3), see .auxiliary
-            loss = loss + extra
+        # plus a member's own paper loss (FINAL, DCNv3), see .auxiliary
+        loss = (bce + mutual).sum() + members_auxiliary_loss(
+            outputs, batch.label, bce, self.member_names, parts
+        )
         return ObjectiveOutput(loss=loss, predictions=self.predict(outputs), parts=parts)
