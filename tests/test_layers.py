@@ -184,6 +184,21 @@ def test_bilinear_hand_computed() -> None:
     assert layer(emb).tolist() == [[[2.0 * 3.0, 1.0 * 5.0]]]
 
 
+@pytest.mark.parametrize("kind", ["field_all", "field_each", "field_interaction"])
+def test_bilinear_init_per_group_as_one_layer(kind: str) -> None:
+    """Each group is initialised as one FuxiCTR ``BilinearInteractionV2`` of the same kind:
+    Xavier normal with the fans of its own shape ([D, D] or [count, D, D]), so stacking the
+    two FiBiNET layers into one parameter does not change their scale."""
+    fields, dim = 12, 32
+    count = {"field_all": 1, "field_each": fields, "field_interaction": fields * (fields - 1) // 2}
+    fan_in, fan_out = (dim, dim) if kind == "field_all" else (dim * dim, count[kind] * dim)
+    expected = (2.0 / (fan_in + fan_out)) ** 0.5
+    torch.manual_seed(0)
+    layer = BilinearInteraction(fields, dim, kind, groups=2)
+    for group_weight in layer.weight:
+        assert group_weight.std().item() == pytest.approx(expected, rel=0.1)
+
+
 def test_cin_matches_paper_equation() -> None:
     cin = CIN(3, [2, 4]).double()
     x0 = torch.randn(2, 3, 5, dtype=torch.float64)

@@ -156,7 +156,11 @@ class BilinearInteraction(nn.Module):
         self.kind = kind
         self.blocks = _row_blocks(num_fields, groups, kind, shared)
         self.weight = nn.Parameter(torch.empty(1 if shared else groups, count[kind], dim, dim))
-        nn.init.xavier_normal_(self.weight.view(-1, dim, dim))
+        for group_weight in self.weight.data:
+            # Xavier normal over each group's weight shaped as one layer's ([D, D] for
+            # field_all, else [count, D, D]), as FuxiCTR's BilinearInteractionV2: the fans
+            # depend on the shape, so initialising the stacked groups at once would shrink it.
+            nn.init.xavier_normal_(group_weight[0] if kind == "field_all" else group_weight)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():  # (under vmap, inputs do not show requires_grad)
