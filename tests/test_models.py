@@ -146,6 +146,25 @@ def test_fm_head_starts_as_plain_fm() -> None:
     torch.testing.assert_close(model(batch).logit, model.linear(batch) + pairs)
 
 
+def test_linear_layers_start_as_fuxictr_and_own_inits_survive() -> None:
+    """Every plain ``nn.Linear`` is Xavier-normal with zero bias (FuxiCTR's reset), while
+    layers with their own ``init_weights`` keep it: FINAL's field gate starts as the identity
+    gate and FinalMLP's feature-selection gates at exactly 1."""
+    torch.manual_seed(0)
+    model = build_model("dnn", FEATURES, {"embedding_dim": 64, "hidden_units": [256]})
+    first = model.mlp.layers[0]
+    fan_in, fan_out = first.weight.shape[1], first.weight.shape[0]
+    expected = (2.0 / (fan_in + fan_out)) ** 0.5
+    assert first.weight.std().item() == pytest.approx(expected, rel=0.05)
+    assert not first.bias.any()
+    final = build_model("final", FEATURES, {**small("final"), "use_field_gate": True})
+    assert not final.field_gate.linear.weight.any()
+    assert bool((final.field_gate.linear.bias == 1).all())
+    finalmlp = build_model("finalmlp", FEATURES, small("finalmlp"))
+    gates = [m for m in finalmlp.modules() if type(m).__name__ == "FeatureGate"]
+    assert gates and all(not g.out.weight.any() and not g.out.bias.any() for g in gates)
+
+
 def test_variants_build() -> None:
     variants = {
         "dcnv2": [{"structure": "stacked", "low_rank": 4, "num_experts": 3},

@@ -24,6 +24,27 @@ from mutualctr.models.layers.mlp import MLP
 AuxiliaryLoss = Literal["none", "self_distillation", "tri_bce"]
 
 
+def init_linear_layers(model: nn.Module) -> None:
+    """Xavier-normal weights and zero biases for every plain ``nn.Linear``, then each layer's
+    own ``init_weights()``: FuxiCTR's ``BaseModel.reset_parameters``, which the BARS benchmark
+    configs (the zoo's defaults) were tuned with.
+
+    Why not PyTorch's default (uniform, std ``1/sqrt(3 fan_in)``): for wide inputs it starts
+    much smaller, e.g. FiBiNET's first MLP layer (23,712 inputs on 39 fields) at std 0.0037
+    against Xavier's 0.0091; docs/benchmarks.md has the parity runs with both. Embeddings and
+    layers holding their own ``nn.Parameter`` weights (bilinear, CIN, DAGFM, ...) initialise
+    themselves.
+    """
+    for module in model.modules():
+        if type(module) is nn.Linear:  # as FuxiCTR: subclasses (attention's out_proj) keep theirs
+            nn.init.xavier_normal_(module.weight)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    for module in model.modules():
+        if module is not model and callable(getattr(module, "init_weights", None)):
+            module.init_weights()
+
+
 @dataclass
 class ModelOutput:
     """``logit`` [B] and representation ``h`` [B, H]; models whose paper trains with an extra
@@ -80,6 +101,7 @@ class CTRModel(nn.Module):
         self.embedding = self.build_embedding()
         self.representation_dim = self.build()
         self.head = nn.Linear(self.representation_dim, 1)
+        init_linear_layers(self)
         self.reset_head()
 
     @property

@@ -59,6 +59,9 @@ class FieldGate(nn.Module):
     def __init__(self, num_fields: int) -> None:
         super().__init__()
         self.linear = nn.Linear(num_fields, num_fields)
+        self.init_weights()
+
+    def init_weights(self) -> None:
         nn.init.zeros_(self.linear.weight)
         nn.init.ones_(self.linear.bias)
 

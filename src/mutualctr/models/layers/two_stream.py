@@ -33,6 +33,9 @@ class FeatureGate(nn.Module):
         )
         self.mlp = MLP(dim * max(1, len(context_fields)), hidden)
         self.out = nn.Linear(self.mlp.out_dim, flat_dim)
+        self.init_weights()
+
+    def init_weights(self) -> None:
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
