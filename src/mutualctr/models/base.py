@@ -32,8 +32,8 @@ def init_linear_layers(model: nn.Module) -> None:
     Why not PyTorch's default (uniform, std ``1/sqrt(3 fan_in)``): for wide inputs it starts
     much smaller, e.g. FiBiNET's first MLP layer (23,712 inputs on 39 fields) at std 0.0037
     against Xavier's 0.0091; docs/benchmarks.md has the parity runs with both. Embeddings and
-    layers holding their own ``nn.Parameter`` weights (bilinear, CIN, DAGFM, ...) initialise
-    themselves.
+    layers holding their own ``nn.Parameter`` weights (bilinear, DAGFM, FinalMLP's fusion)
+    initialise themselves.
     """
     for module in model.modules():
         if type(module) is nn.Linear:  # as FuxiCTR: subclasses (attention's out_proj) keep theirs
