@@ -26,6 +26,7 @@ from mutualctr.models.layers import (
 )
 from mutualctr.models.layers.cross import LowRankCross
 from mutualctr.models.layers.final import FactorizedInteraction, FieldGate
+from mutualctr.models.layers.pairs import num_pairs
 
 torch.manual_seed(0)
 
@@ -190,7 +191,7 @@ def test_bilinear_init_per_group_as_one_layer(kind: str) -> None:
     Xavier normal with the fans of its own shape ([D, D] or [count, D, D]), so stacking the
     two FiBiNET layers into one parameter does not change their scale."""
     fields, dim = 12, 32
-    count = {"field_all": 1, "field_each": fields, "field_interaction": fields * (fields - 1) // 2}
+    count = {"field_all": 1, "field_each": fields, "field_interaction": num_pairs(fields)}
     fan_in, fan_out = (dim, dim) if kind == "field_all" else (dim * dim, count[kind] * dim)
     expected = (2.0 / (fan_in + fan_out)) ** 0.5
     torch.manual_seed(0)

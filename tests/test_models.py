@@ -13,6 +13,7 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.embedding import FeatureEmbedding
+from mutualctr.models.layers import FeatureGate
 from mutualctr.models.registry import build_model, get_model_class, model_config, model_names
 
 FEATURES = FeatureMap((
@@ -161,7 +162,7 @@ def test_linear_layers_start_as_fuxictr_and_own_inits_survive() -> None:
     assert not final.field_gate.linear.weight.any()
     assert bool((final.field_gate.linear.bias == 1).all())
     finalmlp = build_model("finalmlp", FEATURES, small("finalmlp"))
-    gates = [m for m in finalmlp.modules() if type(m).__name__ == "FeatureGate"]
+    gates = [m for m in finalmlp.modules() if isinstance(m, FeatureGate)]
     assert gates and all(not g.out.weight.any() and not g.out.bias.any() for g in gates)
 
 
