@@ -19,7 +19,7 @@ import torch
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.models.registry import build_model
-from mutualctr.training.batched_group import BatchedModelGroup
+from mutualctr.training.groups.batched import BatchedModelGroup
 from mutualctr.training.objectives.mutual import MutualObjective
 
 

@@ -14,7 +14,11 @@ AUC of the test split (from the generator's true probabilities) is the ceiling.
 
 Usage::
 
-    python benchmarks/bench_models.py --rows 1000000 --work /tmp/bench_models
+    python benchmarks/bench_models.py --rows 1000000 --work "$WORK/bench_models" \\
+        --fuxi-python "$FUXIENV/bin/python"
+
+``--work`` must be absolute (the FuxiCTR side runs inside ``benchmarks/fuxictr_reference``); the
+FuxiCTR environment ``$FUXIENV`` is set up as benchmarks/README.md says.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
 from mutualctr.data.synthetic import generate_criteo_synthetic
 from mutualctr.models.registry import build_model
-from mutualctr.training.group import ModelGroup
+from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.trainer import Trainer, seed_everything
 

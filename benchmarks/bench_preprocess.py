@@ -15,9 +15,11 @@ On Criteo-format rows from the synthetic generator (seed 0) this script measures
 
 Usage::
 
-    python benchmarks/bench_preprocess.py --rows 1000000 --big-rows 10000000 --work /tmp/bench
+    python benchmarks/bench_preprocess.py --rows 1000000 --big-rows 10000000 --work "$WORK/bench" \\
+        --fuxi-python "$FUXIENV/bin/python"
 
-The FuxiCTR environment is set up as benchmarks/README.md says (``--fuxi-python``).
+``$WORK`` is an absolute scratch folder; the FuxiCTR environment ``$FUXIENV`` is set up as
+benchmarks/README.md says (``--fuxi-python`` takes its Python).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.models.base import ModelOutput, split_head_logits
 from mutualctr.models.registry import build_model
-from mutualctr.training.batched_group import BatchedModelGroup
+from mutualctr.training.groups.batched import BatchedModelGroup
 from mutualctr.training.objectives.auxiliary import auxiliary_loss
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.objectives.mutual import MutualObjective

@@ -9,8 +9,8 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.registry import build_model
-from mutualctr.training.batched_group import BatchedModelGroup, can_batch
-from mutualctr.training.group import ModelGroup
+from mutualctr.training.groups.base import ModelGroup
+from mutualctr.training.groups.batched import BatchedModelGroup, can_batch
 from mutualctr.training.objectives.mutual import MutualObjective
 from mutualctr.training.trainer import is_embedding_parameter
 

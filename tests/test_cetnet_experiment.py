@@ -20,8 +20,9 @@ from mutualctr.experiments.cetnet import (
     plan,
     run_experiment,
 )
-from mutualctr.training.cetnet_group import ABLATIONS, Variant, build_cetnet
-from mutualctr.training.shared_embedding import SharedEmbeddingGroup
+from mutualctr.methods.cetnet import ABLATIONS, Variant
+from mutualctr.methods.cetnet import build_cetnet as build_built
+from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
 from training_support import FEATURE_MAP, write_store
 
 SMALL = {"dnn": {"hidden_units": [8]}, "pnn": {"hidden_units": [8]}}
@@ -31,6 +32,11 @@ SMALL = {"dnn": {"hidden_units": [8]}, "pnn": {"hidden_units": [8]}}
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_store(tmp_path_factory.mktemp("cetnet") / "data",
                        {"train": 800, "valid": 300, "test": 400})
+
+
+def build_cetnet(*args: object, **kwargs: object) -> tuple:
+    built = build_built(*args, **kwargs)
+    return built.group, built.objective
 
 
 def small_config(store: Path, **kw: object) -> CETNetExperimentConfig:
@@ -69,18 +75,24 @@ def test_ablation_variants_set_their_objective() -> None:
 
 def test_plan_covers_both_tables_and_runs_each_single_model_once(store: Path) -> None:
     jobs = plan(small_config(store, scales=(2, 3)))
+    opened = EncodedStore.open(store)
+
+    def build(key: str) -> tuple:
+        job = next(j for j in jobs if j.key == key)
+        built = job.method.build(job.config, opened)
+        return built.group, built.objective
+
     keys = [j.key for j in jobs]
     assert len(keys) == len(set(keys))
     assert {"single/dnn", "single/pnn", "scaling/dnn/se_2x", "scaling/dnn/me_3x",
             "scaling/dnn/cetnet_3x"} <= set(keys)
     assert sum(j.table == "ablation" and j.key.startswith("ablation/") for j in jobs) == len(
         ABLATIONS)
-    group, objective = next(j for j in jobs if j.key == "scaling/dnn/cetnet_3x").build(
-        FEATURE_MAP)
+    group, objective = build("scaling/dnn/cetnet_3x")
     assert len(group.models) == 3 and objective.monitor == "fused"
-    se, _ = next(j for j in jobs if j.key == "scaling/dnn/se_2x").build(FEATURE_MAP)
+    se, _ = build("scaling/dnn/se_2x")
     assert se.models[0].config.embedding_dim == 8
-    me, _ = next(j for j in jobs if j.key == "scaling/dnn/me_3x").build(FEATURE_MAP)
+    me, _ = build("scaling/dnn/me_3x")
     assert len(me.models[0].embedding.tables) == 3
 
 
@@ -115,14 +127,14 @@ def test_group_ids_are_the_test_split_column(store: Path) -> None:
 
 def test_cli_trains_one_group(store: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["cetnet", "--data", str(store), "--models", "dnn,dnn", "--out",
+    code = main(["cetnet", "--data", str(store), "--models", "dnn", "dnn", "--out",
                  str(tmp_path / "run"), "--embedding-dim", "4", "--alpha", "0.5",
                  "--set", "train.epochs=1", "--set", "train.batch_size=200",
                  "--set", "train.num_threads=1", "--set", "group_field=a",
                  "--set", "model_config={dnn: {hidden_units: [8]}}"])
     assert code == 0
-    record = json.loads((tmp_path / "run" / "cetnet_metrics.json").read_text())
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["monitor"] == "fused"
-    printed = json.loads(capsys.readouterr().out)
+    printed = json.loads(capsys.readouterr().out)["test"]
     assert set(printed) == {"fused", "dnn_1", "dnn_2"}
     assert printed["fused"] == record["test"]["fused"]

@@ -37,8 +37,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_run_folder_contents(trained: tuple[Path, Path]) -> None:
     _, run = trained
     metrics = json.loads((run / "metrics.json").read_text())
-    assert set(metrics) == {"valid", "test"} and set(metrics["test"]) == {"auc", "logloss"}
-    assert metrics["test"]["auc"] > 0.7  # the synthetic clicks are learnable
+    assert set(metrics) == {"valid", "test"} and set(metrics["test"]) == {"deepfm"}
+    assert set(metrics["test"]["deepfm"]) == {"auc", "logloss"}
+    assert metrics["test"]["deepfm"]["auc"] > 0.7  # the synthetic clicks are learnable
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [h["epoch"] for h in history] == [1, 2]
     config = yaml.safe_load((run / "config.yaml").read_text())
@@ -143,7 +144,7 @@ def test_evaluate_reports_gauc_by_a_field(
     store, run = trained
     capsys.readouterr()
     assert main(["evaluate", str(run), "--splits", "test", "--gauc-by", "b"]) == 0
-    reported = json.loads(capsys.readouterr().out)["test"]["gauc"]
+    reported = json.loads(capsys.readouterr().out)["test"]["deepfm"]["gauc"]
     split = EncodedStore.open(store).split("test")
     with np.load(run / "test_predictions.npz") as saved:
         expected = gauc(saved["label"], saved["pred_deepfm"], np.asarray(split.categorical[:, 1]))

@@ -9,7 +9,6 @@ from typing import Literal
 import pytest
 
 from mutualctr.config import (
-    RunConfig,
     TrainConfig,
     from_dict,
     load_config,
@@ -19,6 +18,7 @@ from mutualctr.config import (
     to_dict,
 )
 from mutualctr.errors import ConfigError
+from mutualctr.methods.independent import IndependentConfig
 
 
 @dataclass
@@ -69,7 +69,7 @@ def test_wrong_types_and_ranges_are_clear_errors(data: dict, message: str) -> No
 
 def test_train_config_ranges_and_device() -> None:
     with pytest.raises(ConfigError, match=r"train\.epochs: must be >= 1"):
-        from_dict(RunConfig, {"train": {"epochs": 0}})
+        from_dict(IndependentConfig, {"train": {"epochs": 0}})
     with pytest.raises(ConfigError, match="device must be"):
         from_dict(TrainConfig, {"device": "tpu"})
     with pytest.raises(ConfigError, match=r"schedule\.name: must be one of"):
@@ -83,7 +83,7 @@ def test_overrides_parse_yaml_scalars_and_beat_the_file(tmp_path: Path) -> None:
     }
     file = tmp_path / "c.yaml"
     file.write_text("model: dcn\ntrain:\n  lr: 1.0e-2\n  epochs: 3\n")
-    cfg = load_config(RunConfig, file, ["train.lr=7e-4"], extra={"train": {"epochs": 2}})
+    cfg = load_config(IndependentConfig, file, ["train.lr=7e-4"], extra={"train": {"epochs": 2}})
     assert (cfg.model, cfg.train.lr, cfg.train.epochs) == ("dcn", 7e-4, 2)
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides(["train.lr"])

@@ -17,19 +17,16 @@ from mutualctr.data.loader import BatchLoader
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.experiments import ektf as experiment
-from mutualctr.experiments.ektf_runs import (
-    PHASES,
-    DistillationGroup,
-    Method,
-    students_ranked,
-    train_method,
-)
+from mutualctr.methods import dagfm
+from mutualctr.methods.dagfm import PHASES, DAGFMConfig
+from mutualctr.methods.ektf import students_ranked
+from mutualctr.methods.members import StudentSpec
 from mutualctr.models.base import ModelOutput
 from mutualctr.models.dagfm import DAGFM, DAGInteraction
 from mutualctr.models.registry import build_model
+from mutualctr.training.groups.distillation import DistillationGroup
 from mutualctr.training.objectives.kd_baselines import DAGFMDistillation
 from mutualctr.training.restore import load_trained
-from mutualctr.training.shared_embedding import StudentSpec
 from mutualctr.training.trainer import build_optimizer
 from training_support import FEATURE_MAP, synthetic_split, write_store
 
@@ -166,9 +163,9 @@ def test_distillation_needs_a_teacher_and_a_student() -> None:
 
 def test_no_gradient_reaches_the_teacher_or_the_embedding() -> None:
     torch.manual_seed(0)
-    teacher = build_model(TEACHER.model, FEATURE_MAP, {**TEACHER.overrides, "embedding_dim": 4,
+    teacher = build_model(TEACHER.model, FEATURE_MAP, {**TEACHER.model_config, "embedding_dim": 4,
                                                        "dropout": 0.5})
-    student = build_model(STUDENT.model, FEATURE_MAP, {**STUDENT.overrides, "embedding_dim": 4})
+    student = build_model(STUDENT.model, FEATURE_MAP, {**STUDENT.model_config, "embedding_dim": 4})
     names = ["dcnv2_teacher", "dagfm_1"]
     group, objective = DistillationGroup(teacher, student, names), DAGFMDistillation(names)
     both = torch.nn.ModuleList([group, objective])  # what the trainer optimises
@@ -198,17 +195,20 @@ def kd_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     store = write_store(tmp_path_factory.mktemp("store"), {"train": 2000, "valid": 500,
                                                            "test": 500})
     out = tmp_path_factory.mktemp("run") / "kd_dagfm"
-    method = Method((STUDENT,), "dagfm", teacher=TEACHER)
-    metrics = train_method(method, store, out, from_dict(TrainConfig, TRAIN), embedding_dim=4)
+    metrics = dagfm.run(kd_config(store), out).metrics
     return store, out, metrics
 
 
+def kd_config(store: Path) -> DAGFMConfig:
+    return DAGFMConfig(data=str(store), teacher=TEACHER, student=STUDENT, embedding_dim=4,
+                       train=from_dict(TrainConfig, TRAIN))
+
+
 def test_method_defaults_and_checks() -> None:
-    assert Method((STUDENT,), "dagfm").teacher == StudentSpec("dcnv2")
-    with pytest.raises(ConfigError, match="exactly one student"):
-        Method((STUDENT, STUDENT), "dagfm")
-    with pytest.raises(ConfigError, match="only the 'dagfm' objective has a teacher"):
-        Method((STUDENT,), "ektf", teacher=TEACHER)
+    assert DAGFMConfig().teacher == StudentSpec("dcnv2")
+    assert DAGFMConfig().student == StudentSpec("dagfm")
+    with pytest.raises(ConfigError, match=r"student\.model"):
+        from_dict(DAGFMConfig, {"student": {"model_config": {"depth": 2}}})
 
 
 def test_three_phases_report_the_student_and_the_teacher(kd_run: tuple[Path, Path, dict]
@@ -221,7 +221,7 @@ def test_three_phases_report_the_student_and_the_teacher(kd_run: tuple[Path, Pat
     assert students_ranked(metrics) == ["dagfm_1"]
     assert metrics["test"]["dcnv2_teacher"]["auc"] > 0.6
     assert metrics["test"]["dagfm_1"] == json.loads((out / "finetune/metrics.json").read_text())[
-        "test"]
+        "test"]["dagfm_1"]
     history = [json.loads(line)
                for line in (out / "distill/metrics.jsonl").read_text().splitlines()]
     assert history[-1]["best_epoch"].keys() == {"dagfm_1"}  # early stopping watches the student
@@ -245,12 +245,10 @@ def test_finished_phases_are_reused_and_a_missing_one_is_retrained(
         kd_run: tuple[Path, Path, dict]) -> None:
     store, out, metrics = kd_run
     stamps = {phase: (out / phase / "model.pt").stat().st_mtime_ns for phase in PHASES}
-    method = Method((STUDENT,), "dagfm", teacher=TEACHER)
-    train = from_dict(TrainConfig, TRAIN)
-    assert train_method(method, store, out, train, embedding_dim=4) == metrics
+    assert dagfm.run(kd_config(store), out).metrics == metrics
     assert {p: (out / p / "model.pt").stat().st_mtime_ns for p in PHASES} == stamps
     (out / "finetune" / "metrics.json").unlink()  # as if interrupted in the last phase
-    again = train_method(method, store, out, train, embedding_dim=4)
+    again = dagfm.run(kd_config(store), out).metrics
     assert (out / "teacher/model.pt").stat().st_mtime_ns == stamps["teacher"]
     assert (out / "distill/model.pt").stat().st_mtime_ns == stamps["distill"]
     assert (out / "finetune/model.pt").stat().st_mtime_ns != stamps["finetune"]
@@ -260,8 +258,8 @@ def test_finished_phases_are_reused_and_a_missing_one_is_retrained(
 def test_table5_row_is_the_teacher_and_its_one_student() -> None:
     size = experiment.SIZES["tiny"]
     runs = experiment.plan(size, ["kt"])
-    method = runs["kd_dagfm"]
-    assert method.objective == "dagfm" and method.students[0].model == "dagfm"
+    method = runs["kd_dagfm"].config
+    assert isinstance(method, DAGFMConfig) and method.student.model == "dagfm"
     assert method.teacher is not None and method.teacher.model == "dcnv2"
 
     def m(auc: float) -> dict:

@@ -289,6 +289,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptio
 FORMATS = [CRITEO, AVAZU, FRAPPE_CSV, FRAPPE_LIBFM, MOVIELENS, TABULAR]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS, ids=lambda f: f"{f.name}-{f.delimiter!r}")
 def test_reader_never_fails_otherwise_and_never_drops_silently(
     fmt: Format, folder: Path,

@@ -10,9 +10,10 @@ import pytest
 from mutualctr.cli import main
 
 TINY = ["--rows", "2000", "--batch-size", "500", "--threads", "1",
-        "--model-set", "hidden_units=[8]", "--model-set", "embedding_dim=4"]
+        "--set", "model_config.hidden_units=[8]", "--set", "model_config.embedding_dim=4"]
 
 
+@pytest.mark.slow
 def test_demo_runs_rq1_and_rq2_and_prints_the_tables(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -8,14 +8,10 @@ import torch
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
+from mutualctr.methods.ektf import build_students, mlp_students, student_names
+from mutualctr.methods.members import StudentSpec
 from mutualctr.models.registry import build_model
-from mutualctr.training.shared_embedding import (
-    SharedEmbeddingGroup,
-    StudentSpec,
-    export_student,
-    mlp_students,
-    student_names,
-)
+from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup, export_student
 
 FEATURE_MAP = FeatureMap((
     Feature("user", "categorical", vocab_size=7),
@@ -38,7 +34,7 @@ def make_batch(n: int = 6, seed: int = 0) -> Batch:
 def small_group(k: int = 3) -> SharedEmbeddingGroup:
     torch.manual_seed(0)
     specs = mlp_students(k, {"hidden_units": [8, 4]})
-    return SharedEmbeddingGroup.build(FEATURE_MAP, specs, embedding_dim=4)
+    return build_students(FEATURE_MAP, specs, embedding_dim=4)
 
 
 def test_one_embedding_table_for_all_students() -> None:
@@ -83,7 +79,7 @@ def test_exported_student_predicts_like_it_did_in_the_group() -> None:
 def test_heterogeneous_students_and_errors() -> None:
     specs = [StudentSpec("dnn", {"hidden_units": [4]}),
              StudentSpec("deepfm", {"hidden_units": [4]})]
-    group = SharedEmbeddingGroup.build(FEATURE_MAP, specs, embedding_dim=4)
+    group = build_students(FEATURE_MAP, specs, embedding_dim=4)
     assert student_names(specs) == ["dnn_1", "deepfm_2"]
     assert [o.logit.shape for o in group(make_batch())] == [torch.Size([6])] * 2
     with pytest.raises(ConfigError, match="no student"):

@@ -14,9 +14,9 @@ from mutualctr.config import TrainConfig, from_dict
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
 from mutualctr.experiments import ektf as experiment
-from mutualctr.experiments.ektf_runs import Method, export_best_student, train_method
+from mutualctr.methods import ektf, runner
+from mutualctr.methods.ektf import EKTFConfig, export_best_student, mlp_students
 from mutualctr.training.restore import load_trained
-from mutualctr.training.shared_embedding import mlp_students
 from training_support import FEATURE_MAP, write_store
 
 TRAIN = {"epochs": 2, "batch_size": 256, "seed": 3, "device": "cpu", "num_threads": 1,
@@ -33,9 +33,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ektf_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("run") / "ektf"
-    method = Method(tuple(mlp_students(3, {"hidden_units": [16], "dropout": 0.0})))
-    metrics = train_method(method, store, out, from_dict(TrainConfig, TRAIN), embedding_dim=4)
+    metrics = runner.run(ektf.METHOD, small_ektf(store), out).metrics
     return out, metrics
+
+
+def small_ektf(store: Path) -> EKTFConfig:
+    return EKTFConfig(data=str(store), students=mlp_students(3, {"hidden_units": [16],
+                                                                 "dropout": 0.0}),
+                      embedding_dim=4, train=from_dict(TrainConfig, TRAIN))
 
 
 def test_ektf_learns_and_reports_teacher_and_students(ektf_run: tuple[Path, dict]) -> None:
@@ -53,8 +58,7 @@ def test_a_finished_run_is_reused_not_retrained(ektf_run: tuple[Path, dict], sto
                                                 ) -> None:
     out, metrics = ektf_run
     before = (out / "model.pt").stat().st_mtime_ns
-    method = Method(tuple(mlp_students(3, {"hidden_units": [16], "dropout": 0.0})))
-    again = train_method(method, store, out, from_dict(TrainConfig, TRAIN), embedding_dim=4)
+    again = runner.run(ektf.METHOD, small_ektf(store), out).metrics
     assert again == metrics
     assert (out / "model.pt").stat().st_mtime_ns == before
 
@@ -78,7 +82,8 @@ def test_ektf_command_trains_a_kd_baseline(store: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["ektf", "--data", str(store), "--out", str(tmp_path / "kdcl"), "--k", "2",
             "--hidden", "8", "--objective", "kdcl", "--embedding-dim", "4", "--epochs", "1",
-            "--batch-size", "512", "--device", "cpu", "--threads", "1"]
+            "--set", "train.batch_size=512", "--set", "train.device=cpu",
+            "--set", "train.num_threads=1"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert json.loads(printed)["test"].keys() == {"teacher", "dnn_1", "dnn_2"}
@@ -98,7 +103,7 @@ def test_tables_pick_teacher_best_and_worst_students(tmp_path: Path) -> None:
     runs = experiment.plan(size, experiment.PARTS, latest=("pnn",))
     assert {"single_mlp", "single_pnn", "ektf_latest", "ektf_mlp_k2", "kdcl_mlp_k3",
             "ektf_mlp_k3_only_kd"} <= set(runs)
-    assert runs["eckd_mlp_k3"].objective == "eckd"
+    assert runs["eckd_mlp_k3"].config.objective == "eckd"
     results = {label: [fake_metrics(0.80, [0.70, 0.76, 0.73])] for label in runs}
     results["single_mlp"] = [{"valid": {"dnn_1": {"auc": 0.7, "logloss": 0.5}},
                               "test": {"dnn_1": {"auc": 0.75, "logloss": 0.5}}}]

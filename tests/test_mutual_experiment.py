@@ -10,8 +10,8 @@ import pytest
 from mutualctr.cli import main
 from mutualctr.config import TrainConfig
 from mutualctr.errors import ConfigError
-from mutualctr.experiments.yilmaz import YilmazExperiment, YilmazSettings
-from mutualctr.training.mutual_learning import member_auc
+from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment
+from mutualctr.methods.members import member_auc
 from training_support import write_store
 
 
@@ -19,14 +19,15 @@ def test_rq3_and_rq4_group_the_right_pretrained_runs(tmp_path: Path) -> None:
     data = write_store(tmp_path / "data", {"train": 800, "valid": 300, "test": 300})
     out = tmp_path / "exp"
     code = main([
-        "experiment", "yilmaz", "--data", str(data), "--out", str(out), "--models", "deepfm,dcn",
-        "--seeds", "2", "--questions", "3,4", "--max-group", "3", "--batch-size", "200",
-        "--threads", "1", "--model-set", "hidden_units=[8]", "--model-set", "embedding_dim=4",
+        "experiment", "yilmaz", "--data", str(data), "--out", str(out), "--models", "deepfm",
+        "dcn", "--seeds", "2", "--questions", "3", "4", "--max-group", "3", "--batch-size", "200",
+        "--threads", "1", "--set", "model_config.hidden_units=[8]",
+        "--set", "model_config.embedding_dim=4",
     ])
     assert code == 0
-    settings = YilmazSettings(data=data, out=out, models=("deepfm", "dcn"), seeds=2,
-                              questions=(3, 4), max_group=3)
-    exp = YilmazExperiment(settings)
+    settings = YilmazConfig(data=str(data), models=("deepfm", "dcn"), seeds=2,
+                            questions=(3, 4), max_group=3)
+    exp = YilmazExperiment(settings, out)
     assert settings.pretrained_runs == 3
 
     mixed = json.loads((out / "mixed" / "metrics.json").read_text())
@@ -56,7 +57,7 @@ def test_rq3_and_rq4_group_the_right_pretrained_runs(tmp_path: Path) -> None:
 )
 def test_bad_settings_fail_before_training(kwargs: dict, message: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=message):
-        YilmazSettings(data=tmp_path, out=tmp_path, train=TrainConfig(), **kwargs)
+        YilmazConfig(data=str(tmp_path), train=TrainConfig(), **kwargs)
 
 
 def test_changed_settings_are_refused_until_overwrite(
@@ -67,9 +68,9 @@ def test_changed_settings_are_refused_until_overwrite(
     data = write_store(tmp_path / "data", {"train": 400, "valid": 200, "test": 200})
     out = tmp_path / "exp"
     args = ["experiment", "yilmaz", "--data", str(data), "--out", str(out), "--models",
-            "deepfm,dcn", "--seeds", "2", "--questions", "1", "--no-control", "--batch-size",
-            "200", "--threads", "1", "--model-set", "hidden_units=[8]", "--model-set",
-            "embedding_dim=4"]
+            "deepfm", "dcn", "--seeds", "2", "--questions", "1", "--no-control", "--batch-size",
+            "200", "--threads", "1", "--set", "model_config.hidden_units=[8]", "--set",
+            "model_config.embedding_dim=4"]
     assert main(args) == 0
     capsys.readouterr()
     assert main([*args, "--epochs", "2"]) != 0

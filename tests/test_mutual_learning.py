@@ -12,18 +12,13 @@ from mutualctr.cli import main
 from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
+from mutualctr.methods import runner
+from mutualctr.methods.members import MemberConfig
+from mutualctr.methods.mutual import METHOD, MutualConfig, build_group, build_members, resolve
 from mutualctr.metrics import relaimp
 from mutualctr.models.registry import build_model
-from mutualctr.training.batched_group import BatchedModelGroup
-from mutualctr.training.group import ModelGroup
-from mutualctr.training.mutual_learning import (
-    GroupRunConfig,
-    MemberConfig,
-    build_group,
-    build_members,
-    resolve_members,
-    train_group,
-)
+from mutualctr.training.groups.base import ModelGroup
+from mutualctr.training.groups.batched import BatchedModelGroup
 from mutualctr.training.runfolder import read_weights
 from mutualctr.training.trainer import seed_everything
 from training_support import write_store
@@ -41,11 +36,11 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Pat
     store = write_store(root / "data", {"train": 1000, "valid": 400, "test": 400})
     runs = []
     for seed in (1, 2):
-        config = GroupRunConfig(
+        config = MutualConfig(
             data=str(store), members=[MemberConfig(model="deepfm", model_config=SMALL)],
             objective="independent", train=fast_train(seed=seed),
         )
-        train_group(config, root / f"deepfm{seed}")
+        runner.run(METHOD, config, root / f"deepfm{seed}")
         runs.append(root / f"deepfm{seed}")
     return store, runs
 
@@ -54,7 +49,7 @@ def test_finetuning_starts_from_exactly_the_pretrained_weights(
     pretrained: tuple[Path, list[Path]],
 ) -> None:
     store, runs = pretrained
-    config = resolve_members(GroupRunConfig(
+    config = resolve(MutualConfig(
         data=str(store), members=[MemberConfig(init=str(r)) for r in runs]
     ))
     assert [m.name for m in config.members] == ["deepfm_1", "deepfm_2"]
@@ -72,7 +67,7 @@ def test_scratch_members_are_initialised_like_independent_runs_with_their_seeds(
     pretrained: tuple[Path, list[Path]],
 ) -> None:
     store, _ = pretrained
-    config = resolve_members(GroupRunConfig(
+    config = resolve(MutualConfig(
         data=str(store),
         members=[MemberConfig(model="deepfm", model_config=SMALL),
                  MemberConfig(model="dcn", model_config=SMALL)],
@@ -100,7 +95,7 @@ def test_cli_finetune_reports_members_ensemble_and_relaimp(
     config = (out / "config.yaml").read_text()
     assert "lr: 0.0007" in config and "epochs: 1" in config
     for i, run in enumerate(runs, start=1):
-        start = json.loads((run / "metrics.json").read_text())["test"]["auc"]
+        start = json.loads((run / "metrics.json").read_text())["test"]["deepfm"]["auc"]
         assert metrics["init"][f"deepfm_{i}"]["test"] == start
         got = metrics["relaimp"][f"deepfm_{i}"]["test"]
         assert got == pytest.approx(relaimp(metrics["test"][f"deepfm_{i}"]["auc"], start))
@@ -109,9 +104,9 @@ def test_cli_finetune_reports_members_ensemble_and_relaimp(
 def test_bad_member_lists_are_config_errors(pretrained: tuple[Path, list[Path]]) -> None:
     store, runs = pretrained
     with pytest.raises(ConfigError, match="at least 2"):
-        resolve_members(GroupRunConfig(data=str(store), members=[MemberConfig(model="dcn")]))
+        resolve(MutualConfig(data=str(store), members=[MemberConfig(model="dcn")]))
     with pytest.raises(ConfigError, match="has no model"):
-        resolve_members(GroupRunConfig(
+        resolve(MutualConfig(
             data=str(store), members=[MemberConfig(init=f"{runs[0]}:nope")] * 2
         ))
     assert main(["mutual", "--data", str(store), "--out", "/tmp/unused-mutual-run"]) == 2

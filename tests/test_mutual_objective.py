@@ -10,7 +10,7 @@ import torch
 from mutualctr.data.batch import Batch
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import ModelOutput
-from mutualctr.training.objective import PER_MEMBER
+from mutualctr.training.objectives.base import PER_MEMBER
 from mutualctr.training.objectives.mutual import ENSEMBLE, MutualObjective
 
 LN3 = math.log(3.0)

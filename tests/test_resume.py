@@ -21,7 +21,7 @@ from mutualctr.config import TrainConfig, from_dict
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import ModelOutput
 from mutualctr.training import checkpoint
-from mutualctr.training.group import ModelGroup
+from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.runfolder import RunFolder, RunFolderError
 from mutualctr.training.trainer import NonFiniteError, fit
@@ -76,6 +76,7 @@ def _train_args(store: Path, out: Path) -> list[str]:
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_rerun_equals_uninterrupted(
     store: Path, tmp_path: Path, one_thread: None
 ) -> None:
@@ -87,7 +88,8 @@ def test_sigkill_mid_epoch_then_rerun_equals_uninterrupted(
     resumed = json.loads((killed / "metrics.json").read_text())
     for split in ("valid", "test"):
         for metric in ("auc", "logloss"):
-            assert resumed[split][metric] == pytest.approx(straight[split][metric], abs=1e-6)
+            assert resumed[split]["deepfm"][metric] == pytest.approx(
+                straight[split]["deepfm"][metric], abs=1e-6)
     lines = (killed / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
 
@@ -98,7 +100,7 @@ GROUP_SCRIPT = textwrap.dedent(
     from pathlib import Path
     from training_support import tiny_model, synthetic_split
     from mutualctr.config import TrainConfig, from_dict
-    from mutualctr.training.group import ModelGroup
+    from mutualctr.training.groups.base import ModelGroup
     from mutualctr.training.objectives.mutual import MutualObjective
     from mutualctr.training.runfolder import RunFolder
     from mutualctr.training.trainer import fit
@@ -120,6 +122,7 @@ GROUP_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sigkill_mutual_learning_group_then_resume(tmp_path: Path, one_thread: None) -> None:
     script = tmp_path / "group_run.py"
     script.write_text(GROUP_SCRIPT)

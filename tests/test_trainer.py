@@ -11,7 +11,7 @@ import torch
 
 from mutualctr.config import TrainConfig, from_dict
 from mutualctr.data.store import SplitArrays
-from mutualctr.training.group import ModelGroup
+from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.trainer import Trainer, build_optimizer, fit
 from training_support import synthetic_split, tiny_model
@@ -28,12 +28,13 @@ def _noisy(rows: int, seed: int) -> SplitArrays:
     return SplitArrays(split.categorical, split.numeric, (), label)
 
 
-def test_single_model_learns_and_reports_flat_metrics() -> None:
+def test_single_model_learns_and_reports_metrics_by_prediction() -> None:
     result = fit(ModelGroup([tiny_model()], ["tiny"]), IndependentObjective(["tiny"]),
                  synthetic_split(3000, 0), synthetic_split(500, 1), _config(epochs=2),
                  test=synthetic_split(500, 2))
-    assert set(result.metrics["test"]) == {"auc", "logloss"}
-    assert result.metrics["test"]["auc"] > 0.75
+    assert set(result.metrics["test"]) == {"tiny"}
+    assert set(result.metrics["test"]["tiny"]) == {"auc", "logloss"}
+    assert result.metrics["test"]["tiny"]["auc"] > 0.75
     assert result.history[1]["train_loss"] < result.history[0]["train_loss"]
 
 
@@ -45,7 +46,7 @@ def test_early_stopping_restores_the_best_epoch_jointly() -> None:
     best = int(np.argmax(aucs))
     assert len(aucs) == best + 2  # stopped one epoch after the best (patience 1)
     assert result.best_epochs == {"tiny": best + 1}
-    assert result.metrics["valid"]["auc"] == pytest.approx(aucs[best], abs=1e-12)
+    assert result.metrics["valid"]["tiny"]["auc"] == pytest.approx(aucs[best], abs=1e-12)
 
 
 def test_per_member_selection_restores_each_member_to_its_own_best_epoch() -> None:
@@ -106,7 +107,7 @@ def test_l2_groups_and_adam_weight_decay_equals_the_l2_penalty_gradient() -> Non
 def test_bf16_autocast_trains() -> None:
     result = fit(ModelGroup([tiny_model()], ["tiny"]), IndependentObjective(["tiny"]),
                  synthetic_split(1500, 0), synthetic_split(500, 1), _config(epochs=2, amp=True))
-    assert result.metrics["valid"]["auc"] > 0.7
+    assert result.metrics["valid"]["tiny"]["auc"] > 0.7
 
 
 def test_grad_clip_bounds_the_gradient_norm(monkeypatch: pytest.MonkeyPatch) -> None:

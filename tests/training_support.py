@@ -10,13 +10,8 @@ from torch import nn
 
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
-from mutualctr.data.store import (
-    META_FILE,
-    STORE_FORMAT_VERSION,
-    SplitArrays,
-    SplitWriter,
-    write_json_atomic,
-)
+from mutualctr.data.store import META_FILE, STORE_FORMAT_VERSION, SplitArrays, SplitWriter
+from mutualctr.files import write_json
 from mutualctr.models.base import CTRModel, ModelConfig
 
 VOCAB = 12
@@ -77,5 +72,5 @@ def write_store(root: Path, rows: dict[str, int]) -> Path:
         "feature_map": FEATURE_MAP.to_dict(),
         "splits": {name: {"rows": n} for name, n in rows.items()},
     }
-    write_json_atomic(root / META_FILE, meta)
+    write_json(root / META_FILE, meta)
     return root

@@ -69,7 +69,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         return from_dict(tp, value, path)
     if origin is Literal:
         if value not in args:
-            raise ConfigError(f"{path}: must be one of {list(args)}, got {value!r}")
+            raise ConfigError(f"{path}: must be one of {list(args)}, got {value!r} (expected one "
+                              "of them exactly)")
         return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
@@ -84,7 +85,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
                           f"{[_type_name(a) for a in args]}")
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
+            raise ConfigError(f"{path}: expected bool (true or false), got {value!r}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -287,6 +288,7 @@ class TrainConfig:
     amp: bool = False  # bfloat16 autocast for the forward pass
     num_threads: int = param(0, ge=0)  # torch intra-op threads; 0 = leave torch's default
     checkpoint_every_steps: int = param(0, ge=0)  # 0 = only at the end of every epoch
+    max_train_rows: int = param(0, ge=0)  # train on the first N rows only; 0 = all of them
     log_every_steps: int = param(50, ge=1)
 
     def __post_init__(self) -> None:
@@ -294,16 +296,6 @@ class TrainConfig:
             self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")
         ):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
-
-
-@dataclass
-class RunConfig:
-    """What ``mutualctr train`` runs: one model from the registry on one encoded store."""
-
-    model: str = "deepfm"
-    model_config: dict[str, Any] = field(default_factory=dict)  # the model's own overrides
-    data: str = ""  # encoded store folder
-    train: TrainConfig = field(default_factory=TrainConfig)
 
 
 def load_config(

@@ -14,17 +14,28 @@ CPU cores.
 from __future__ import annotations
 
 import argparse
-import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+from mutualctr import files
+from mutualctr.cli_config import add_config_arguments, experiment_config
 from mutualctr.data.prepare import prepare
 from mutualctr.data.readers import ReaderOptions
 from mutualctr.data.synthetic import generate_criteo_synthetic
-from mutualctr.experiments.yilmaz import YilmazExperiment, settings_from_args
+from mutualctr.experiments.yilmaz import KEYS, add_shorthands, shorthand_values
 from mutualctr.experiments.yilmaz_report import write_report
+from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment
 
 DEFAULT_ROWS = 200_000
+# what the demo changes from the experiment's defaults: two architectures, two seeds, RQ1 and
+# RQ2, and batches of 1000 (enough steps for 200k rows; the paper used 4000 on 36M)
+DEMO_SETTINGS: dict[str, Any] = {
+    "models": ["deepfm", "dcn"], "seeds": 2, "questions": [1, 2], "max_group": 2,
+    "train": {"batch_size": 1000, "num_threads": 2},
+    "finetune": {"batch_size": 1000, "num_threads": 2},
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,14 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("mutualctr-demo"),
                         help="folder for the data, runs and report (default ./mutualctr-demo)")
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="synthetic rows")
-    parser.add_argument("--models", default="deepfm,dcn", help="comma-separated models")
-    parser.add_argument("--seeds", type=int, default=2, help="independent runs per model")
-    parser.add_argument("--epochs", type=int, default=1, help="pretraining epochs")
-    parser.add_argument("--batch-size", type=int, default=1000,
-                        help="1000: enough steps for 200k rows (the paper used 4000 on 36M)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads")
-    parser.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="hyperparameter for every model, e.g. hidden_units=[64,32]")
+    parser.add_argument("--seeds", type=int, help="independent runs per model (default 2)")
+    parser.add_argument("--epochs", type=int, help="pretraining epochs (alias of train.epochs)")
+    add_shorthands(parser)
+    add_config_arguments(parser, keys=KEYS)
     parser.set_defaults(func=run)
 
 
@@ -58,10 +65,8 @@ def synthetic_store(out: Path, rows: int) -> Path:
     if not (raw.is_file() and probs.is_file()):
         say(f"generating {rows:,} synthetic Criteo-format rows (hidden ground-truth model)")
         out.mkdir(parents=True, exist_ok=True)
-        tmp_raw, tmp_probs = raw.with_suffix(".tsv.tmp"), probs.with_suffix(".probs.tmp")
-        generate_criteo_synthetic(tmp_raw, rows, seed=0, probs_out=tmp_probs)
-        os.replace(tmp_probs, probs)
-        os.replace(tmp_raw, raw)
+        with files.atomic_path(probs) as tmp_probs, files.atomic_path(raw) as tmp_raw:
+            generate_criteo_synthetic(tmp_raw, rows, seed=0, probs_out=tmp_probs)
     say("encoding them into a store (80/10/10 split, vocabularies fitted on train)")
     store_dir = out / f"store-{rows}"
     result = prepare([raw], store_dir, "criteo", probs=probs, overwrite=True,
@@ -71,19 +76,25 @@ def synthetic_store(out: Path, rows: int) -> Path:
     return store_dir
 
 
+def _demo_settings(given: Mapping[str, Any]) -> Mapping[str, Any]:
+    return DEMO_SETTINGS
+
+
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
-    store = synthetic_store(args.out, args.rows)
-    args.data, args.out = store, args.out / "experiment"
-    args.questions, args.max_group, args.no_control, args.overwrite = "1,2", 2, False, False
-    args.finetune_epochs = 1
-    settings = settings_from_args(args)
-    say(f"experiment yilmaz (RQ1, RQ2) with {', '.join(settings.models)}, "
-        f"{settings.seeds} seeds; per-epoch progress below")
-    YilmazExperiment(settings).run()
-    report = write_report(settings)
+    root = args.out
+    args.data, args.out = root / f"store-{args.rows}", root / "experiment"
+    config = experiment_config(YilmazConfig, args, shorthand_values(args),
+                               presets=_demo_settings)
+    if config is None:
+        return 0
+    synthetic_store(root, args.rows)
+    say(f"experiment yilmaz (RQ1, RQ2) with {', '.join(config.models)}, "
+        f"{config.seeds} seeds; per-epoch progress below")
+    YilmazExperiment(config, args.out, overwrite=args.overwrite).run()
+    report = write_report(config, args.out)
     print()
     print(report)
     say(f"done in {time.perf_counter() - start:.0f} s; report, results.csv and plots in "
-        f"{settings.out}")
+        f"{args.out}")
     return 0

@@ -12,7 +12,7 @@ from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.metrics import binary_metrics, gauc
 from mutualctr.training.restore import load_trained
-from mutualctr.training.trainer import flatten_metrics, predict_split, resolve_device
+from mutualctr.training.trainer import predict_split, resolve_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "evaluate",
         help="AUC and logloss of a trained run on the valid and test splits",
         description="Rebuild a run's models from RUN/model.json and RUN/model.pt and evaluate "
-        "them; prints metrics.json-shaped JSON.",
+        "them; prints metrics.json-shaped JSON (metrics keyed by split, then prediction).",
     )
     parser.add_argument("run", help="run folder written by `mutualctr train`")
     parser.add_argument("--data", help="encoded store (default: the one the run trained on); "
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             groups = np.asarray(split.categorical[:, group_column])
             for k, p in predictions.items():
                 result[name][k]["gauc"] = gauc(labels, p, groups)
-    print(json.dumps(flatten_metrics(result), indent=2))
+    print(json.dumps(result, indent=2))
     return 0
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import warnings
 from pathlib import Path
 
@@ -22,7 +21,8 @@ from torch import nn
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import MutualCTRError
-from mutualctr.training.objective import Objective
+from mutualctr.files import atomic_path, write_json
+from mutualctr.training.objectives.base import Objective
 from mutualctr.training.restore import load_trained
 
 
@@ -82,16 +82,17 @@ def export(run_dir: str | Path, fmt: str, out: Path | None = None) -> Path:
     with torch.no_grad(), warnings.catch_warnings():
         # the tracer warns about loops over fields and members: fixed per model, safe to bake
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        if fmt == "torchscript":
-            torch.jit.trace(model, inputs).save(str(out))
-        else:
-            torch.onnx.export(
-                model, inputs, str(out), input_names=input_names, output_names=names,
-                dynamic_axes={n: {0: "batch"} for n in input_names + names}, dynamo=False,
-            )
+        with atomic_path(out) as tmp:
+            if fmt == "torchscript":
+                torch.jit.trace(model, inputs).save(str(tmp))
+            else:
+                torch.onnx.export(
+                    model, inputs, str(tmp), input_names=input_names, output_names=names,
+                    dynamic_axes={n: {0: "batch"} for n in input_names + names}, dynamo=False,
+                )
     signature = {"format": fmt, "inputs": input_names, "outputs": names,
                  "feature_map": trained.feature_map.to_dict()}
-    signature_path(out).write_text(json.dumps(signature, indent=2) + "\n")
+    write_json(signature_path(out), signature)
     return out
 
 

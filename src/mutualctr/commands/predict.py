@@ -17,6 +17,7 @@ import pyarrow.csv as pa_csv
 
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import DataError
+from mutualctr.files import atomic_path
 from mutualctr.training.restore import load_trained
 from mutualctr.training.trainer import predict_split, resolve_device
 
@@ -53,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
         column = "prediction" if len(predictions) == 1 else f"prediction_{name}"
         table = table.append_column(column, pa.array(values))
     out = Path(args.out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pa_csv.write_csv(table, tmp)
-    tmp.replace(out)
+    with atomic_path(out) as tmp:
+        pa_csv.write_csv(table, tmp)
     print(f"wrote {len(encoded)} rows with {len(predictions)} prediction column(s) to {out}")
     return 0

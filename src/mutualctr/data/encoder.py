@@ -23,9 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.readers.base import ParsedChunk
 from mutualctr.data.schema import OOV_ID, PAD_ID, Feature, FeatureMap, FieldSpec, Schema
-from mutualctr.data.store import SplitArrays
 
 MISSING_TOKEN = ""
 FIRST_VALUE_ID = 2

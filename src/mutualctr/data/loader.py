@@ -22,8 +22,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.batch import Batch
-from mutualctr.data.store import SplitArrays
 
 DEFAULT_SHUFFLE_BLOCK_ROWS = 1 << 18
 

@@ -42,11 +42,10 @@ from mutualctr.data.store import (
     SPLIT_NAMES,
     STORE_FORMAT_VERSION,
     EncodedStore,
-    SplitArrays,
     SplitWriter,
-    write_json_atomic,
 )
 from mutualctr.errors import ConfigError, DataError
+from mutualctr.files import write_json
 
 SplitMethod = Literal["random", "chronological", "time", "files"]
 SPLIT_METHODS: tuple[str, ...] = ("random", "chronological", "time", "files")
@@ -483,7 +482,7 @@ def prepare(
     finally:
         cache.unlink(missing_ok=True)
 
-    write_json_atomic(out / ENCODER_FILE, first.encoder.to_dict(), indent=None)  # large
+    write_json(out / ENCODER_FILE, first.encoder.to_dict(), indent=None)  # large
     meta = {
         "format_version": STORE_FORMAT_VERSION,
         "format": fmt,
@@ -500,7 +499,7 @@ def prepare(
         },
         "skipped": first.bad_rows.to_dict(),
     }
-    write_json_atomic(out / META_FILE, meta)
+    write_json(out / META_FILE, meta)
     return PrepareResult(EncodedStore.open(out), reused=False)
 
 
@@ -510,35 +509,16 @@ def _write_splits(
 ) -> None:
     """Second pass: encode the cached rows into each split's pre-allocated arrays."""
     fmap = first.encoder.feature_map
-    writers = [
-        SplitWriter(out / name, int(n), len(fmap.categorical), len(fmap.numeric),
-                    tuple(f.max_len for f in fmap.sequence), with_prob)
-        for name, n in zip(split_names, first.rows, strict=True)
-    ]
-    for which, chunk, prob in _cached_chunks(cache, fields):
-        encoded = replace(first.encoder.encode(chunk), prob=prob)
-        for k, writer in enumerate(writers):
-            mask = which == k
-            writer.append(encoded if mask.all() else encoded.map(lambda a, m=mask: a[m]))
-    for writer in writers:
-        writer.close()
-
-
-def encode_raw_file(store: EncodedStore, path: Path) -> tuple[SplitArrays, pa.Table]:
-    """Encode a raw file of the store's format with the store's encoder (in memory).
-
-    The file may lack the label column (labels are then ``NaN``); see ``readers.base``.
-    """
-    settings = store.meta["settings"]
-    options = ReaderOptions.from_settings(
-        {k: v for k, v in settings.items() if k in ReaderOptions.__dataclass_fields__}
-    )
-    reader = make_reader(settings["format"], options)
-    encoder = store.encoder
-    encoded, raw = [], []
-    for chunk in reader.read(path, BadRows("error"), allow_unlabelled=True):
-        encoded.append(encoder.encode(chunk))
-        raw.append(chunk.raw)
-    if not encoded:
-        return SplitArrays.empty(store.feature_map), pa.table({})
-    return SplitArrays.concat(encoded), pa.concat_tables(raw)
+    with contextlib.ExitStack() as stack:  # an error removes the arrays written so far
+        writers = [
+            stack.enter_context(SplitWriter(
+                out / name, int(n), len(fmap.categorical), len(fmap.numeric),
+                tuple(f.max_len for f in fmap.sequence), with_prob,
+            ))
+            for name, n in zip(split_names, first.rows, strict=True)
+        ]
+        for which, chunk, prob in _cached_chunks(cache, fields):
+            encoded = replace(first.encoder.encode(chunk), prob=prob)
+            for k, writer in enumerate(writers):
+                mask = which == k
+                writer.append(encoded if mask.all() else encoded.map(lambda a, m=mask: a[m]))

@@ -11,110 +11,36 @@ Layout::
     DIR/<split>/label.npy        float32 [N]
     DIR/<split>/prob.npy         float32 [N], only when true probabilities were given
 
-``meta.json`` is written last, atomically: a folder without it is an unfinished store.
+Every file is written under a temporary name and renamed when complete (``mutualctr.files``);
+``meta.json`` is written last: a folder without it is an unfinished store.
 Arrays are opened with ``np.load(mmap_mode="r")``, so opening a store costs no reading.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+import sys
+from contextlib import ExitStack
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mutualctr.data.arrays import SplitArrays
+from mutualctr.data.encoder import Encoder
+from mutualctr.data.raw import encode_raw_file
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import DataError
+from mutualctr.files import atomic_path
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from mutualctr.data.encoder import Encoder
 
 STORE_FORMAT_VERSION = 1
 META_FILE = "meta.json"
 ENCODER_FILE = "encoder.json"
 SPLIT_NAMES = ("train", "valid", "test")
-
-
-@dataclass(frozen=True)
-class SplitArrays:
-    """The encoded rows of one split (memory-mapped from a store, or plain in-memory arrays).
-
-    Attributes:
-        categorical: int32 ``[N, n_categorical]`` field-local ids.
-        numeric: float32 ``[N, n_numeric]``.
-        sequences: one int32 ``[N, max_len]`` array per sequence feature, ``0`` = padding.
-        label: float32 ``[N]``.
-        prob: float32 ``[N]`` true click probabilities, or ``None``.
-    """
-
-    categorical: np.ndarray
-    numeric: np.ndarray
-    sequences: tuple[np.ndarray, ...]
-    label: np.ndarray
-    prob: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        n = len(self.label)
-        if self.label.ndim != 1:
-            raise ValueError(f"label must be 1-d, got shape {self.label.shape}")
-        named = [("categorical", self.categorical), ("numeric", self.numeric)]
-        named += [(f"sequences[{k}]", s) for k, s in enumerate(self.sequences)]
-        for name, arr in named:
-            if arr.ndim != 2 or arr.shape[0] != n:
-                raise ValueError(f"{name} must have shape [{n}, *], got {arr.shape}")
-        if self.prob is not None and self.prob.shape != (n,):
-            raise ValueError(f"prob must have shape [{n}], got {self.prob.shape}")
-
-    def __len__(self) -> int:
-        return int(self.label.shape[0])
-
-    def map(self, fn: Callable[[np.ndarray], np.ndarray]) -> SplitArrays:
-        """Apply ``fn`` to every array (e.g. a row slice or mask)."""
-        return SplitArrays(
-            categorical=fn(self.categorical),
-            numeric=fn(self.numeric),
-            sequences=tuple(fn(s) for s in self.sequences),
-            label=fn(self.label),
-            prob=None if self.prob is None else fn(self.prob),
-        )
-
-    @staticmethod
-    def concat(parts: Sequence[SplitArrays]) -> SplitArrays:
-        """The rows of ``parts`` one after the other (at least one part)."""
-        first = parts[0]
-        return SplitArrays(
-            categorical=np.concatenate([p.categorical for p in parts]),
-            numeric=np.concatenate([p.numeric for p in parts]),
-            sequences=tuple(np.concatenate([p.sequences[k] for p in parts])
-                            for k in range(len(first.sequences))),
-            label=np.concatenate([p.label for p in parts]),
-            prob=None if first.prob is None else np.concatenate([p.prob for p in parts]),
-        )
-
-    @classmethod
-    def empty(cls, feature_map: FeatureMap) -> SplitArrays:
-        """Zero rows shaped for ``feature_map``."""
-        return cls(
-            categorical=np.zeros((0, len(feature_map.categorical)), np.int32),
-            numeric=np.zeros((0, len(feature_map.numeric)), np.float32),
-            sequences=tuple(np.zeros((0, f.max_len), np.int32) for f in feature_map.sequence),
-            label=np.zeros(0, np.float32),
-        )
-
-    def arrays(self) -> Iterator[tuple[str, np.ndarray]]:
-        """(file stem, array) pairs, in the store's naming."""
-        yield "categorical", self.categorical
-        yield "numeric", self.numeric
-        for k, seq in enumerate(self.sequences):
-            yield f"seq_{k}", seq
-        yield "label", self.label
-        if self.prob is not None:
-            yield "prob", self.prob
 
 
 def _load(path: Path) -> np.ndarray:
@@ -176,8 +102,6 @@ class EncodedStore:
     def encoder(self) -> Encoder:
         """The encoder fitted when the store was built (loaded on first use)."""
         if self._encoder is None:
-            from mutualctr.data.encoder import Encoder
-
             self._encoder = Encoder.from_dict(json.loads((self.root / ENCODER_FILE).read_text()))
         return self._encoder
 
@@ -187,9 +111,7 @@ class EncodedStore:
         Returns the encoded rows and the raw rows (as read, one per encoded row) so callers can
         write predictions next to their inputs. Bad rows raise :class:`DataError`.
         """
-        from mutualctr.data.prepare import encode_raw_file
-
-        return encode_raw_file(self, Path(path))
+        return encode_raw_file(self.meta["settings"], self.encoder, Path(path))
 
 
 class _NpyStream:
@@ -214,7 +136,13 @@ class _NpyStream:
 
 
 class SplitWriter:
-    """The ``.npy`` files of one split, filled chunk by chunk in row order."""
+    """The ``.npy`` files of one split, filled chunk by chunk in row order.
+
+    Each file is written under a temporary name (:func:`mutualctr.files.atomic_path`) and gets
+    its own name in :meth:`close`, once every row is in, so no array is ever found truncated
+    under its final name. Used as a context manager, an error inside the block removes the
+    temporary files instead.
+    """
 
     def __init__(
         self, folder: Path, rows: int, n_categorical: int, n_numeric: int,
@@ -229,10 +157,29 @@ class SplitWriter:
         shapes.append(("label", np.float32, (rows,)))
         if with_prob:
             shapes.append(("prob", np.float32, (rows,)))
-        self.streams = {stem: _NpyStream(folder / f"{stem}.npy", dtype, shape)
-                        for stem, dtype, shape in shapes}
+        with ExitStack() as files:
+            self.streams = {
+                stem: _NpyStream(files.enter_context(atomic_path(folder / f"{stem}.npy")),
+                                 dtype, shape)
+                for stem, dtype, shape in shapes
+            }
+            self._files = files.pop_all()  # renamed in close(), removed on an error
         self.rows = rows
         self.filled = 0
+
+    def __enter__(self) -> SplitWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        for stream in self.streams.values():
+            stream.close()
+        self._files.__exit__(exc_type, exc, tb)
 
     def append(self, chunk: SplitArrays) -> None:
         if self.filled + len(chunk) > self.rows:
@@ -245,14 +192,13 @@ class SplitWriter:
         self.filled += len(chunk)
 
     def close(self) -> None:
-        for stream in self.streams.values():
-            stream.close()
-        if self.filled != self.rows:
-            raise RuntimeError(f"split incomplete: {self.filled} of {self.rows} rows written")
-
-
-def write_json_atomic(path: Path, data: dict[str, Any], indent: int | None = 2) -> None:
-    """Write JSON to ``path`` via a temporary file and a rename, so readers never see half."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=indent) + "\n")
-    os.replace(tmp, path)
+        """Give every file its name; an incomplete split raises and leaves none behind."""
+        try:
+            for stream in self.streams.values():
+                stream.close()
+            if self.filled != self.rows:
+                raise RuntimeError(f"split incomplete: {self.filled} of {self.rows} rows written")
+        except BaseException:
+            self._files.__exit__(*sys.exc_info())
+            raise
+        self._files.close()

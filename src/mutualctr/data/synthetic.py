@@ -41,6 +41,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from mutualctr.files import atomic_path
+
 BLOCK_ROWS = 16384
 TARGET_CTR = 0.25
 CALIBRATION_ROWS = 65536
@@ -303,13 +305,13 @@ def generate_criteo_synthetic(
     ]
     options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
     prob_schema = pa.schema([("prob", pa.float32())])
-    with ExitStack() as stack:
-        writer = stack.enter_context(
-            pacsv.CSVWriter(Path(out), _criteo_schema(), write_options=options)
-        )
-        prob_writer = None if probs_out is None else stack.enter_context(
-            pacsv.CSVWriter(Path(probs_out), prob_schema, write_options=options)
-        )
+    with ExitStack() as stack:  # each file takes its name once complete, probabilities first
+        writer = stack.enter_context(pacsv.CSVWriter(
+            stack.enter_context(atomic_path(out)), _criteo_schema(), write_options=options
+        ))
+        prob_writer = None if probs_out is None else stack.enter_context(pacsv.CSVWriter(
+            stack.enter_context(atomic_path(probs_out)), prob_schema, write_options=options
+        ))
         for block, start in enumerate(range(0, rows, BLOCK_ROWS)):
             rng = np.random.default_rng([seed, _STREAM_BLOCK, block])
             feats = draw_features(truth, rng, BLOCK_ROWS)

@@ -10,7 +10,7 @@ Two tables, each a set of runs (one run folder per configuration and seed under
   over ``k`` copies of the model, each with its own ``D`` table. The base model at ``1x`` is
   the reference.
 * ``ablation`` (Table 3): CETNet over a pair of different models (DCNv2 + FinalMLP, IPNN +
-  DNN), each variant of :data:`~mutualctr.training.cetnet_group.ABLATIONS`, and each model
+  DNN), each variant of :data:`~mutualctr.methods.cetnet.ABLATIONS`, and each model
   alone.
 
 Metrics on the test split of the selected (best-validation) weights: AUC, gAUC (impression-
@@ -30,24 +30,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
 
-from mutualctr import metrics
-from mutualctr.config import TrainConfig, load_config, to_dict
-from mutualctr.data.schema import FeatureMap
-from mutualctr.data.store import EncodedStore, SplitArrays
+from mutualctr import files
+from mutualctr.cli_config import add_experiment_arguments, experiment_config
+from mutualctr.config import TrainConfig, param
+from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.experiments import report
+from mutualctr.methods import cetnet, independent, runner
+from mutualctr.methods.base import Method
+from mutualctr.methods.cetnet import ABLATIONS, CETNET, Variant, group_ids, with_gauc
 from mutualctr.models.multi_embedding import ME_PREFIX
-from mutualctr.models.registry import build_model
-from mutualctr.training.cetnet_group import ABLATIONS, CETNET, Variant, build_cetnet
-from mutualctr.training.group import ModelGroup
-from mutualctr.training.objective import Objective
-from mutualctr.training.objectives.independent import IndependentObjective
-from mutualctr.training.runfolder import RunFolder
-from mutualctr.training.trainer import fit, seed_everything
+from mutualctr.training.restore import load_trained
+from mutualctr.training.runfolder import PREDICTIONS_FILE
 
-RESULTS_FILE = "cetnet_metrics.json"
+RESULTS_FILE = "record.json"  # one per run folder: its place in the tables and its scores
 TABLES = ("scaling", "ablation")
 DISPLAY = {"dnn": "DNN", "pnn": "IPNN", "dcnv2": "DCNv2", "finalmlp": "FinalMLP"}
 
@@ -55,17 +52,17 @@ DISPLAY = {"dnn": "DNN", "pnn": "IPNN", "dcnv2": "DCNv2", "finalmlp": "FinalMLP"
 @dataclass
 class CETNetExperimentConfig:
     """What the experiment runs. ``model_config`` maps a registry name to hyperparameter
-    overrides used everywhere that model appears (its SE, ME and CETNet forms alike)."""
+    overrides used everywhere that model appears (its SE, ME and CETNet forms alike).
+    ``seeds`` runs per configuration use ``train.seed``, ``train.seed + 1`` ..."""
 
     data: str = ""
     tables: tuple[str, ...] = TABLES
     scaling_models: tuple[str, ...] = ("dnn", "pnn", "dcnv2", "finalmlp")
     scales: tuple[int, ...] = (2, 3, 4, 10)
     pairs: tuple[str, ...] = ("dcnv2+finalmlp", "pnn+dnn")
-    embedding_dim: int = 16
-    alpha: float = 0.1
-    seeds: tuple[int, ...] = (2024,)
-    max_train_rows: int = 0  # 0 = the whole train split
+    embedding_dim: int = param(16, ge=1)
+    alpha: float = param(0.1, ge=0.0)
+    seeds: int = param(1, ge=1)
     group_field: str = "auto"  # gAUC groups: "auto" = the field named "user" if any, "" = none
     model_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -73,35 +70,30 @@ class CETNetExperimentConfig:
 
 @dataclass(frozen=True)
 class Job:
-    """One configuration: its run folder key, where it goes in the report and how to build it.
+    """One configuration: its run folder key, where it goes in the report and what it runs.
 
-    ``build(feature_map)`` returns the group, the objective and the run's description.
+    ``method`` and ``config`` are what :func:`mutualctr.methods.runner.run` trains (the
+    experiment sets the data, the training settings and the seed).
     """
 
     key: str
     table: str
     row: str
-    method: str
+    label: str
     scale: int
-    build: Callable[[FeatureMap], tuple[nn.Module, Objective]]
+    method: Method
+    config: Any
 
 
-def _single(name: str, overrides: dict[str, Any]) -> Callable[[FeatureMap], Any]:
-    def build(feature_map: FeatureMap) -> tuple[nn.Module, Objective]:
-        model = build_model(name, feature_map, overrides)
-        return ModelGroup([model], [name]), IndependentObjective([name])
-
-    return build
+def _single(name: str, overrides: dict[str, Any]) -> tuple[Method, Any]:
+    return independent.METHOD, independent.IndependentConfig(model=name, model_config=overrides)
 
 
-def _cetnet(models: Sequence[str], config: CETNetExperimentConfig, variant: Variant) -> Callable:
-    def build(feature_map: FeatureMap) -> tuple[nn.Module, Objective]:
-        return build_cetnet(
-            feature_map, models, embedding_dim=config.embedding_dim, alpha=config.alpha,
-            variant=variant, overrides=config.model_config,
-        )
-
-    return build
+def _cetnet(models: Sequence[str], config: CETNetExperimentConfig, variant: Variant
+            ) -> tuple[Method, Any]:
+    return cetnet.METHOD, cetnet.CETNetConfig(
+        models=list(models), embedding_dim=config.embedding_dim, alpha=config.alpha,
+        group_field=config.group_field, model_config=config.model_config, **variant.switches())
 
 
 def _slug(label: str) -> str:
@@ -115,7 +107,7 @@ def plan(config: CETNetExperimentConfig) -> list[Job]:
 
     def base_job(name: str, table: str, row: str) -> Job:
         overrides = {**config.model_config.get(name, {}), "embedding_dim": d}
-        return Job(f"single/{name}", table, row, name, 1, _single(name, overrides))
+        return Job(f"single/{name}", table, row, name, 1, *_single(name, overrides))
 
     def add(job: Job) -> None:
         jobs.setdefault(job.key, job)
@@ -126,12 +118,12 @@ def plan(config: CETNetExperimentConfig) -> list[Job]:
             own = config.model_config.get(name, {})
             for k in config.scales:
                 add(Job(f"scaling/{name}/se_{k}x", "scaling", name, "SE", k,
-                        _single(name, {**own, "embedding_dim": k * d})))
+                        *_single(name, {**own, "embedding_dim": k * d})))
                 me = {**own, "embedding_dim": d, "num_embeddings": k}
                 add(Job(f"scaling/{name}/me_{k}x", "scaling", name, "ME", k,
-                        _single(f"{ME_PREFIX}{name}", me)))
+                        *_single(f"{ME_PREFIX}{name}", me)))
                 add(Job(f"scaling/{name}/cetnet_{k}x", "scaling", name, "CETNet", k,
-                        _cetnet([name] * k, config, CETNET)))
+                        *_cetnet([name] * k, config, CETNET)))
     if "ablation" in config.tables:
         for pair in config.pairs:
             models = _parse_pair(pair)
@@ -139,7 +131,7 @@ def plan(config: CETNetExperimentConfig) -> list[Job]:
                 add(base_job(name, "ablation", pair))
             for variant in ABLATIONS:
                 add(Job(f"ablation/{'+'.join(models)}/{_slug(variant.label)}", "ablation", pair,
-                        variant.label, len(models), _cetnet(models, config, variant)))
+                        variant.label, len(models), *_cetnet(models, config, variant)))
     return list(jobs.values())
 
 
@@ -150,93 +142,32 @@ def _parse_pair(text: str) -> list[str]:
     return models
 
 
-def group_ids(store: EncodedStore, field_name: str) -> np.ndarray | None:
-    """The test split's ids of the gAUC grouping field (``auto``: ``user`` if present)."""
-    names = [f.name for f in store.feature_map.categorical]
-    if field_name == "auto":
-        field_name = "user" if "user" in names else ""
-    if not field_name:
-        return None
-    if field_name not in names:
-        raise ConfigError(f"group_field {field_name!r} is not a categorical field; have {names}")
-    return np.asarray(store.split("test").categorical[:, names.index(field_name)])
-
-
-def head(split: SplitArrays, rows: int) -> SplitArrays:
-    """The first ``rows`` rows (all when ``rows`` is 0)."""
-    if rows <= 0 or rows >= len(split):
-        return split
-    return SplitArrays(
-        categorical=split.categorical[:rows], numeric=split.numeric[:rows],
-        sequences=tuple(s[:rows] for s in split.sequences), label=split.label[:rows],
-        prob=None if split.prob is None else split.prob[:rows],
-    )
-
-
-def score(
-    predictions: dict[str, np.ndarray], labels: np.ndarray, groups: np.ndarray | None
-) -> dict[str, dict[str, float]]:
-    """AUC, gAUC (nan without groups) and logloss of every named prediction."""
-    return {
-        name: {
-            "auc": metrics.auc(labels, p),
-            "gauc": metrics.gauc(labels, p, groups) if groups is not None else math.nan,
-            "logloss": metrics.logloss(labels, p),
-        }
-        for name, p in predictions.items()
-    }
-
-
 def run_job(
-    job: Job, store: EncodedStore, config: CETNetExperimentConfig, seed: int, out: Path,
-    groups: np.ndarray | None, overwrite: bool = False,
+    job: Job, config: CETNetExperimentConfig, seed: int, out: Path, groups: np.ndarray | None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Train one configuration in ``OUT/runs/<key>/seed_<s>``; write and return its record.
-
-    A run that already has its record is not touched (unless ``overwrite``), so an interrupted
-    experiment continues where it stopped (an unfinished run resumes from its checkpoint).
-    """
-    done = out / "runs" / job.key / f"seed_{seed}" / RESULTS_FILE
-    if done.is_file() and not overwrite:  # finished and scored: nothing left to do
-        return json.loads(done.read_text())
-    description = {"experiment": "cetnet", "job": job.key, "method": job.method,
-                   "scale": job.scale}
-    record = train_and_score(
-        job.build, store, config, seed, out / "runs" / job.key / f"seed_{seed}", groups,
-        description, overwrite,
-    )
-    record.update(key=job.key, table=job.table, row=job.row, method=job.method, scale=job.scale)
-    done.write_text(json.dumps(record, indent=2))
+    """Train (or reuse) one configuration in ``OUT/runs/<key>/seed_<s>``; write and return its
+    record: the job's place in the tables, the seed and the test metrics with gAUC."""
+    root = out / "runs" / job.key / f"seed_{seed}"
+    train = replace(config.train, seed=seed)
+    result = runner.run(job.method, replace(job.config, data=config.data, train=train), root,
+                        overwrite=overwrite)
+    monitor = result.metrics.get("monitor") or next(iter(result.metrics["test"]))
+    with np.load(root / PREDICTIONS_FILE) as saved:
+        labels = np.asarray(saved["label"], dtype=np.float64)
+        predictions = {name: saved[f"pred_{name}"] for name in result.metrics["test"]}
+    parameters = result.metrics.get("parameters") or _parameters(root)
+    record = {"key": job.key, "table": job.table, "row": job.row, "method": job.label,
+              "scale": job.scale, "seed": seed, "monitor": monitor, "parameters": parameters,
+              "test": with_gauc(result.metrics["test"], predictions, labels, groups)}
+    files.write_json(root / RESULTS_FILE, record)
     return record
 
 
-def train_and_score(
-    build: Callable[[FeatureMap], tuple[nn.Module, Objective]], store: EncodedStore,
-    config: CETNetExperimentConfig, seed: int, root: Path, groups: np.ndarray | None,
-    description: dict[str, Any], overwrite: bool = False,
-) -> dict[str, Any]:
-    """Build with ``seed``, train in run folder ``root`` and score every test prediction.
-
-    Returns ``{"seed", "monitor", "parameters", "test": {prediction: metrics}, "best_epochs"}``.
-    """
-    train_config = replace(config.train, seed=seed)
-    resolved = {**description, "embedding_dim": config.embedding_dim, "alpha": config.alpha,
-                "model_config": config.model_config, "data": str(Path(config.data).resolve()),
-                "max_train_rows": config.max_train_rows, "train": to_dict(train_config)}
-    seed_everything(seed)
-    group, objective = build(store.feature_map)
-    test = store.split("test")
-    with RunFolder.open(root, resolved, overwrite=overwrite) as run:
-        result = fit(group, objective, head(store.split("train"), config.max_train_rows),
-                     store.split("valid"), train_config, run, test)
-    labels = np.asarray(test.label, dtype=np.float64)
-    return {
-        "seed": seed, "monitor": objective.monitor,
-        "parameters": sum(p.numel() for p in group.parameters())
-        + sum(p.numel() for p in objective.parameters()),
-        "test": score(result.predictions, labels, groups),
-        "best_epochs": result.best_epochs,
-    }
+def _parameters(root: Path) -> int:
+    trained = load_trained(root)
+    return sum(p.numel() for module in (trained.group, trained.objective)
+               for p in module.parameters())
 
 
 def load_records(out: Path) -> list[dict[str, Any]]:
@@ -303,8 +234,9 @@ def write_report(out: Path, config: CETNetExperimentConfig) -> str:
     records = load_records(out)
     parts = ["# CETNet experiment", "",
              f"Data: `{config.data}`; base embedding dim {config.embedding_dim}; "
-             f"alpha {config.alpha}; seeds {list(config.seeds)}; test-split metrics of the "
-             "best-validation weights (CETNet: the fused prediction).", ""]
+             f"alpha {config.alpha}; {config.seeds} seed(s) from {config.train.seed}; "
+             "test-split metrics of the best-validation weights (CETNet: the fused "
+             "prediction).", ""]
     if "scaling" in config.tables:
         for metric in ("auc", "gauc", "logloss"):
             parts += [f"## Scaling (Table 4 layout): {metric}", "",
@@ -312,7 +244,7 @@ def write_report(out: Path, config: CETNetExperimentConfig) -> str:
     if "ablation" in config.tables:
         parts += ["## Ablation (Table 3 layout)", "", ablation_table(records, config), ""]
     text = "\n".join(parts)
-    (out / "report.md").write_text(text)
+    files.write_text(out / "report.md", text)
     report.write_csv(out / "results.csv", [
         {k: r[k] for k in ("table", "row", "method", "scale", "seed", "parameters")}
         | {"prediction": name} | values
@@ -331,13 +263,12 @@ def run_experiment(
     unknown = set(config.tables) - set(TABLES)
     if unknown:
         raise ConfigError(f"tables: unknown {sorted(unknown)}; choose from {list(TABLES)}")
-    store = EncodedStore.open(config.data)
-    groups = group_ids(store, config.group_field)
+    groups = group_ids(EncodedStore.open(config.data), config.group_field)
     jobs = plan(config)
     for i, job in enumerate(jobs, start=1):
-        for seed in config.seeds:
+        for seed in range(config.train.seed, config.train.seed + config.seeds):
             log(f"[{i}/{len(jobs)}] {job.key} seed {seed}")
-            record = run_job(job, store, config, seed, out, groups, overwrite)
+            record = run_job(job, config, seed, out, groups, overwrite)
             m = record["test"][record["monitor"]]
             log(f"    auc {m['auc']:.5f} gauc {m['gauc']:.5f} logloss {m['logloss']:.5f}")
     return write_report(out, config)
@@ -349,22 +280,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="CETNet vs SE/ME scaling (Table 4) and its ablations (Table 3)",
         description="Run the CETNet experiment on an encoded store and write OUT/report.md.",
     )
-    parser.add_argument("--data", help="encoded store folder (from `mutualctr data prepare`)")
-    parser.add_argument("--out", required=True, type=Path, help="experiment folder")
-    parser.add_argument("--config", help="YAML file with the keys of CETNetExperimentConfig")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a value, e.g. --set scales=[2,4] --set train.epochs=2")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="retrain runs whose folder holds another config")
+    add_experiment_arguments(parser, keys="data, tables, scaling_models, scales, pairs, "
+                             "embedding_dim, alpha, seeds, group_field, model_config, train")
+    parser.add_argument("--tables", nargs="+", choices=TABLES, help="alias of `tables`")
     parser.add_argument("--report-only", action="store_true",
                         help="only rebuild OUT/report.md and OUT/results.csv from the run folders")
     parser.set_defaults(func=_main)
 
 
 def _main(args: argparse.Namespace) -> int:
-    extra = {"data": str(Path(args.data).resolve())} if args.data else {}
-    config = load_config(CETNetExperimentConfig, args.config, args.set, extra=extra)
-    args.out.mkdir(parents=True, exist_ok=True)
+    config = experiment_config(CETNetExperimentConfig, args, {"tables": args.tables})
+    if config is None:
+        return 0
     if args.report_only:
         print(write_report(args.out, config))
     else:

@@ -19,21 +19,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from mutualctr.config import TrainConfig, from_dict
-from mutualctr.experiments.ektf_runs import (
-    DISTILLATION,
-    ENSEMBLE_NAMES,
-    KD_BASELINES,
-    TEACHER_SUFFIX,
-    Method,
-    students_ranked,
-    train_method,
-)
+from mutualctr import files
+from mutualctr.cli_config import add_experiment_arguments, experiment_config
+from mutualctr.config import TrainConfig
 from mutualctr.experiments.report import (
     format_mean_std,
     markdown_table,
@@ -41,75 +34,114 @@ from mutualctr.experiments.report import (
     plot_lines,
     write_csv,
 )
-from mutualctr.metrics import relaimp
-from mutualctr.training.objectives.ektf import VARIANTS
-from mutualctr.training.shared_embedding import (
+from mutualctr.methods import dagfm, ektf, runner
+from mutualctr.methods.dagfm import TEACHER_SUFFIX, DAGFMConfig
+from mutualctr.methods.ektf import (
+    ENSEMBLE_NAMES,
+    KD_BASELINES,
     LATEST_STUDENTS,
-    StudentSpec,
+    EKTFConfig,
     latest_students,
     mlp_students,
+    students_ranked,
 )
+from mutualctr.methods.members import StudentSpec
+from mutualctr.methods.runner import RunResult
+from mutualctr.metrics import relaimp
+from mutualctr.training.objectives.ektf import VARIANTS
 
 PARTS = ("table2", "ablation", "scaling", "kt")
+KD_DAGFM = "dagfm"  # Table 5's KD-DAGFM row
 Metrics = Mapping[str, Any]  # metrics.json content of one run
 
 
-@dataclass(frozen=True)
-class Size:
-    """How big an experiment is."""
+@dataclass
+class EKTFExperimentConfig:
+    """What the experiment runs. ``size`` presets ``k``, ``k_range``, ``mlp_hidden``,
+    ``train.epochs`` and ``train.batch_size`` (``tiny`` for a smoke test, ``small`` for a CPU,
+    ``paper`` for the authors' settings); any of them given explicitly wins. ``seeds`` runs per
+    configuration use ``train.seed``, ``train.seed + 1`` ..."""
 
-    mlp_hidden: tuple[int, ...]
-    k: int  # students in Table 2, 3 and 5
-    k_range: tuple[int, ...]
-    epochs: int
-    batch_size: int
+    data: str = ""
+    size: Literal["tiny", "small", "paper"] = "small"
+    parts: tuple[str, ...] = PARTS
+    seeds: int = 1
+    k: int = 3  # students in Tables 2, 3 and 5
+    k_range: tuple[int, ...] = (2, 3, 4, 6, 8, 10)
+    mlp_hidden: tuple[int, ...] = (400, 400, 400)
+    latest: tuple[str, ...] = LATEST_STUDENTS  # EKTF_Latest's students; empty: skip it
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.parts) - set(PARTS))
+        if unknown:
+            raise ValueError(f"parts: unknown {unknown}; choose from {list(PARTS)}")
 
 
-SIZES: dict[str, Size] = {
-    "tiny": Size(mlp_hidden=(32,), k=3, k_range=(2, 3), epochs=1, batch_size=512),
-    "small": Size(mlp_hidden=(400, 400, 400), k=3, k_range=(2, 3, 4, 6, 8, 10), epochs=4,
-                  batch_size=2048),
-    "paper": Size(mlp_hidden=(400, 400, 400), k=3, k_range=tuple(range(2, 11)), epochs=100,
-                  batch_size=10000),
+SIZES: dict[str, EKTFExperimentConfig] = {
+    "tiny": EKTFExperimentConfig(size="tiny", mlp_hidden=(32,), k=3, k_range=(2, 3),
+                                 train=TrainConfig(epochs=1, batch_size=512)),
+    "small": EKTFExperimentConfig(size="small", train=TrainConfig(epochs=4, batch_size=2048)),
+    "paper": EKTFExperimentConfig(size="paper", k_range=tuple(range(2, 11)),
+                                  train=TrainConfig(epochs=100, batch_size=10000)),
 }
 
 
-def plan(size: Size, parts: Sequence[str], latest: Sequence[str] = LATEST_STUDENTS
-         ) -> dict[str, Method]:
+def size_preset(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The chosen size's values, under everything given explicitly."""
+    preset = SIZES.get(given.get("size", "small"), SIZES["small"])  # a bad size: from_dict says
+    return {"k": preset.k, "k_range": list(preset.k_range),
+            "mlp_hidden": list(preset.mlp_hidden),
+            "train": {"epochs": preset.train.epochs, "batch_size": preset.train.batch_size}}
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a table: the method's training function and its config (the experiment sets
+    the data and the training settings)."""
+
+    config: EKTFConfig | DAGFMConfig
+    run: Callable[..., RunResult]
+
+
+def plan(size: EKTFExperimentConfig, parts: Sequence[str],
+         latest: Sequence[str] = LATEST_STUDENTS) -> dict[str, Job]:
     """Every run the chosen parts need, by label (runs shared by several tables appear once)."""
     mlp = {"hidden_units": list(size.mlp_hidden)}
+    train_ektf = lambda config, out, **kw: runner.run(ektf.METHOD, config, out, **kw)  # noqa: E731
 
-    def ektf_mlp(k: int, objective: str = "ektf") -> Method:
-        return Method(tuple(mlp_students(k, mlp)), objective)
+    def job(students: Sequence[StudentSpec], objective: str = "ektf") -> Job:
+        return Job(EKTFConfig(students=list(students), objective=objective), train_ektf)
 
-    runs: dict[str, Method] = {}
+    runs: dict[str, Job] = {}
     if "table2" in parts:
-        runs["single_mlp"] = Method((mlp_students(1, mlp)[0],), "independent")
+        runs["single_mlp"] = job(mlp_students(1, mlp), "independent")
         for model in latest:
-            runs[f"single_{model}"] = Method((StudentSpec(model),), "independent")
-        runs[f"ektf_mlp_k{size.k}"] = ektf_mlp(size.k)
+            runs[f"single_{model}"] = job([StudentSpec(model)], "independent")
+        runs[f"ektf_mlp_k{size.k}"] = job(mlp_students(size.k, mlp))
         if latest:
-            runs["ektf_latest"] = Method(tuple(latest_students(latest)), "ektf")
+            runs["ektf_latest"] = job(latest_students(latest))
     if "ablation" in parts:
         for variant in VARIANTS:
-            runs[ablation_label(size.k, variant)] = ektf_mlp(size.k, variant)
+            runs[ablation_label(size.k, variant)] = job(mlp_students(size.k, mlp), variant)
     if "scaling" in parts:
         for k in size.k_range:
-            runs[f"ektf_mlp_k{k}"] = ektf_mlp(k)
+            runs[f"ektf_mlp_k{k}"] = job(mlp_students(k, mlp))
     if "kt" in parts:
         for method in (*KD_BASELINES, "ektf"):
-            runs[kt_label(size.k, method)] = ektf_mlp(size.k, method)
-        runs[kt_label(size.k, DISTILLATION)] = kd_dagfm(size)
+            runs[kt_label(size.k, method)] = job(mlp_students(size.k, mlp), method)
+        runs[kt_label(size.k, KD_DAGFM)] = kd_dagfm(size)
     return runs
 
 
-def kd_dagfm(size: Size) -> Method:
+def kd_dagfm(size: EKTFExperimentConfig) -> Job:
     """KD-DAGFM for Table 5: a DCNv2 teacher (registry defaults but the size's MLP widths, which
     are DCNv2's own [400, 400, 400] except for ``tiny``) and a DAGFM student with the outer
     interaction, the authors' pairing for a cross-network teacher (their Criteo and MovieLens
     configs)."""
-    return Method((StudentSpec("dagfm", {"interaction": "outer"}),), DISTILLATION,
-                  teacher=StudentSpec("dcnv2", {"hidden_units": list(size.mlp_hidden)}))
+    config = DAGFMConfig(teacher=StudentSpec("dcnv2", {"hidden_units": list(size.mlp_hidden)}),
+                         student=StudentSpec("dagfm", {"interaction": "outer"}))
+    return Job(config, dagfm.run)
 
 
 def ablation_label(k: int, variant: str) -> str:
@@ -117,7 +149,7 @@ def ablation_label(k: int, variant: str) -> str:
 
 
 def kt_label(k: int, method: str) -> str:
-    if method == DISTILLATION:
+    if method == KD_DAGFM:
         return "kd_dagfm"  # one DAGFM student, whatever K
     return f"ektf_mlp_k{k}" if method == "ektf" else f"{method}_mlp_k{k}"
 
@@ -160,7 +192,7 @@ def _row(name: str, runs: Sequence[Metrics], pick: Any, base_auc: float | None
     return row
 
 
-def table2(results: Mapping[str, Sequence[Metrics]], size: Size,
+def table2(results: Mapping[str, Sequence[Metrics]], size: EKTFExperimentConfig,
            latest: Sequence[str] = LATEST_STUDENTS) -> list[dict[str, Any]]:
     base = mean_std([ensemble(m)["auc"] for m in results["single_mlp"]])[0]
     rows = [_row("MLP", results["single_mlp"], ensemble, base)]
@@ -191,13 +223,14 @@ def _group_row(name: str, runs: Sequence[Metrics]) -> dict[str, Any]:
 ABLATION_NAMES = {"ektf": "EKTF", "only_kd": "only KD", "only_dml": "only DML",
                   "no_examination": "w/o examination", "mean": "plain mean"}
 KT_NAMES = {"online_kd": "Online KD", "kdcl": "KDCL", "eckd": "ECKD",
-            DISTILLATION: "KD-DAGFM (DCNv2 teacher)", "ektf": "EKTF"}
+            KD_DAGFM: "KD-DAGFM (DCNv2 teacher)", "ektf": "EKTF"}
 KT_NOTE = ("KD-DAGFM has one student and no ensemble: its teacher columns are its DCNv2 teacher "
            "(one model trained alone on BCE), its best-student columns the finetuned DAGFM "
            "student, and it has no worst student.")
 
 
-def table3(results: Mapping[str, Sequence[Metrics]], size: Size) -> list[dict[str, Any]]:
+def table3(results: Mapping[str, Sequence[Metrics]], size: EKTFExperimentConfig
+           ) -> list[dict[str, Any]]:
     return [_group_row(ABLATION_NAMES[v], results[ablation_label(size.k, v)]) for v in VARIANTS]
 
 
@@ -210,7 +243,7 @@ def distillation_teacher(metrics: Metrics) -> dict[str, float] | None:
 def _kt_row(method: str, runs: Sequence[Metrics]) -> dict[str, Any]:
     """Table 5's row: a group's (ensemble, best and worst student) or KD-DAGFM's (its teacher
     and its one student, see :data:`KT_NOTE`)."""
-    distilled = method == DISTILLATION
+    distilled = method == KD_DAGFM
     teachers = [distillation_teacher(m) if distilled else ensemble(m) for m in runs]
     known = [t for t in teachers if t is not None]
 
@@ -228,11 +261,12 @@ def _kt_row(method: str, runs: Sequence[Metrics]) -> dict[str, Any]:
     }
 
 
-def table5(results: Mapping[str, Sequence[Metrics]], size: Size) -> list[dict[str, Any]]:
+def table5(results: Mapping[str, Sequence[Metrics]], size: EKTFExperimentConfig
+           ) -> list[dict[str, Any]]:
     return [_kt_row(m, results[kt_label(size.k, m)]) for m in KT_NAMES]
 
 
-def scaling(results: Mapping[str, Sequence[Metrics]], size: Size
+def scaling(results: Mapping[str, Sequence[Metrics]], size: EKTFExperimentConfig
             ) -> dict[str, list[tuple[float, float]]]:
     """AUC (mean, std over seeds) of the teacher, the best and the worst student, per K."""
     series: dict[str, list[tuple[float, float]]] = {"ensemble (teacher)": [],
@@ -244,11 +278,14 @@ def scaling(results: Mapping[str, Sequence[Metrics]], size: Size
     return series
 
 
-def write_report(out: Path, results: Mapping[str, Sequence[Metrics]], size: Size,
+def write_report(out: Path, results: Mapping[str, Sequence[Metrics]], size: EKTFExperimentConfig,
                  parts: Sequence[str], latest: Sequence[str] = LATEST_STUDENTS) -> Path:
     """``report.md`` plus CSVs (and the scaling plot) from the runs' metrics."""
     sections = ["# EKTF experiment", "",
-                f"Size: {size}. Test metrics; best/worst student chosen on valid AUC.", ""]
+                f"Size: {size.size} (K = {size.k}, K range {list(size.k_range)}, MLP students "
+                f"{list(size.mlp_hidden)}, {size.train.epochs} epoch(s), batch "
+                f"{size.train.batch_size}). Test metrics; best/worst student chosen on valid "
+                "AUC.", ""]
     tables = []
     if "table2" in parts:
         tables.append(("Table 2: EKTF against single models", "table2",
@@ -276,7 +313,7 @@ def write_report(out: Path, results: Mapping[str, Sequence[Metrics]], size: Size
                      markdown_table(list(rows[0]), [list(r.values()) for r in rows]), "",
                      "![scaling](ektf_scaling.png)", ""]
     path = out / "report.md"
-    path.write_text("\n".join(sections))
+    files.write_text(path, "\n".join(sections))
     return path
 
 
@@ -288,45 +325,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "ektf", help="EKTF (Li et al.): Tables 2, 3, 5 and the student-count scaling",
         description=__doc__.split("\n\n")[0],
     )
-    parser.add_argument("--data", required=True, help="encoded store folder")
-    parser.add_argument("--out", required=True, type=Path, help="report folder")
-    parser.add_argument("--size", choices=list(SIZES), default="small")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    parser.add_argument("--seeds", type=int, default=1, help="runs per configuration")
-    parser.add_argument("--epochs", type=int, help="override the size's epochs")
-    parser.add_argument("--k-range", type=int, nargs="+", help="override the size's K list")
-    parser.add_argument("--latest", nargs="*", default=list(LATEST_STUDENTS),
-                        help="EKTF_Latest's students (registry model names); none: skip it")
-    parser.add_argument("--hidden", type=int, nargs="+",
-                        help="override the size's MLP hidden units")
-    parser.add_argument("--batch-size", type=int, help="override the size's batch size")
-    parser.add_argument("--embedding-l2", type=float, default=1e-5,
-                        help="L2 on the embedding (the authors use 0.01 on MovieLens-1M)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    add_experiment_arguments(parser, keys="data, size, parts, seeds, k, k_range, mlp_hidden, "
+                             "latest, train")
+    parser.add_argument("--size", choices=list(SIZES), help="alias of `size` (default small)")
+    parser.add_argument("--parts", nargs="+", choices=PARTS, help="alias of `parts`")
+    parser.add_argument("--k-range", type=int, nargs="+", help="alias of `k_range`")
+    parser.add_argument("--latest", nargs="*", metavar="MODEL",
+                        help="EKTF_Latest's students (alias of `latest`); none: skip it")
+    parser.add_argument("--hidden", type=int, nargs="+", help="alias of `mlp_hidden`")
+    parser.add_argument("--batch-size", type=int, help="alias of train.batch_size")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    size = SIZES[args.size]
-    if args.epochs is not None:
-        size = replace(size, epochs=args.epochs)
-    if args.k_range is not None:
-        size = replace(size, k_range=tuple(args.k_range))
-    if args.hidden is not None:
-        size = replace(size, mlp_hidden=tuple(args.hidden))
-    if args.batch_size is not None:
-        size = replace(size, batch_size=args.batch_size)
-    runs = plan(size, args.parts, args.latest)
+    flags = {"size": args.size, "parts": args.parts, "k_range": args.k_range,
+             "latest": args.latest, "mlp_hidden": args.hidden,
+             "train.batch_size": args.batch_size}
+    config = experiment_config(EKTFExperimentConfig, args, flags, presets=size_preset)
+    if config is None:
+        return 0
+    runs = plan(config, config.parts, config.latest)
     results: dict[str, list[Metrics]] = {label: [] for label in runs}
-    for seed in range(2024, 2024 + args.seeds):
-        train = from_dict(TrainConfig, {
-            "epochs": size.epochs, "batch_size": size.batch_size, "seed": seed,
-            "device": args.device, "num_threads": args.threads, "embedding_l2": args.embedding_l2,
-        })
-        for label, method in runs.items():
+    for seed in range(config.train.seed, config.train.seed + config.seeds):
+        train = replace(config.train, seed=seed)
+        for label, job in runs.items():
             print(f"== {label} (seed {seed})", file=sys.stderr, flush=True)
-            results[label].append(train_method(
-                method, args.data, args.out / "runs" / label / f"seed{seed}", train))
-    print(write_report(args.out, results, size, args.parts, args.latest))
+            result = job.run(replace(job.config, data=config.data, train=train),
+                             args.out / "runs" / label / f"seed{seed}", overwrite=args.overwrite)
+            results[label].append(result.metrics)
+    print(write_report(args.out, results, config, config.parts, config.latest))
     return 0

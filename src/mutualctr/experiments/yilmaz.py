@@ -1,210 +1,20 @@
-"""``mutualctr experiment yilmaz``: the four research questions of Yilmaz & Aldemir (2024),
-"Mutual Learning for Finetuning Click-Through Rate Prediction Models".
+"""``mutualctr experiment yilmaz``: mutual learning for finetuning CTR models (Yilmaz &
+Aldemir, 2024), research questions RQ1-RQ4.
 
-* RQ1: does mutual learning help *from scratch*? Independent runs (``--seeds`` per model) vs
-  one group of ``--seeds`` instances of the model trained mutually from random initialisation
-  (member i initialised exactly like independent run i, so the runs pair up).
-* RQ2: does it help as *finetuning*? The independent runs of each model finetuned together
-  (learning rate 7e-4, about one epoch, best epoch per member on validation). As a control,
-  the same runs finetuned for the same epochs *alone* (no mutual term), which separates the
-  mutual term's effect from that of training longer; the paper has no such control.
-* RQ3: the best pretrained run of every architecture finetuned together (a mixed group) vs
-  the same-model groups of RQ2.
-* RQ4: the group size: for each model, the pretrained runs sorted by validation AUC, groups of
-  the best N for N = 2 .. ``--max-group`` (each step drops the worst).
-
-Every run is a run folder under ``--out`` (``independent/``, ``scratch/``, ``finetune/``,
-``alone/``, ``mixed/``, ``size/``); a finished run with the same config is reused, so an
-interrupted experiment continues where it stopped. The report (:mod:`.yilmaz_report`) is built
-from the run folders only.
+The runs are planned and trained by :mod:`.yilmaz_runs`, the report is built from their run
+folders by :mod:`.yilmaz_report`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
-import sys
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-import yaml
+from mutualctr.cli_config import add_experiment_arguments, experiment_config
+from mutualctr.experiments.yilmaz_report import write_report
+from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment
 
-from mutualctr.config import TrainConfig, parse_overrides, to_dict
-from mutualctr.errors import ConfigError
-from mutualctr.models.registry import get_model_class
-from mutualctr.training.mutual_learning import (
-    FINETUNE_LR,
-    GroupRunConfig,
-    MemberConfig,
-    member_auc,
-    resolve_members,
-    train_group,
-)
-from mutualctr.training.runfolder import CONFIG_FILE, METRICS_FILE
-
-PAPER_MODELS = ("deepfm", "dcn", "pnn", "fibinet")
-QUESTIONS = (1, 2, 3, 4)
-
-
-@dataclass
-class YilmazSettings:
-    """What the experiment runs. ``train`` is used for pretraining and RQ1's scratch groups,
-    ``finetune`` for every finetuning group."""
-
-    data: Path
-    out: Path
-    models: tuple[str, ...] = PAPER_MODELS
-    seeds: int = 4
-    questions: tuple[int, ...] = QUESTIONS
-    max_group: int = 5
-    control: bool = True
-    overwrite: bool = False  # retrain a run folder that holds another config
-    model_config: dict[str, Any] = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    finetune: TrainConfig = field(
-        default_factory=lambda: TrainConfig(lr=FINETUNE_LR, epochs=1)
-    )
-
-    def __post_init__(self) -> None:
-        if self.seeds < 2:
-            raise ConfigError(f"--seeds must be >= 2 (a group needs two models), got {self.seeds}")
-        unknown = sorted(set(self.questions) - set(QUESTIONS))
-        if unknown:
-            raise ConfigError(f"unknown research questions {unknown}; choose from {QUESTIONS}")
-        if 4 in self.questions and self.max_group < 2:
-            raise ConfigError(f"--max-group must be >= 2, got {self.max_group}")
-        if 3 in self.questions and len(self.models) < 2:
-            raise ConfigError("RQ3 (mixed groups) needs at least two --models")
-        for name in self.models:
-            get_model_class(name)  # an unknown model fails before any training
-
-    @property
-    def pretrained_runs(self) -> int:
-        """Independent runs per model: ``seeds``, or more when RQ4 needs larger groups."""
-        return max(self.seeds, self.max_group) if 4 in self.questions else self.seeds
-
-
-class YilmazExperiment:
-    """Plans, runs (reusing finished runs) and collects the experiment's run folders."""
-
-    def __init__(self, settings: YilmazSettings, log: TextIO | None = None) -> None:
-        self.s = settings
-        self.log = log if log is not None else sys.stderr
-        self.planned = self._count_runs()
-        self.done = 0
-
-    # -- run folders ----------------------------------------------------------------------
-
-    def independent_dir(self, model: str, k: int) -> Path:
-        return self.s.out / "independent" / model / f"seed{k}"
-
-    def independent_runs(self, model: str, count: int | None = None) -> list[Path]:
-        return [self.independent_dir(model, k) for k in range(1, (count or self.s.seeds) + 1)]
-
-    def ranked_runs(self, model: str) -> list[Path]:
-        """All pretrained runs of ``model``, best validation AUC first."""
-        runs = self.independent_runs(model, self.s.pretrained_runs)
-        return sorted(runs, key=lambda r: -member_auc(r)["valid"])
-
-    def _count_runs(self) -> int:
-        s, m = self.s, len(self.s.models)
-        per_model = s.pretrained_runs
-        per_model += (1 in s.questions) + (2 in s.questions) * (1 + s.control)
-        per_model += (s.max_group - 1) if 4 in s.questions else 0
-        return per_model * m + (3 in s.questions)
-
-    # -- running --------------------------------------------------------------------------
-
-    def _seed_train(self, k: int) -> TrainConfig:
-        return dataclasses.replace(self.s.train, seed=self.s.train.seed + k)
-
-    def ensure(self, out: Path, config: GroupRunConfig, what: str) -> dict[str, Any]:
-        """The metrics of the run ``config`` in ``out``, training it unless already finished."""
-        self.done += 1
-        config = resolve_members(config)
-        header = f"[{self.done}/{self.planned}] {what}"
-        if _finished_with(out, config):
-            print(f"{header}: done before, reusing {out}", file=self.log, flush=True)
-        else:
-            print(f"{header} -> {out}", file=self.log, flush=True)
-            train_group(config, out, overwrite=self.s.overwrite, log=self.log)
-        return json.loads((out / METRICS_FILE).read_text())
-
-    def _group(self, members: list[MemberConfig], train: TrainConfig,
-               objective: str = "mutual") -> GroupRunConfig:
-        return GroupRunConfig(data=str(self.s.data), members=members, objective=objective,
-                              train=train)
-
-    def pretrain(self) -> None:
-        for model in self.s.models:
-            for k in range(1, self.s.pretrained_runs + 1):
-                member = MemberConfig(model=model, model_config=dict(self.s.model_config))
-                self.ensure(self.independent_dir(model, k),
-                            self._group([member], self._seed_train(k), "independent"),
-                            f"independent {model}, seed {k}")
-
-    def rq1_scratch(self) -> None:
-        # member i is initialised with seed train.seed + 1 + i, like independent run k = i + 1
-        for model in self.s.models:
-            members = [MemberConfig(model=model, model_config=dict(self.s.model_config))
-                       for _ in range(self.s.seeds)]
-            self.ensure(self.s.out / "scratch" / model,
-                        self._group(members, self._seed_train(1)),
-                        f"RQ1: {self.s.seeds} x {model} mutual from scratch")
-
-    def _finetune(self, out: Path, runs: Sequence[Path], what: str,
-                  objective: str = "mutual") -> None:
-        members = [MemberConfig(init=str(r)) for r in runs]
-        self.ensure(out, self._group(members, self.s.finetune, objective), what)
-
-    def rq2_finetune(self) -> None:
-        for model in self.s.models:
-            runs = self.independent_runs(model)
-            self._finetune(self.s.out / "finetune" / model, runs,
-                           f"RQ2: {len(runs)} x {model} mutual finetuning")
-            if self.s.control:
-                self._finetune(self.s.out / "alone" / model, runs,
-                               f"RQ2 control: {len(runs)} x {model} finetuned alone",
-                               objective="independent")
-
-    def best_runs(self) -> list[Path]:
-        """The best of the first ``seeds`` pretrained runs of every model (RQ3's members)."""
-        return [max(self.independent_runs(m), key=lambda r: member_auc(r)["valid"])
-                for m in self.s.models]
-
-    def rq3_mixed(self) -> None:
-        self._finetune(self.s.out / "mixed", self.best_runs(),
-                       f"RQ3: mixed group {'+'.join(self.s.models)} mutual finetuning")
-
-    def rq4_sizes(self) -> None:
-        for model in self.s.models:
-            ranked = self.ranked_runs(model)
-            for n in range(2, self.s.max_group + 1):
-                self._finetune(self.s.out / "size" / model / f"n{n}", ranked[:n],
-                               f"RQ4: best {n} {model} runs, mutual finetuning")
-
-    def run(self) -> None:
-        """Train everything the chosen questions need (reusing finished runs)."""
-        self.s.out.mkdir(parents=True, exist_ok=True)
-        self.pretrain()
-        steps = {1: self.rq1_scratch, 2: self.rq2_finetune, 3: self.rq3_mixed,
-                 4: self.rq4_sizes}
-        for q in sorted(self.s.questions):
-            steps[q]()
-
-
-def _finished_with(out: Path, config: GroupRunConfig) -> bool:
-    """Whether ``out`` holds a finished run of exactly ``config``."""
-    config_path, metrics_path = out / CONFIG_FILE, out / METRICS_FILE
-    if not (config_path.is_file() and metrics_path.is_file()):
-        return False
-    return yaml.safe_load(config_path.read_text()) == to_dict(config)
-
-
-# -- command line -----------------------------------------------------------------------------
+KEYS = "data, models, seeds, questions, max_group, control, model_config, train, finetune"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -213,58 +23,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mutual learning for finetuning CTR models (Yilmaz & Aldemir 2024), RQ1-RQ4",
         description=__doc__.split("\n\n")[0],
     )
-    add_arguments(parser)
+    add_experiment_arguments(parser, keys=KEYS)
+    add_shorthands(parser)
     parser.set_defaults(func=run_command)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, type=Path, help="encoded store folder")
-    parser.add_argument("--out", required=True, type=Path, help="experiment folder")
-    parser.add_argument("--models", default=",".join(PAPER_MODELS),
-                        help="comma-separated registry models (default: the paper's four)")
-    parser.add_argument("--seeds", type=int, default=4, help="independent runs per model")
-    parser.add_argument("--questions", default="1,2,3,4", help="which RQs, e.g. 1,2")
-    parser.add_argument("--max-group", type=int, default=5, help="RQ4's largest group")
-    parser.add_argument("--epochs", type=int, default=1, help="pretraining / scratch epochs")
-    parser.add_argument("--finetune-epochs", type=int, default=1)
-    parser.add_argument("--batch-size", type=int, default=4000, help="the paper's 4000")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--no-control", action="store_true",
+def add_shorthands(parser: argparse.ArgumentParser) -> None:
+    """The experiment's shorthand flags (shared with ``mutualctr demo``)."""
+    parser.add_argument("--models", nargs="+", metavar="MODEL",
+                        help="registry models (alias of `models`; default: the paper's four)")
+    parser.add_argument("--questions", nargs="+", type=int, metavar="Q",
+                        help="which research questions, e.g. 1 2 (alias of `questions`)")
+    parser.add_argument("--max-group", type=int, help="RQ4's largest group (alias of "
+                        "`max_group`)")
+    parser.add_argument("--finetune-epochs", type=int, help="alias of finetune.epochs")
+    parser.add_argument("--batch-size", type=int, help="alias of train.batch_size and "
+                        "finetune.batch_size (default: the paper's 4000)")
+    parser.add_argument("--threads", type=int, help="torch threads (alias of "
+                        "train.num_threads and finetune.num_threads)")
+    parser.add_argument("--no-control", action="store_const", const=False, dest="control",
                         help="skip RQ2's control (the same runs finetuned alone)")
-    parser.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="hyperparameter for every model, e.g. hidden_units=[64,32]")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="retrain run folders that hold another config (default: refuse)")
 
 
-def settings_from_args(args: argparse.Namespace) -> YilmazSettings:
-    def train(**kw: Any) -> TrainConfig:
-        return TrainConfig(batch_size=args.batch_size, num_threads=args.threads, **kw)
-
-    return YilmazSettings(
-        data=args.data.resolve(), out=args.out.resolve(),
-        models=tuple(m.strip() for m in args.models.split(",") if m.strip()),
-        seeds=args.seeds,
-        questions=_questions(args.questions),
-        max_group=args.max_group, control=not args.no_control, overwrite=args.overwrite,
-        model_config=parse_overrides(args.model_set),
-        train=train(epochs=args.epochs),
-        finetune=train(epochs=args.finetune_epochs, lr=FINETUNE_LR),
-    )
-
-
-def _questions(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(sorted({int(q) for q in text.split(",") if q.strip()}))
-    except ValueError as err:
-        raise ConfigError(f"--questions expects numbers like 1,2,4; got {text!r}") from err
+def shorthand_values(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "models": args.models, "questions": args.questions, "max_group": args.max_group,
+        "control": args.control, "finetune.epochs": args.finetune_epochs,
+        "train.batch_size": args.batch_size, "finetune.batch_size": args.batch_size,
+        "train.num_threads": args.threads, "finetune.num_threads": args.threads,
+    }
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from mutualctr.experiments.yilmaz_report import write_report  # imports this module
-
-    settings = settings_from_args(args)
-    YilmazExperiment(settings).run()
-    report = write_report(settings)
-    print(report)
+    config = experiment_config(YilmazConfig, args, shorthand_values(args))
+    if config is None:
+        return 0
+    YilmazExperiment(config, args.out, overwrite=args.overwrite).run()
+    print(write_report(config, args.out))
     return 0

@@ -4,11 +4,11 @@ over seeds), results.csv (one row per trained member) and PNG plots."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mutualctr import files
 from mutualctr.experiments.report import (
     format_mean_std,
     format_percent,
@@ -19,12 +19,11 @@ from mutualctr.experiments.report import (
     plot_lines,
     write_csv,
 )
-from mutualctr.experiments.yilmaz import YilmazExperiment, YilmazSettings
+from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment
+from mutualctr.methods.members import member_auc
 from mutualctr.metrics import relaimp
-from mutualctr.training.mutual_learning import member_auc
-from mutualctr.training.runfolder import METRICS_FILE, read_model_spec
-
-ENSEMBLE = "ensemble"
+from mutualctr.training.objectives.base import ENSEMBLE
+from mutualctr.training.runfolder import METRICS_FILE, read_metrics, read_model_spec
 
 
 @dataclass
@@ -39,7 +38,7 @@ class GroupResult:
 
     @classmethod
     def load(cls, root: Path) -> GroupResult:
-        metrics = json.loads((root / METRICS_FILE).read_text())
+        metrics = read_metrics(root)
         names = [m["name"] for m in read_model_spec(root)["members"]]
         test = metrics["test"]
         init = metrics.get("init", {})
@@ -76,21 +75,20 @@ def _row(model: str, label: str, aucs: list[float], base: list[float] | None,
 class YilmazReport:
     """Collects the experiment's results and renders them."""
 
-    def __init__(self, settings: YilmazSettings) -> None:
-        self.s = settings
-        self.exp = YilmazExperiment(settings)
+    def __init__(self, config: YilmazConfig, out: Path) -> None:
+        self.s, self.out = config, out
+        self.exp = YilmazExperiment(config, out)
         self.independent = {
             m: [member_auc(r)["test"] for r in self.exp.independent_runs(m)]
-            for m in settings.models
+            for m in config.models
         }
-        out = settings.out
-        self.scratch = {m: _load(out / "scratch" / m) for m in settings.models}
-        self.finetune = {m: _load(out / "finetune" / m) for m in settings.models}
-        self.alone = {m: _load(out / "alone" / m) for m in settings.models}
+        self.scratch = {m: _load(out / "scratch" / m) for m in config.models}
+        self.finetune = {m: _load(out / "finetune" / m) for m in config.models}
+        self.alone = {m: _load(out / "alone" / m) for m in config.models}
         self.mixed = _load(out / "mixed")
         self.sizes = {
-            m: {n: _load(out / "size" / m / f"n{n}") for n in range(2, settings.max_group + 1)}
-            for m in settings.models
+            m: {n: _load(out / "size" / m / f"n{n}") for n in range(2, config.max_group + 1)}
+            for m in config.models
         }
 
     def _header(self, extra: list[str]) -> list[str]:
@@ -214,7 +212,7 @@ class YilmazReport:
                               ("mutual, finetuned", self.finetune)):
             if all(groups[m] is not None for m in models):
                 bars[label] = [mean_std(groups[m].test) for m in models]  # type: ignore[union-attr]
-        path = self.s.out / "auc_per_model.png"
+        path = self.out / "auc_per_model.png"
         plot_grouped_bars(path, models, bars, ylabel="test AUC",
                           title="Test AUC per model (mean ± std over runs)")
         paths.append(path)
@@ -222,7 +220,7 @@ class YilmazReport:
         series = {m: v for m, v in series.items() if v}
         if series:
             ns = [n for n, _ in self.rq4_points(next(iter(series)))]
-            path = self.s.out / "auc_vs_group_size.png"
+            path = self.out / "auc_vs_group_size.png"
             plot_lines(path, ns, series, xlabel="models finetuned together (N)",
                        ylabel="members' test AUC", title="Mutual finetuning: group size")
             paths.append(path)
@@ -273,10 +271,10 @@ def _member_rows(question: str, g: GroupResult) -> list[dict[str, Any]]:
     ]
 
 
-def write_report(settings: YilmazSettings) -> str:
-    """Write report.md, results.csv and the plots into ``settings.out``; return the markdown."""
-    report = YilmazReport(settings)
-    write_csv(settings.out / "results.csv", report.csv_rows())
+def write_report(config: YilmazConfig, out: Path) -> str:
+    """Write report.md, results.csv and the plots into ``out``; return the markdown."""
+    report = YilmazReport(config, out)
+    write_csv(out / "results.csv", report.csv_rows())
     text = report.markdown(report.plot())
-    (settings.out / "report.md").write_text(text)
+    files.write_text(out / "report.md", text)
     return text

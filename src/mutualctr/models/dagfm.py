@@ -20,7 +20,7 @@ functions, and the prediction layer (sum pooling of every layer's states, one li
 as the authors' code computes them; the kernel-product interaction is not implemented.
 KD-DAGFM's distillation loss is
 :class:`mutualctr.training.objectives.kd_baselines.DAGFMDistillation`; its three training
-phases are the ``dagfm`` method of :mod:`mutualctr.experiments.ektf_runs`.
+phases are the ``dagfm`` method of :mod:`mutualctr.methods.ektf`.
 
 Readings: ``p`` and ``q`` are initialised xavier-normal with gain 1.414 (the RecBole port and
 the authors' DeepDAGFM; their DAGFM class leaves the ``inner`` weights at ``N(0, 1)``), the

@@ -7,12 +7,11 @@ valid one.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import types
-import typing
-from typing import Any, Literal, Union
+from collections.abc import Mapping
+from typing import Any
 
+from mutualctr.config import from_dict
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.autoint import AutoInt
@@ -62,26 +61,19 @@ def get_model_class(name: str) -> type[CTRModel]:
     return _MODELS[key]
 
 
-def model_config(name: str, overrides: dict[str, Any] | None = None) -> ModelConfig:
-    """The model's config dataclass with ``overrides`` applied and type-checked."""
+def model_config(name: str, overrides: Mapping[str, Any] | None = None) -> ModelConfig:
+    """The model's config dataclass with ``overrides`` applied, validated by
+    :func:`mutualctr.config.from_dict` (the project's one validator: unknown keys with the
+    closest valid one, types, lists as tuples); errors name the model."""
     config_class = get_model_class(name).config_class
-    hints = typing.get_type_hints(config_class)
-    valid = [f.name for f in dataclasses.fields(config_class)]
-    values: dict[str, Any] = {}
-    for key, value in (overrides or {}).items():
-        if key not in valid:
-            raise ConfigError(
-                f"model {name!r} has no hyperparameter {key!r}{_closest(key, valid)}"
-            )
-        values[key] = _coerce(value, hints[key], f"{name}.{key}")
     try:
-        return config_class(**values)
+        return from_dict(config_class, overrides)
     except ConfigError as err:
         raise ConfigError(f"model {name!r}: {err}") from err
 
 
 def build_model(
-    name: str, feature_map: FeatureMap, overrides: dict[str, Any] | None = None
+    name: str, feature_map: FeatureMap, overrides: Mapping[str, Any] | None = None
 ) -> CTRModel:
     """Build the model registered under ``name`` for ``feature_map``.
 
@@ -93,39 +85,3 @@ def build_model(
         return get_model_class(name)(feature_map, config)
     except ValueError as err:
         raise ConfigError(f"model {name!r}: {err}") from err
-
-
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check ``value`` against a config field's annotation; lists become tuples."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (Union, types.UnionType):
-        for option in args:
-            try:
-                return _coerce(value, option, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}: {value!r} is not a valid {_describe(annotation)}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: expected one of {list(args)}, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        return tuple(_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-    if annotation is type(None):
-        if value is not None:
-            raise ConfigError(f"{where}: expected null, got {value!r}")
-        return None
-    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if annotation in (bool, str) and isinstance(value, annotation):
-        return value
-    raise ConfigError(f"{where}: expected {_describe(annotation)}, got {value!r}")
-
-
-def _describe(annotation: Any) -> str:
-    return getattr(annotation, "__name__", str(annotation))

@@ -5,14 +5,13 @@ A checkpoint is a nested dict of tensors, numbers, strings, lists and dicts, sav
 unpickler, which refuses every global outside a small allow-list of tensor types, so a crafted
 file cannot run code (tests/test_resume.py::test_crafted_checkpoint_cannot_run_code).
 
-Writing goes to a temporary file in the same folder, is flushed and fsync'ed, then renamed over
-the target with ``os.replace`` (atomic on POSIX): a crash or a full disk mid-write leaves the
-previous checkpoint as the latest, never a half-written one.
+Writing goes through :mod:`mutualctr.files` (a temporary file in the same folder, fsync'ed, then
+renamed over the target): a crash or a full disk mid-write leaves the previous checkpoint as the
+latest, never a half-written one.
 """
 
 from __future__ import annotations
 
-import os
 import pickle
 import random
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mutualctr import files
 from mutualctr.errors import MutualCTRError
 
 
@@ -29,29 +29,12 @@ class CheckpointError(MutualCTRError):
 
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to ``path`` through a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """``torch.save`` to ``path`` through :func:`mutualctr.files.atomic_path`."""
     try:
-        with open(tmp, "wb") as handle:
+        with files.atomic_path(path) as tmp, open(tmp, "wb") as handle:
             torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(
-            f"cannot write checkpoint {path}: {err.strerror or err}; the previous checkpoint "
-            "(if any) is unchanged"
-        ) from err
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    except files.FileWriteError as err:
+        raise CheckpointError(f"checkpoint: {err}") from err
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from mutualctr.errors import ConfigError
 from mutualctr.models.base import CTRModel
 from mutualctr.models.registry import build_model
 from mutualctr.training import objectives
-from mutualctr.training.group import ModelGroup
-from mutualctr.training.objective import Objective
+from mutualctr.training.groups.base import ModelGroup
+from mutualctr.training.objectives.base import Objective
 from mutualctr.training.runfolder import read_config, read_model_spec, read_weights
 
 

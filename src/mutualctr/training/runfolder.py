@@ -9,7 +9,9 @@ Layout::
     RUN/checkpoints/last.pt     latest checkpoint (every epoch, and every K steps)
     RUN/checkpoints/last.json   where that checkpoint is (epoch, step), for people and tests
     RUN/metrics.jsonl           one line per finished epoch
-    RUN/metrics.json            {"valid": ..., "test": ...} of the restored best weights
+    RUN/metrics.json            {"valid": {prediction: {"auc", "logloss", ...}}, "test": ...}
+                                of the restored best weights, always keyed by prediction
+                                name, plus what the method adds (e.g. mutual's "relaimp")
     RUN/test_predictions.npz    label and every named prediction on the test split
     RUN/.lock                   held (flock) by the process training in the folder
 
@@ -17,6 +19,9 @@ Guards: the folder must be writable (checked before training), one process at a 
 ``flock`` on ``.lock``; the kernel releases it when the holder dies, so a stale lock from a
 killed job is taken over), and a folder made with a different config is refused unless
 ``overwrite``.
+
+Every file is written through :mod:`mutualctr.files` (temporary file, fsync, atomic rename), and
+only by the methods of :class:`RunFolder`: the names and formats live here alone.
 """
 
 from __future__ import annotations
@@ -29,20 +34,25 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import yaml
 
+from mutualctr import files
 from mutualctr.errors import MutualCTRError
 from mutualctr.training import checkpoint
 from mutualctr.training.distributed import DistInfo, any_rank
 
 CONFIG_FILE = "config.yaml"
+METHOD_KEY = "method"  # config.yaml's key naming the method that made the run
 MODEL_SPEC_FILE = "model.json"
 WEIGHTS_FILE = "model.pt"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "metrics.jsonl"
 PREDICTIONS_FILE = "test_predictions.npz"
 LOCK_FILE = ".lock"
+CHECKPOINT_FILE = "last.pt"
+CHECKPOINT_INFO_FILE = "last.json"
 
 
 class RunFolderError(MutualCTRError):
@@ -59,12 +69,6 @@ def _config_diff(old: Any, new: Any, path: str = "") -> list[str]:
     return [] if old == new else [f"{path}: {old!r} -> {new!r}"]
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 class RunFolder:
     """A run folder, locked while open. Use :meth:`open` (or ``with RunFolder.open(...)``)."""
 
@@ -75,7 +79,7 @@ class RunFolder:
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.pt"
+        return self.checkpoints / CHECKPOINT_FILE
 
     @classmethod
     def open(
@@ -141,9 +145,7 @@ class RunFolder:
         elif overwrite:
             self._clear()
         self.checkpoints.mkdir(exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
-        os.replace(tmp, path)
+        files.write_yaml(path, config)
 
     def _clear(self) -> None:
         for entry in self.root.iterdir():
@@ -170,10 +172,27 @@ class RunFolder:
     # -- contents ---------------------------------------------------------------------------
 
     def write_model_spec(self, spec: dict[str, Any]) -> None:
-        write_json_atomic(self.root / MODEL_SPEC_FILE, spec)
+        files.write_json(self.root / MODEL_SPEC_FILE, spec)
 
     def write_weights(self, weights: dict[str, Any]) -> None:
         checkpoint.save_atomic(weights, self.root / WEIGHTS_FILE)
+
+    def write_checkpoint(self, state: dict[str, Any], where: dict[str, int]) -> None:
+        """The training state, then where it is (epoch, step) for people and tests."""
+        checkpoint.save_atomic(state, self.last_checkpoint)
+        files.write_json(self.checkpoints / CHECKPOINT_INFO_FILE, where)
+
+    def write_history(self, records: list[dict[str, Any]]) -> None:
+        """``metrics.jsonl``: one JSON line per finished epoch."""
+        files.write_text(self.root / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in records))
+
+    def write_metrics(self, metrics: dict[str, Any]) -> None:
+        files.write_json(self.root / METRICS_FILE, metrics)
+
+    def write_predictions(self, labels: np.ndarray, predictions: dict[str, np.ndarray]) -> None:
+        """``test_predictions.npz``: ``label`` and ``pred_<name>`` per named prediction."""
+        with files.atomic_path(self.root / PREDICTIONS_FILE) as tmp:
+            np.savez(tmp, label=labels, **{f"pred_{n}": p for n, p in predictions.items()})
 
 
 def read_model_spec(root: str | Path) -> dict[str, Any]:
@@ -204,6 +223,21 @@ def read_config(root: str | Path) -> dict[str, Any]:
         raise RunFolderError(f"{root} is not a run folder (no {CONFIG_FILE})")
     return yaml.safe_load(path.read_text())
 
+
+def read_metrics(root: str | Path) -> dict[str, Any]:
+    """``metrics.json`` of a finished run: ``{"valid": {prediction: {...}}, "test": ...}``."""
+    path = Path(root) / METRICS_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{root} is not a finished run folder (no {METRICS_FILE})")
+    return json.loads(path.read_text())
+
+
+def is_finished(root: str | Path, config: dict[str, Any]) -> bool:
+    """Whether ``root`` holds a finished run of exactly ``config`` (its metrics and weights)."""
+    root = Path(root)
+    if not all((root / name).is_file() for name in (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE)):
+        return False
+    return yaml.safe_load((root / CONFIG_FILE).read_text()) == config
 
 
 def open_run(

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mutualctr.training.objective import Objective
+from mutualctr.training.objectives.base import Objective
 
 
 def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:

@@ -12,11 +12,11 @@ predictions and the final weights (see :mod:`mutualctr.training.runfolder`).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -34,18 +34,14 @@ from mutualctr.data.store import SplitArrays
 from mutualctr.errors import DataError, MutualCTRError
 from mutualctr.training import checkpoint, distributed
 from mutualctr.training.distributed import DistInfo
-from mutualctr.training.objective import Objective
+from mutualctr.training.objectives.base import Objective
 from mutualctr.training.progress import Progress
-from mutualctr.training.runfolder import (
-    HISTORY_FILE,
-    METRICS_FILE,
-    PREDICTIONS_FILE,
-    RunFolder,
-    write_json_atomic,
-)
+from mutualctr.training.runfolder import RunFolder
 from mutualctr.training.selection import Selector
 
 CHECKPOINT_FORMAT = 1
+Metrics = dict[str, Any]  # {"valid": {prediction: {"auc", "logloss", ...}}, "test": ...}
+Finalize = Callable[[Metrics, dict[str, np.ndarray]], Metrics]
 
 
 class NonFiniteError(MutualCTRError):
@@ -57,8 +53,8 @@ class FitResult:
     """What :func:`fit` returns.
 
     Attributes:
-        metrics: ``{"valid": ..., "test": ...}`` as written to metrics.json (``test`` only
-            when a test split was given).
+        metrics: ``{"valid": {prediction: metrics}, "test": ...}`` as written to metrics.json
+            (``test`` only when a test split was given), with what ``finalize`` added.
         history: one record per epoch, as in metrics.jsonl.
         best_epochs: 1-based best epoch per monitored name.
         predictions: test predictions by name (empty without a test split).
@@ -151,8 +147,10 @@ class Trainer:
     def __init__(
         self, group: nn.Module, objective: Objective, config: TrainConfig,
         run: RunFolder | None = None, dist: DistInfo | None = None, log: TextIO | None = None,
+        finalize: Finalize | None = None,
     ) -> None:
         self.config = config
+        self.finalize = finalize
         self.dist = dist or DistInfo()
         self.run = run if self.dist.is_main else None
         self.log = log if log is not None else sys.stderr
@@ -239,10 +237,9 @@ class Trainer:
         rng_states = distributed.gather_objects(checkpoint.rng_state(), self.dist)
         if self.run is None:
             return
-        checkpoint.save_atomic(self.state_dict(rng_states), self.run.last_checkpoint)
         where = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                  "global_step": self.global_step}
-        write_json_atomic(self.run.checkpoints / "last.json", where)
+        self.run.write_checkpoint(self.state_dict(rng_states), where)
 
     def resume(self) -> bool:
         """Load the run folder's last checkpoint, if any. Returns whether one was loaded."""
@@ -373,6 +370,7 @@ class Trainer:
         self, train: SplitArrays, valid: SplitArrays, test: SplitArrays | None = None,
     ) -> FitResult:
         config = self.config
+        train = _first_rows(train, config.max_train_rows)
         if len(train) == 0:
             raise DataError("the training split is empty")
         loader = BatchLoader(train, config.batch_size, shuffle=True, seed=config.seed,
@@ -417,7 +415,8 @@ class Trainer:
             "seconds": time.perf_counter() - start,
         }
         self.history.append(record)
-        self._write_history()
+        if self.run is not None:
+            self.run.write_history(self.history)
         self.save_checkpoint()
         shown = "  ".join(
             f"{name} auc {m['auc']:.5f} logloss {m['logloss']:.5f}"
@@ -429,29 +428,22 @@ class Trainer:
             + (" | early stop" if self.stopped else "")
         )
 
-    def _write_history(self) -> None:
-        if self.run is None:
-            return
-        path = self.run.root / HISTORY_FILE
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(json.dumps(r) + "\n" for r in self.history))
-        tmp.replace(path)
-
     def _finish(self, valid: SplitArrays, test: SplitArrays | None) -> FitResult:
-        result: dict[str, Any] = {"valid": self.evaluate(valid)}
+        result: Metrics = {"valid": self.evaluate(valid)}
         test_predictions: dict[str, np.ndarray] = {}
         if test is not None:
             test_predictions, labels = self.predict(test)
             result["test"] = {
                 name: metric_fns.binary_metrics(labels, p) for name, p in test_predictions.items()
             }
+        if self.finalize is not None:
+            result = self.finalize(result, test_predictions)
         if self.run is not None:
-            write_json_atomic(self.run.root / METRICS_FILE, flatten_metrics(result))
             if test is not None:
-                _write_predictions(self.run, labels, test_predictions)
+                self.run.write_predictions(labels, test_predictions)
             self.run.write_weights(self.final_weights())
-        return FitResult(flatten_metrics(result), self.history, self.selector.best_epochs(),
-                         test_predictions)
+            self.run.write_metrics(result)  # last: its presence marks the run finished
+        return FitResult(result, self.history, self.selector.best_epochs(), test_predictions)
 
     def final_weights(self) -> dict[str, Any]:
         """``{"members": {name: state_dict}, "objective": state_dict}`` (see runfolder)."""
@@ -462,6 +454,17 @@ class Trainer:
         )
         return {"members": members, "group": self.group.state_dict(),
                 "objective": self.objective.state_dict()}
+
+
+def _first_rows(split: SplitArrays, rows: int) -> SplitArrays:
+    """The first ``rows`` rows of ``split`` (all of them when ``rows`` is 0)."""
+    if rows <= 0 or rows >= len(split):
+        return split
+    return SplitArrays(
+        categorical=split.categorical[:rows], numeric=split.numeric[:rows],
+        sequences=tuple(s[:rows] for s in split.sequences), label=split.label[:rows],
+        prob=None if split.prob is None else split.prob[:rows],
+    )
 
 
 @torch.inference_mode()
@@ -481,30 +484,15 @@ def predict_split(
     return {name: np.concatenate(c) for name, c in chunks.items()}
 
 
-def flatten_metrics(result: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One prediction: ``{"valid": {"auc", "logloss"}}``; several: keyed by prediction name."""
-    return {
-        split: next(iter(by_name.values())) if len(by_name) == 1 else by_name
-        for split, by_name in result.items()
-    }
-
-
-def _write_predictions(run: RunFolder, labels: np.ndarray, preds: dict[str, np.ndarray]) -> None:
-    path = run.root / PREDICTIONS_FILE
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, label=labels, **{f"pred_{name}": p for name, p in preds.items()})
-    tmp.replace(path)
-
-
 def fit(
     group: nn.Module, objective: Objective, train: SplitArrays, valid: SplitArrays,
     config: TrainConfig, run: RunFolder | None = None, test: SplitArrays | None = None,
-    dist: DistInfo | None = None, log: TextIO | None = None,
+    dist: DistInfo | None = None, log: TextIO | None = None, finalize: Finalize | None = None,
 ) -> FitResult:
     """Train ``group`` under ``objective`` and evaluate the restored best weights.
 
     Args:
-        group: a :class:`~mutualctr.training.group.ModelGroup` (or the batched variant): N
+        group: a :class:`~mutualctr.training.groups.base.ModelGroup` (or the batched variant): N
             models, ``forward(batch) -> list[ModelOutput]``. Initialise it (e.g. from a
             pretrained run with :func:`~mutualctr.training.runfolder.read_weights`) before.
         objective: loss and named predictions (its parameters are trained too).
@@ -514,7 +502,9 @@ def fit(
         run: the run folder to checkpoint into and resume from; ``None`` trains in memory.
         dist: from :func:`mutualctr.training.distributed.init` (single process when None).
         log: where progress and epoch summaries go (stderr by default).
+        finalize: turns the final metrics and the test predictions into what metrics.json
+            holds (a method's additions, e.g. RelaImp against the starting runs).
     """
-    trainer = Trainer(group, objective, config, run, dist, log)
+    trainer = Trainer(group, objective, config, run, dist, log, finalize)
     return trainer.fit(train, valid, test)
 

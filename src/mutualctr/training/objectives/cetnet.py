@@ -33,7 +33,7 @@ from torch import nn
 from mutualctr.data.batch import Batch
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import ModelOutput
-from mutualctr.training.objective import Objective, ObjectiveOutput
+from mutualctr.training.objectives.base import Objective, ObjectiveOutput
 
 FusionMode = Literal["confidence", "confidence_sum", "concat", "sum"]
 FUSION_MODES: tuple[str, ...] = ("confidence", "confidence_sum", "concat", "sum")

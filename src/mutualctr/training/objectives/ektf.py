@@ -1,7 +1,7 @@
 """EKTF: ensemble knowledge transfer with an examination mechanism (Li et al., 2024,
 "Ensemble Learning via Knowledge Transfer for CTR Prediction").
 
-K students share one embedding (see :mod:`mutualctr.training.shared_embedding`); the mean of
+K students share one embedding (see :mod:`mutualctr.training.groups.shared_embedding`); the mean of
 their logits is an *abstract teacher* ``p_t = sigmoid(mean_k z_k)``. The loss is
 
     L = mean_k BCE(y, p_k)                                   (students learn from the label)
@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from mutualctr.data.batch import Batch
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import ModelOutput
-from mutualctr.training.objective import Objective, ObjectiveOutput
+from mutualctr.training.objectives.base import Objective, ObjectiveOutput
 
 TEACHER = "teacher"
 

@@ -9,10 +9,8 @@ import torch.nn.functional as F
 
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import ModelOutput
-from mutualctr.training.objective import PER_MEMBER, Objective, ObjectiveOutput
 from mutualctr.training.objectives.auxiliary import members_auxiliary_loss
-
-ENSEMBLE = "ensemble"
+from mutualctr.training.objectives.base import ENSEMBLE, PER_MEMBER, Objective, ObjectiveOutput
 
 
 class IndependentObjective(Objective):

@@ -12,7 +12,7 @@ KD-DAGFM (Tian et al., WSDM 2023) is not a group of students but a pipeline: a c
 teacher trained alone, then a DAGFM student (:mod:`mutualctr.models.dagfm`) distilled from it
 over the teacher's frozen embedding, then the student finetuned alone.
 :class:`DAGFMDistillation` is the loss of the middle phase (logit MSE, not soft BCE);
-:func:`mutualctr.experiments.ektf_runs.train_method` runs the three phases.
+:func:`mutualctr.methods.ektf.train_method` runs the three phases.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from torch import nn
 from mutualctr.data.batch import Batch
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import ModelOutput
-from mutualctr.training.objective import Objective, ObjectiveOutput
+from mutualctr.training.objectives.base import Objective, ObjectiveOutput
 from mutualctr.training.objectives.ektf import TEACHER
 
 
@@ -174,7 +174,7 @@ class DAGFMDistillation(Objective):
     logits ``z``, with the teacher's logit detached. Defaults ``alpha = beta = 1`` (the
     authors' configs use ``alpha = 0.1, beta = 921.6``). Freezing the teacher and the shared
     embedding (the authors detach it) is the group's job
-    (:class:`mutualctr.experiments.ektf_runs.DistillationGroup`); this objective only keeps the
+    (:class:`mutualctr.methods.ektf.DistillationGroup`); this objective only keeps the
     teacher's logit out of the gradient.
 
     Predictions: one per member, by its name. There is no ensemble, so no ``teacher``

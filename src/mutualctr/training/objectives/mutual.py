@@ -33,10 +33,9 @@ import torch.nn.functional as F
 from mutualctr.data.batch import Batch
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import ModelOutput
-from mutualctr.training.objective import PER_MEMBER, Objective, ObjectiveOutput
 from mutualctr.training.objectives.auxiliary import members_auxiliary_loss
+from mutualctr.training.objectives.base import ENSEMBLE, PER_MEMBER, Objective, ObjectiveOutput
 
-ENSEMBLE = "ensemble"
 Divergence = Literal["mse", "kl"]
 DIVERGENCES: tuple[str, ...] = ("mse", "kl")
 

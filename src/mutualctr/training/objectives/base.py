@@ -24,6 +24,7 @@ from mutualctr.data.batch import Batch
 from mutualctr.models.base import ModelOutput
 
 PER_MEMBER = "per_member"
+ENSEMBLE = "ensemble"  # the mean of the members' probabilities, where an objective reports it
 
 
 @dataclass

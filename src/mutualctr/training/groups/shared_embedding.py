@@ -5,54 +5,21 @@ group its own embedding is dropped and its ``represent`` is fed the shared embed
 once per batch. :func:`export_student` turns one student back into a standalone model (its
 backbone and head plus a copy of the shared embedding) for cheap serving.
 
-Student sets from the paper: ``EKTF_MLP`` (homogeneous MLPs [400, 400, 400] with batch norm and
-dropout 0.1, embedding 16, as in the authors' logs) and ``EKTF_Latest`` (PNN, FINAL and ECN).
+The EKTF method (:mod:`mutualctr.methods.ektf`) builds its students into this group; CETNet's
+"w/o multi-embedding" ablation uses it too.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 
 from mutualctr.data.batch import Batch
-from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import CTRModel, ModelOutput
-from mutualctr.models.registry import build_model
-from mutualctr.training.group import ModelGroup
-
-MLP_STUDENT: dict[str, Any] = {"hidden_units": [400, 400, 400], "batch_norm": True,
-                               "dropout": 0.1}
-LATEST_STUDENTS: tuple[str, ...] = ("pnn", "final", "ecn")
-
-
-@dataclass(frozen=True)
-class StudentSpec:
-    """One student: a registry model name and its hyperparameter overrides."""
-
-    model: str
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-
-
-def mlp_students(k: int, overrides: Mapping[str, Any] | None = None) -> list[StudentSpec]:
-    """EKTF_MLP: ``k`` identical DNN students (the authors' MLP settings unless overridden)."""
-    if k < 1:
-        raise ConfigError(f"the number of students must be >= 1, got {k}")
-    return [StudentSpec("dnn", {**MLP_STUDENT, **(overrides or {})}) for _ in range(k)]
-
-
-def latest_students(models: Sequence[str] = LATEST_STUDENTS) -> list[StudentSpec]:
-    """EKTF_Latest: heterogeneous students, each with its registry (paper) defaults."""
-    return [StudentSpec(model) for model in models]
-
-
-def student_names(specs: Sequence[StudentSpec]) -> list[str]:
-    """``<model>_<position>`` (1-based), e.g. ``dnn_1, dnn_2`` or ``pnn_1, final_2, ecn_3``."""
-    return [f"{spec.model}_{i}" for i, spec in enumerate(specs, start=1)]
+from mutualctr.training.groups.base import ModelGroup
 
 
 class SharedEmbeddingGroup(ModelGroup):
@@ -71,16 +38,6 @@ class SharedEmbeddingGroup(ModelGroup):
         self.embedding = students[0].embedding
         for student in students:
             student.embedding = None
-
-    @classmethod
-    def build(cls, feature_map: FeatureMap, specs: Sequence[StudentSpec],
-              embedding_dim: int = 16) -> SharedEmbeddingGroup:
-        """Build the students from the registry with a common ``embedding_dim``."""
-        students = [
-            build_model(spec.model, feature_map, {**spec.overrides, "embedding_dim": embedding_dim})
-            for spec in specs
-        ]
-        return cls(students, student_names(specs))
 
     def member_state_dict(self, index: int) -> dict[str, torch.Tensor]:
         """Student ``index`` as a standalone model of its class: its weights plus the shared

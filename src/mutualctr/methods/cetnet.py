@@ -1,0 +1,162 @@
+"""CETNet (Liu et al., "A Collaborative Ensemble Framework for CTR Prediction"): N registry
+models with their own (or, as an ablation, one shared) embedding table, fused by confidence;
+the paper's ablations (its Table 3) as named :class:`Variant` s.
+
+The group only needs models that emit ``h`` and a logit, so sequence models join by name once
+they are registered. ``metrics.json`` adds gAUC per prediction on the test split (grouped by
+``group_field``: ``auto`` takes the categorical field named ``user`` when there is one), the
+monitored prediction and the trainable parameter count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from mutualctr import metrics as metric_fns
+from mutualctr.config import TrainConfig, param
+from mutualctr.data.schema import FeatureMap
+from mutualctr.data.store import EncodedStore
+from mutualctr.errors import ConfigError
+from mutualctr.methods.base import Built, Method
+from mutualctr.methods.members import positional_names
+from mutualctr.models.registry import build_model
+from mutualctr.training.groups.base import ModelGroup
+from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
+from mutualctr.training.objectives.cetnet import CETNetObjective, FusionMode
+from mutualctr.training.trainer import Finalize, Metrics
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the ablation table: how the group is built and which loss terms it keeps."""
+
+    label: str
+    shared_embedding: bool = False
+    fusion: FusionMode = "confidence"
+    use_kl: bool = True
+    stop_gradient: bool = True
+    member_losses: bool = True
+
+    def switches(self) -> dict[str, Any]:
+        """The variant as :class:`CETNetConfig` keys."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "label"}
+
+
+CETNET = Variant("CETNet")
+ABLATIONS: tuple[Variant, ...] = (
+    CETNET,
+    Variant("w/o confidence fusion", fusion="concat"),
+    Variant("w/o KL", use_kl=False),
+    Variant("w/o multi-embedding", shared_embedding=True),
+    Variant("w/o stop-gradient", stop_gradient=False),
+    # The two ensemble baselines: one fused prediction over concatenated representations,
+    # trained on its own BCE only, over one shared table (SE) or one table per model (ME).
+    Variant("SE + concat", shared_embedding=True, fusion="concat", use_kl=False,
+            member_losses=False),
+    Variant("ME + concat", fusion="concat", use_kl=False, member_losses=False),
+)
+
+
+@dataclass
+class CETNetConfig:
+    """What ``mutualctr cetnet`` runs. ``model_config`` maps a registry name to its other
+    hyperparameters; every model gets an ``embedding_dim``-column table."""
+
+    data: str = ""
+    models: list[str] = field(default_factory=list)
+    embedding_dim: int = param(16, ge=1)
+    alpha: float = param(0.1, ge=0.0)  # weight of the symmetric KL
+    fusion: FusionMode = "confidence"
+    use_kl: bool = True
+    stop_gradient: bool = True  # confidences detached from the graph (the paper)
+    member_losses: bool = True  # sum_n BCE(p_n); False: the fused prediction's BCE only
+    shared_embedding: bool = False  # ablation: one table shared by all models
+    group_field: str = "auto"  # gAUC groups: "auto" = the field named "user" if any, "" = none
+    model_config: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def build_cetnet(
+    feature_map: FeatureMap,
+    models: Sequence[str],
+    *,
+    embedding_dim: int,
+    alpha: float,
+    variant: Variant = CETNET,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Built:
+    """The group of ``models`` (registry names, repeats allowed) and its CETNet objective.
+
+    Every model gets an ``embedding_dim``-column table of its own (one shared table when the
+    variant says so); ``overrides`` maps a registry name to its other hyperparameters.
+    """
+    if len(models) < 2:
+        raise ConfigError(f"CETNet needs at least two models, got {list(models)}")
+    overrides = overrides or {}
+    built = [
+        build_model(name, feature_map, {**overrides.get(name, {}), "embedding_dim": embedding_dim})
+        for name in models
+    ]
+    names = positional_names(models)
+    params = {
+        "representation_dims": [m.representation_dim for m in built],
+        "alpha": alpha if variant.use_kl else 0.0,
+        "fusion": variant.fusion,
+        "stop_gradient": variant.stop_gradient,
+        "member_losses": variant.member_losses,
+    }
+    objective = CETNetObjective(names, **params)
+    group_class = SharedEmbeddingGroup if variant.shared_embedding else ModelGroup
+    return Built(group_class(built, names), objective, params, built, names)
+
+
+def build(config: CETNetConfig, store: EncodedStore) -> Built:
+    variant = Variant("config", **{k: getattr(config, k) for k in CETNET.switches()})
+    return build_cetnet(store.feature_map, config.models, embedding_dim=config.embedding_dim,
+                        alpha=config.alpha, variant=variant, overrides=config.model_config)
+
+
+def group_ids(store: EncodedStore, field_name: str) -> np.ndarray | None:
+    """The test split's ids of the gAUC grouping field (``auto``: ``user`` if present)."""
+    names = [f.name for f in store.feature_map.categorical]
+    if field_name == "auto":
+        field_name = "user" if "user" in names else ""
+    if not field_name:
+        return None
+    if field_name not in names:
+        raise ConfigError(f"group_field {field_name!r} is not a categorical field; have {names}")
+    return np.asarray(store.split("test").categorical[:, names.index(field_name)])
+
+
+def with_gauc(test: Metrics, predictions: dict[str, np.ndarray], labels: np.ndarray,
+              groups: np.ndarray | None) -> Metrics:
+    """``test`` (metrics by prediction) with every prediction's gAUC (nan without groups)."""
+    return {name: {**values, "gauc": math.nan if groups is None
+                   else metric_fns.gauc(labels, predictions[name], groups)}
+            for name, values in test.items()}
+
+
+def scored(config: CETNetConfig, store: EncodedStore, built: Built) -> Finalize:
+    """gAUC of every test prediction, the monitored prediction and the parameter count."""
+    groups = group_ids(store, config.group_field)
+    parameters = sum(p.numel() for p in built.group.parameters()) + sum(
+        p.numel() for p in built.objective.parameters())
+
+    def finalize(metrics: Metrics, predictions: dict[str, np.ndarray]) -> Metrics:
+        out = {**metrics, "monitor": built.objective.monitor, "parameters": parameters}
+        if "test" in metrics:
+            labels = np.asarray(store.split("test").label, dtype=np.float64)
+            out["test"] = with_gauc(metrics["test"], predictions, labels, groups)
+        return out
+
+    return finalize
+
+
+METHOD = Method("cetnet", CETNetConfig, build, finalize=scored)

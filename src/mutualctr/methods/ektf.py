@@ -1,0 +1,139 @@
+"""EKTF (Li et al.): K students over one shared embedding, taught by their own ensemble with the
+examination mechanism; its ablations and the knowledge-transfer baselines over the same
+students.
+
+``objective`` picks what trains the students: ``independent`` (plain training; a single
+student keeps its own embedding), an EKTF variant (``ektf``, ``only_kd``, ``only_dml``,
+``no_examination``, ``mean``) or a KD baseline (``online_kd``, ``kdcl``, ``eckd``); two or more
+students always share one embedding. Student sets from the paper: ``EKTF_MLP`` (homogeneous
+MLPs [400, 400, 400] with batch norm and dropout 0.1, embedding 16, as in the authors' logs) and
+``EKTF_Latest`` (PNN, FINAL and ECN). KD-DAGFM, the distillation baseline of the paper's Table
+5, is the :mod:`.dagfm` method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mutualctr.config import TrainConfig, param
+from mutualctr.data.schema import FeatureMap
+from mutualctr.data.store import EncodedStore
+from mutualctr.methods.base import Built, Method
+from mutualctr.methods.dagfm import PHASES, TEACHER_SUFFIX
+from mutualctr.methods.members import StudentSpec, build_student, positional_names
+from mutualctr.models.base import CTRModel
+from mutualctr.training.groups.base import ModelGroup
+from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
+from mutualctr.training.objectives.base import ENSEMBLE, Objective
+from mutualctr.training.objectives.ektf import TEACHER, VARIANTS, EKTFObjective
+from mutualctr.training.objectives.independent import IndependentObjective
+from mutualctr.training.objectives.kd_baselines import ECKD, KDCL, OnlineKD
+from mutualctr.training.restore import load_trained, model_spec
+from mutualctr.training.runfolder import MODEL_SPEC_FILE, RunFolder, read_metrics
+
+MLP_STUDENT: dict[str, Any] = {"hidden_units": [400, 400, 400], "batch_norm": True,
+                               "dropout": 0.1}
+LATEST_STUDENTS: tuple[str, ...] = ("pnn", "final", "ecn")
+KD_BASELINES = ("online_kd", "kdcl", "eckd")
+OBJECTIVES = ("independent", *VARIANTS, *KD_BASELINES)
+Objectives = Literal["independent", "ektf", "only_kd", "only_dml", "no_examination", "mean",
+                     "online_kd", "kdcl", "eckd"]
+ENSEMBLE_NAMES = (TEACHER, ENSEMBLE)  # a group's combined prediction, by objective
+
+
+def mlp_students(k: int, overrides: Mapping[str, Any] | None = None) -> list[StudentSpec]:
+    """EKTF_MLP: ``k`` identical DNN students (the authors' MLP settings unless overridden)."""
+    return [StudentSpec("dnn", {**MLP_STUDENT, **(overrides or {})}) for _ in range(k)]
+
+
+def latest_students(models: Sequence[str] = LATEST_STUDENTS) -> list[StudentSpec]:
+    """EKTF_Latest: heterogeneous students, each with its registry (paper) defaults."""
+    return [StudentSpec(model) for model in models]
+
+
+def student_names(specs: Sequence[StudentSpec]) -> list[str]:
+    """``<model>_<position>`` (1-based), e.g. ``dnn_1, dnn_2`` or ``pnn_1, final_2, ecn_3``."""
+    return positional_names([spec.model for spec in specs])
+
+
+def build_students(feature_map: FeatureMap, specs: Sequence[StudentSpec],
+                   embedding_dim: int = 16) -> SharedEmbeddingGroup:
+    """The students over one shared embedding of ``embedding_dim`` columns."""
+    students = [build_student(spec, feature_map, embedding_dim) for spec in specs]
+    return SharedEmbeddingGroup(students, student_names(specs))
+
+
+@dataclass
+class EKTFConfig:
+    """What ``mutualctr ektf`` runs (stored as the run folder's ``config.yaml``)."""
+
+    data: str = ""
+    students: list[StudentSpec] = field(default_factory=lambda: mlp_students(3))
+    objective: Objectives = "ektf"
+    detach_weights: bool = False  # EKTF variants: examination weights as constants
+    embedding_dim: int = param(16, ge=1)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if not self.students:
+            raise ValueError("students: need at least one student")
+
+
+def build_objective(config: EKTFConfig, models: Sequence[CTRModel], names: list[str]
+                    ) -> tuple[Objective, dict[str, Any]]:
+    """The objective and the keyword arguments that rebuild it (for ``model.json``)."""
+    params: dict[str, Any]
+    if config.objective == "independent":
+        return IndependentObjective(names), {}
+    if config.objective in VARIANTS:
+        params = {"variant": config.objective, "detach_weights": config.detach_weights}
+        return EKTFObjective(names, **params), params
+    params = {"temperature": 1.0, "alpha": 1.0}
+    if config.objective == "eckd":
+        params["representation_dims"] = [m.representation_dim for m in models]
+        return ECKD(names, **params), params
+    cls = OnlineKD if config.objective == "online_kd" else KDCL
+    return cls(names, **params), params
+
+
+def build(config: EKTFConfig, store: EncodedStore) -> Built:
+    """A single student keeps its own embedding; two or more share one."""
+    names = student_names(config.students)
+    if len(config.students) == 1:
+        model = build_student(config.students[0], store.feature_map, config.embedding_dim)
+        group: ModelGroup = ModelGroup([model], names)
+    else:
+        group = build_students(store.feature_map, config.students, config.embedding_dim)
+    models = list(group.models)
+    return Built(group, *build_objective(config, models, names), models, names)
+
+
+METHOD = Method("ektf", EKTFConfig, build)
+
+
+def students_ranked(metrics: Mapping[str, Any]) -> list[str]:
+    """A run's student predictions, best first by validation AUC."""
+    names = [n for n in metrics["valid"]
+             if n not in ENSEMBLE_NAMES and not n.endswith(TEACHER_SUFFIX)]
+    return sorted(names, key=lambda n: -metrics["valid"][n]["auc"])
+
+
+def export_best_student(run: str | Path, out: str | Path) -> str:
+    """Write the run's best student (validation AUC) as a single-model run folder ``out``
+    (``model.json`` + ``model.pt``, loadable by :func:`~mutualctr.training.restore.
+    load_trained`); the student keeps a copy of the shared embedding. Returns its name."""
+    run = Path(run)
+    if not (run / MODEL_SPEC_FILE).exists() and (run / PHASES[-1]).is_dir():
+        run = run / PHASES[-1]  # a KD-DAGFM run: its student is the finetuned one
+    trained = load_trained(run)
+    name = students_ranked(read_metrics(run))[0]
+    model = trained.group.models[trained.group.names.index(name)]
+    with RunFolder.open(out, {"exported_from": str(run.resolve()), "member": name},
+                        overwrite=True) as folder:
+        folder.write_model_spec(model_spec([name], [model], IndependentObjective([name]), {},
+                                           trained.feature_map))
+        folder.write_weights({"members": {name: model.state_dict()}, "objective": {}})
+    return name

@@ -1,0 +1,118 @@
+"""Mutual learning (Yilmaz & Aldemir, 2024): N models trained together, from scratch or as
+finetuning of pretrained runs; or, as a control, the same group without the mutual term.
+
+The config names the members (:class:`~mutualctr.methods.members.MemberConfig`): each is a
+registry model (from scratch, member i initialised with seed ``train.seed + i``) or a pretrained
+run folder (``RUN`` or ``RUN:member``) whose final weights the member starts from. Members of one
+architecture and size run as a :class:`~mutualctr.training.groups.batched.BatchedModelGroup`
+(same results, faster); mixed groups share one data pipeline through a plain
+:class:`~mutualctr.training.groups.base.ModelGroup`. Every member is evaluated each epoch and
+restored to its own best epoch on validation (``PER_MEMBER``).
+
+``metrics.json`` gets two keys besides the predictions: ``init`` (each pretrained member's
+starting run and its valid/test AUC) and ``relaimp`` (each such member's RelaImp against its
+starting run, valid and test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from mutualctr.config import TrainConfig, param
+from mutualctr.data.store import EncodedStore
+from mutualctr.methods.base import Built, Method
+from mutualctr.methods.members import (
+    MemberConfig,
+    member_auc,
+    pretrained_member,
+    resolve_members,
+    split_init,
+)
+from mutualctr.metrics import relaimp
+from mutualctr.models.base import CTRModel
+from mutualctr.models.registry import build_model
+from mutualctr.training.groups.base import ModelGroup
+from mutualctr.training.groups.batched import BatchedModelGroup, can_batch
+from mutualctr.training.objectives.independent import IndependentObjective
+from mutualctr.training.objectives.mutual import MutualObjective
+from mutualctr.training.trainer import Finalize, Metrics, seed_everything
+
+FINETUNE_LR = 7e-4  # the paper's finetuning learning rate (section 3.3)
+
+
+@dataclass
+class MutualConfig:
+    """What ``mutualctr mutual`` runs (stored as the run folder's ``config.yaml``)."""
+
+    data: str = ""
+    members: list[MemberConfig] = field(default_factory=list)
+    objective: Literal["mutual", "independent"] = "mutual"
+    weight: float = param(1.0, ge=0.0)  # w in eq. 3
+    divergence: Literal["mse", "kl"] = "mse"
+    batched: bool = True  # stack members of one architecture (results unchanged)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def resolve(config: MutualConfig) -> MutualConfig:
+    """Every member's name, model and hyperparameters filled in."""
+    minimum = 2 if config.objective == "mutual" else 1
+    members = resolve_members(config.members, minimum, config.objective)
+    return dataclasses.replace(config, members=members)
+
+
+def build_members(config: MutualConfig, store: EncodedStore) -> list[CTRModel]:
+    """The members' models: seeded fresh initialisations or the pretrained runs' weights."""
+    models = []
+    for i, m in enumerate(config.members):
+        seed_everything(config.train.seed + i)
+        model = build_model(m.model, store.feature_map, m.model_config)
+        if m.init:
+            model.load_state_dict(pretrained_member(m.init)[3])
+        models.append(model)
+    return models
+
+
+def build_group(models: list[CTRModel], names: list[str], batched: bool) -> torch.nn.Module:
+    """A batched group when every member shares one architecture and size, else a plain one."""
+    same_config = all(m.config == models[0].config for m in models)
+    if batched and same_config and can_batch(models):
+        return BatchedModelGroup(models, names)
+    return ModelGroup(models, names)
+
+
+def build(config: MutualConfig, store: EncodedStore) -> Built:
+    models = build_members(config, store)
+    names = [m.name for m in config.members]
+    params: dict[str, Any] = {}
+    if config.objective == "mutual":
+        params = {"weight": config.weight, "divergence": config.divergence}
+        objective = MutualObjective(names, **params)
+    else:
+        objective = IndependentObjective(names)
+    return Built(build_group(models, names, config.batched), objective, params, models, names)
+
+
+def compare_with_init(config: MutualConfig, store: EncodedStore, built: Built) -> Finalize:
+    """``init`` (starting AUCs) and ``relaimp`` (against them) of every pretrained member."""
+
+    def finalize(metrics: Metrics, predictions: dict[str, np.ndarray]) -> Metrics:
+        init, rela = {}, {}
+        for m in config.members:
+            if not m.init:
+                continue
+            root, member = split_init(m.init)
+            start = member_auc(root, member)
+            init[m.name] = {"run": str(root), **start}
+            rela[m.name] = {split: relaimp(metrics[split][m.name]["auc"], start[split])
+                            for split in start if split in metrics}
+        return {**metrics, "init": init, "relaimp": rela} if init else metrics
+
+    return finalize
+
+
+METHOD = Method("mutual", MutualConfig, build, resolve, compare_with_init)

@@ -1,0 +1,92 @@
+"""The one runner: a method's config into a run folder, for every method and experiment.
+
+:func:`run` resolves the config, reuses a finished run of the same config (unless
+``overwrite``), otherwise opens and locks the run folder (rank 0 under ``torchrun``), seeds,
+builds the method's group and objective, writes ``model.json`` (so ``evaluate``, ``predict``
+and ``export`` load every run folder, whatever its method), trains with
+:func:`mutualctr.training.trainer.fit` (resuming from the last checkpoint of an interrupted run)
+and returns the metrics that ``metrics.json`` holds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from mutualctr.config import to_dict
+from mutualctr.data.store import EncodedStore
+from mutualctr.errors import ConfigError
+from mutualctr.methods.base import Method
+from mutualctr.training import distributed
+from mutualctr.training.restore import model_spec
+from mutualctr.training.runfolder import METHOD_KEY, is_finished, open_run, read_metrics
+from mutualctr.training.trainer import Metrics, fit, resolve_device, seed_everything
+
+C = TypeVar("C")
+
+
+@dataclass
+class RunResult:
+    """What :func:`run` returns.
+
+    Attributes:
+        metrics: ``metrics.json``'s content (keyed by prediction name, plus the method's keys).
+        reused: the run folder already held a finished run of this config; nothing was trained.
+        primary: this process writes files and prints (rank 0, or the only process).
+    """
+
+    metrics: Metrics
+    reused: bool = False
+    primary: bool = True
+
+
+def stored_config(method: Method[C], config: C) -> dict[str, Any]:
+    """``config.yaml``'s content: the method's name, then its resolved config."""
+    return {METHOD_KEY: method.name, **to_dict(config)}
+
+
+def is_done(method: Method[C], config: C, out: str | Path) -> bool:
+    """Whether ``out`` holds a finished run of ``method`` with exactly ``config``."""
+    return is_finished(out, stored_config(method, method.resolve(config)))
+
+
+def run(
+    method: Method[C], config: C, out: str | Path, *, overwrite: bool = False,
+    log: TextIO | None = None,
+) -> RunResult:
+    """Train ``method`` with ``config`` into the run folder ``out`` (see the module docstring).
+
+    Raises:
+        ConfigError: the config names no data.
+        RunFolderError: ``out`` is in use, not writable, or holds a run of another config
+            (without ``overwrite``).
+    """
+    config = method.resolve(config)
+    stored = stored_config(method, config)
+    if not overwrite and is_finished(out, stored):
+        return RunResult(read_metrics(out), reused=True)
+    data, train = stored["data"], config.train  # type: ignore[attr-defined]
+    if not data:
+        raise ConfigError("no data: give --data DIR (or `data:` in the config file)")
+    store = EncodedStore.open(data)
+    dist = distributed.init(resolve_device(train.device))
+    try:
+        folder = open_run(out, stored, overwrite=overwrite, dist=dist,
+                          device=resolve_device(train.device, dist))
+        try:
+            seed_everything(train.seed)
+            built = method.build(config, store)
+            if folder is not None:
+                folder.write_model_spec(model_spec(built.names, built.models, built.objective,
+                                                   built.objective_params, store.feature_map))
+            finalize = None if method.finalize is None else method.finalize(config, store, built)
+            test = store.split("test") if "test" in store.split_names else None
+            result = fit(built.group, built.objective, store.split("train"),
+                         store.split("valid"), train, folder, test, dist, log, finalize)
+        finally:
+            if folder is not None:
+                folder.close()
+    finally:
+        distributed.shutdown(dist)
+    return RunResult(result.metrics, primary=dist.is_main)
