@@ -28,6 +28,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,15 @@ def run_fuxictr(name: str, store: Path, work: Path, fuxi_python: str, epochs: in
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--work", type=Path, default=Path("/tmp/mutualctr_bench_models"))
+    parser.add_argument("--work", type=Path,
+                        default=Path(tempfile.gettempdir()) / "mutualctr_bench_models",
+                        help="scratch folder (absolute; default in the system temp folder)")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--fuxi-python", default="/work/fuxienv/bin/python",
-                        help="Python of the FuxiCTR 2.3.10 environment ('' to skip FuxiCTR)")
+    parser.add_argument("--fuxi-python", default=os.environ.get("FUXI_PYTHON", ""),
+                        help="Python of the FuxiCTR 2.3.10 environment (default: $FUXI_PYTHON; "
+                             "'' skips FuxiCTR)")
     parser.add_argument("--json-out", type=Path, help="also write the results here")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)

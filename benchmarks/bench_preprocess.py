@@ -30,6 +30,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -141,9 +142,12 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--big-rows", type=int, default=10_000_000,
                         help="rows of the file for the memory comparison (0: skip it)")
-    parser.add_argument("--work", type=Path, default=Path("/tmp/mutualctr_bench_preprocess"))
-    parser.add_argument("--fuxi-python", default="/work/fuxienv/bin/python",
-                        help="Python of the FuxiCTR 2.3.10 environment ('' to skip FuxiCTR)")
+    parser.add_argument("--work", type=Path,
+                        default=Path(tempfile.gettempdir()) / "mutualctr_bench_preprocess",
+                        help="scratch folder (absolute; default in the system temp folder)")
+    parser.add_argument("--fuxi-python", default=os.environ.get("FUXI_PYTHON", ""),
+                        help="Python of the FuxiCTR 2.3.10 environment (default: $FUXI_PYTHON; "
+                             "'' skips FuxiCTR)")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
 

@@ -159,13 +159,25 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
             if no_default:
                 raise ConfigError(f"missing required config key {sub!r}")
             continue
-        value = _convert(data[name], hints[name], sub)
+        value = _convert(_over_default(f, data[name]), hints[name], sub)
         _check_range(value, f.metadata, sub)
         kwargs[name] = value
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
         raise ConfigError(f"{_where(path)}: {err}") from err
+
+
+def _over_default(f: dataclasses.Field, value: Any) -> Any:
+    """A mapping given for a field whose default is a dataclass overrides that default key by
+    key (``--set train.epochs=2`` keeps an experiment's own default ``train.batch_size``)."""
+    if f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        default = f.default
+    if isinstance(value, Mapping) and dataclasses.is_dataclass(default):
+        return merge(to_dict(default), value)
+    return value
 
 
 def to_dict(obj: Any) -> Any:
