@@ -207,8 +207,10 @@ def kd_config(store: Path) -> DAGFMConfig:
 def test_method_defaults_and_checks() -> None:
     assert DAGFMConfig().teacher == StudentSpec("dcnv2")
     assert DAGFMConfig().student == StudentSpec("dagfm")
-    with pytest.raises(ConfigError, match=r"student\.model"):
-        from_dict(DAGFMConfig, {"student": {"model_config": {"depth": 2}}})
+    partial = from_dict(DAGFMConfig, {"student": {"model_config": {"depth": 2}}})
+    assert partial.student == StudentSpec("dagfm", {"depth": 2})  # the default model kept
+    with pytest.raises(ConfigError, match=r"unknown config key 'student\.depth'"):
+        from_dict(DAGFMConfig, {"student": {"model": "dagfm", "depth": 2}})
 
 
 def test_three_phases_report_the_student_and_the_teacher(kd_run: tuple[Path, Path, dict]

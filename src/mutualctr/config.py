@@ -171,10 +171,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
 def _over_default(f: dataclasses.Field, value: Any) -> Any:
     """A mapping given for a field whose default is a dataclass overrides that default key by
     key (``--set train.epochs=2`` keeps an experiment's own default ``train.batch_size``)."""
-    if f.default_factory is not dataclasses.MISSING:
-        default = f.default_factory()
-    else:
-        default = f.default
+    default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
     if isinstance(value, Mapping) and dataclasses.is_dataclass(default):
         return merge(to_dict(default), value)
     return value

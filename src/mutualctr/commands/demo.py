@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mutualctr import files
 from mutualctr.cli_config import add_config_arguments, experiment_config
 from mutualctr.data.prepare import prepare
 from mutualctr.data.readers import ReaderOptions
@@ -65,8 +64,8 @@ def synthetic_store(out: Path, rows: int) -> Path:
     if not (raw.is_file() and probs.is_file()):
         say(f"generating {rows:,} synthetic Criteo-format rows (hidden ground-truth model)")
         out.mkdir(parents=True, exist_ok=True)
-        with files.atomic_path(probs) as tmp_probs, files.atomic_path(raw) as tmp_raw:
-            generate_criteo_synthetic(tmp_raw, rows, seed=0, probs_out=tmp_probs)
+        # written through mutualctr.files: each file appears only once complete, the raw last
+        generate_criteo_synthetic(raw, rows, seed=0, probs_out=probs)
     say("encoding them into a store (80/10/10 split, vocabularies fitted on train)")
     store_dir = out / f"store-{rows}"
     result = prepare([raw], store_dir, "criteo", probs=probs, overwrite=True,
