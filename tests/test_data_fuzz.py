@@ -35,7 +35,7 @@ from mutualctr.errors import DataError
 
 NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 BAD_BYTE = "\udcff"  # written as the byte 0xff (surrogateescape): not UTF-8
-# 1000 examples per reader (issue 5) cost this file about 45 s of CPU on 2 cores; set
+# 1000 examples per reader cost this file about 45 s of CPU on 2 cores; set
 # MUTUALCTR_FUZZ_EXAMPLES to run more (or fewer) locally.
 EXAMPLES = int(os.environ.get("MUTUALCTR_FUZZ_EXAMPLES", "1000"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,

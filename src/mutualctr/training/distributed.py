@@ -57,13 +57,7 @@ def row_slice(split: SplitArrays, info: DistInfo) -> SplitArrays:
         return split
     n = len(split)
     lo, hi = n * info.rank // info.world_size, n * (info.rank + 1) // info.world_size
-    return SplitArrays(
-        categorical=split.categorical[lo:hi],
-        numeric=split.numeric[lo:hi],
-        sequences=tuple(s[lo:hi] for s in split.sequences),
-        label=split.label[lo:hi],
-        prob=None if split.prob is None else split.prob[lo:hi],
-    )
+    return split.map(lambda a: a[lo:hi])
 
 
 def gather(values: np.ndarray, info: DistInfo, device: torch.device) -> np.ndarray:

@@ -460,11 +460,7 @@ def _first_rows(split: SplitArrays, rows: int) -> SplitArrays:
     """The first ``rows`` rows of ``split`` (all of them when ``rows`` is 0)."""
     if rows <= 0 or rows >= len(split):
         return split
-    return SplitArrays(
-        categorical=split.categorical[:rows], numeric=split.numeric[:rows],
-        sequences=tuple(s[:rows] for s in split.sequences), label=split.label[:rows],
-        prob=None if split.prob is None else split.prob[:rows],
-    )
+    return split.map(lambda a: a[:rows])
 
 
 @torch.inference_mode()
