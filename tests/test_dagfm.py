@@ -154,6 +154,17 @@ def test_distillation_loss_and_gradient_by_hand() -> None:
     assert objective.monitor == "s" and not objective.per_member
 
 
+def test_default_weights_are_the_authors_port() -> None:
+    """alpha = 1 on the BCE, beta = 92.16 on the logit MSE (RecBole's KD_DAGFM.yaml, the port
+    of the authors' code): by hand, with the logits above, 1 * bce + 92.16 * 4."""
+    assert (DAGFMConfig().alpha, DAGFMConfig().beta) == (1.0, 92.16)
+    objective = DAGFMDistillation(["t", "s"])
+    out = objective([ModelOutput(torch.tensor([2.0, -1.0]), torch.zeros(2, 1)),
+                     ModelOutput(torch.tensor([0.0, 1.0]), torch.zeros(2, 1))], BATCH)
+    bce = (math.log(2) + math.log(1 + math.e)) / 2
+    assert float(out.loss) == pytest.approx(bce + 368.64)
+
+
 def test_distillation_needs_a_teacher_and_a_student() -> None:
     with pytest.raises(ConfigError, match="teacher, student"):
         DAGFMDistillation(["a", "b", "c"])

@@ -8,7 +8,8 @@ import torch
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
-from mutualctr.methods.ektf import build_students, mlp_students, student_names
+from mutualctr.experiments import ektf as experiment
+from mutualctr.methods.ektf import build_students, latest_students, mlp_students, student_names
 from mutualctr.methods.members import StudentSpec
 from mutualctr.models.registry import build_model
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup, export_student
@@ -87,3 +88,15 @@ def test_heterogeneous_students_and_errors() -> None:
     models = [build_model("dnn", FEATURE_MAP, {"embedding_dim": d}) for d in (4, 8)]
     with pytest.raises(ConfigError, match="one embedding_dim"):
         SharedEmbeddingGroup(models, ["a", "b"])
+
+
+def test_latest_final_student_has_one_gated_block() -> None:
+    """EKTF_Latest's FINAL is FINAL(1B) (Li et al., section 4.3.3 and Table 4: EKTF_FINAL(1B)
+    against the FINAL(2B) baseline); the single FINAL of Table 2 keeps two blocks."""
+    specs = latest_students()
+    assert [s.model for s in specs] == ["pnn", "final", "ecn"]
+    final = build_students(FEATURE_MAP, specs, embedding_dim=4).models[1]
+    assert final.config.num_blocks == 1
+    assert not hasattr(final, "block2") and hasattr(final, "field_gate")
+    single = experiment.plan(experiment.SIZES["tiny"], ["table2"])["single_final"]
+    assert single.config.students[0].model_config.get("num_blocks", 2) == 2

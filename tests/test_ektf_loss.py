@@ -119,10 +119,30 @@ def test_ablations_switch_terms_off() -> None:
     assert float(only_dml["dml"]) == pytest.approx(float(full["dml"]))
     assert float(only_dml["kd"]) == 0.0
     assert float(mean["kd"]) == 0.0 == float(mean["dml"])
-    assert float(mean["bce"]) == pytest.approx(float(full["bce"]))
     _, uniform = ektf_loss(logits, LABEL.double(), VARIANTS["no_examination"])
     assert uniform["lambda"].tolist() == pytest.approx([1 / 3] * 3)
     assert_close(uniform["mu"], [[0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+
+
+def test_without_all_is_the_mean_ensemble_trained_on_the_label() -> None:
+    """"w/o all" (section 4.3.1) is section 3.1's mean ensemble: BCE on sigmoid(mean logit) only,
+    its gradient reaching each student through the mean, no per-student label loss, no transfer.
+    By hand for PROBS_2: mean logits (ln 4 + 0) / 2 = ln 2 -> p_t = 2/3, and
+    (ln(2/3) + ln(3/7)) / 2 = ln sqrt(2/7) -> p_t = r / (1 + r) with r = sqrt(2/7)."""
+    r = math.sqrt(2 / 7)
+    p_t = [2 / 3, r / (1 + r)]
+    # BCE = (-ln(2/3) - ln(1 - r / (1 + r))) / 2 = (ln 1.5 + ln(1 + r)) / 2 = 0.41684218
+    expected = (math.log(1.5) + math.log(1 + r)) / 2
+    logits = logits_of(PROBS_2).clone().requires_grad_(True)
+    loss, parts = ektf_loss(logits, LABEL.double(), VARIANTS["mean"])
+    assert float(loss.detach()) == pytest.approx(expected, rel=1e-12)
+    assert float(loss.detach()) == pytest.approx(0.41684218)
+    assert float(parts["kd"]) == 0.0 == float(parts["dml"])
+    loss.backward()
+    # d BCE(y, sigmoid(mean_k z_k)) / d z_{k,b} = (p_t,b - y_b) / (K B), the same for every k
+    # (students' own BCE would give (p_{k,b} - y_b) / (K B): (0.8 - 1) / 4 for the first)
+    row = [(p_t[0] - 1) / 4, p_t[1] / 4]
+    assert_close(logits.grad, [row, row])
 
 
 def test_gradients_treat_teacher_and_peers_as_constants() -> None:

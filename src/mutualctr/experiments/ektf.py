@@ -27,10 +27,12 @@ from typing import Any, Literal
 from mutualctr import files
 from mutualctr.cli_config import add_experiment_arguments, experiment_config
 from mutualctr.config import TrainConfig
+from mutualctr.experiments.ektf_paper import STAR, STAR_P, abs_imp, format_abs_imp, paper_rows
 from mutualctr.experiments.report import (
     format_mean_std,
     markdown_table,
     mean_std,
+    paired_t_test,
     plot_lines,
     write_csv,
 )
@@ -47,7 +49,6 @@ from mutualctr.methods.ektf import (
 )
 from mutualctr.methods.members import StudentSpec
 from mutualctr.methods.runner import RunResult
-from mutualctr.metrics import relaimp
 from mutualctr.training.objectives.ektf import VARIANTS
 
 PARTS = ("table2", "ablation", "scaling", "kt")
@@ -182,32 +183,101 @@ def _cells(values: Sequence[float]) -> str:
     return format_mean_std(values) if len(values) > 1 else f"{values[0]:.4f}"
 
 
-def _row(name: str, runs: Sequence[Metrics], pick: Any, base_auc: float | None
+def _values(runs: Sequence[Metrics], pick: Any, metric: str) -> list[float]:
+    """One value per run (per seed, in seed order)."""
+    return [pick(m)[metric] for m in runs]
+
+
+def significance(ours: Sequence[float], base: Sequence[float], higher_is_better: bool
+                 ) -> tuple[float | None, bool]:
+    """Li et al., Table 2: a two-tailed t-test against the best baseline, starred at
+    p < 1e-3 (:data:`STAR_P`). The unit is a run: ``ours[i]`` and ``base[i]`` are the runs with
+    the same seed (every run of the experiment uses the same seeds), so the test is paired by
+    seed (:func:`paired_t_test`). Returns the p-value (None with fewer than two runs) and
+    whether to star it: significant *and* an improvement."""
+    if len(ours) < 2:
+        return None, False
+    test = paired_t_test(ours, base)
+    improved = test.statistic > 0 if higher_is_better else test.statistic < 0
+    return test.p_value, improved and test.p_value < STAR_P
+
+
+def _row(name: str, runs: Sequence[Metrics], pick: Any, mlp: Sequence[Metrics]
          ) -> dict[str, Any]:
-    aucs = [pick(m)["auc"] for m in runs]
-    losses = [pick(m)["logloss"] for m in runs]
-    row = {"model": name, "test_auc": _cells(aucs), "test_logloss": _cells(losses)}
-    if base_auc is not None:
-        row["relaimp_vs_mlp"] = f"{100 * relaimp(mean_std(aucs)[0], base_auc):+.2f}%"
+    """Test AUC and logloss and the paper's Abs.Imp against the single MLP."""
+    aucs, losses = _values(runs, pick, "auc"), _values(runs, pick, "logloss")
+    base_auc = mean_std(_values(mlp, ensemble, "auc"))[0]
+    base_loss = mean_std(_values(mlp, ensemble, "logloss"))[0]
+    imp_auc, imp_loss = format_abs_imp(*abs_imp(mean_std(aucs)[0], mean_std(losses)[0],
+                                                base_auc, base_loss))
+    return {"model": name, "test_auc": _cells(aucs), "test_logloss": _cells(losses),
+            "abs_imp_auc_points": imp_auc, "abs_imp_logloss": imp_loss,
+            "p_auc": "", "p_logloss": ""}
+
+
+def _format_p(p: float | None) -> str:
+    return "n/a (one run)" if p is None else f"{p:.1e}"
+
+
+def _tested_row(name: str, runs: Sequence[Metrics], pick: Any, mlp: Sequence[Metrics],
+                best: Mapping[str, Sequence[Metrics]]) -> dict[str, Any]:
+    """:func:`_row` with the t-test against the best baseline by each metric (``best``)."""
+    row = _row(name, runs, pick, mlp)
+    for metric, higher in (("auc", True), ("logloss", False)):
+        p, star = significance(_values(runs, pick, metric),
+                               _values(best[metric], ensemble, metric), higher)
+        row[f"p_{metric}"] = _format_p(p)
+        row[f"test_{metric}"] += STAR if star else ""
     return row
+
+
+def _singles(results: Mapping[str, Sequence[Metrics]], latest: Sequence[str]
+             ) -> dict[str, Sequence[Metrics]]:
+    """Table 2's baselines: the single models' runs, by display name."""
+    return {"MLP": results["single_mlp"], **{m.upper(): results[f"single_{m}"] for m in latest}}
+
+
+def best_baseline(singles: Mapping[str, Sequence[Metrics]]) -> dict[str, str]:
+    """The single model with the best mean test AUC and the one with the best mean logloss."""
+    def mean(name: str, metric: str) -> float:
+        return mean_std(_values(singles[name], ensemble, metric))[0]
+
+    return {"auc": max(singles, key=lambda n: mean(n, "auc")),
+            "logloss": min(singles, key=lambda n: mean(n, "logloss"))}
 
 
 def table2(results: Mapping[str, Sequence[Metrics]], size: EKTFExperimentConfig,
            latest: Sequence[str] = LATEST_STUDENTS) -> list[dict[str, Any]]:
-    base = mean_std([ensemble(m)["auc"] for m in results["single_mlp"]])[0]
-    rows = [_row("MLP", results["single_mlp"], ensemble, base)]
-    rows += [_row(m.upper(), results[f"single_{m}"], ensemble, base) for m in latest]
-    ektf = results[f"ektf_mlp_k{size.k}"]
-    rows += [
-        _row(f"EKTF_MLP (K={size.k}, teacher)", ektf, ensemble, base),
-        _row("EKTF_MLP best student", ektf, best_student, base),
-    ]
+    """Single models, then EKTF's rows tested against the best of them (:func:`significance`);
+    Abs.Imp is against the single MLP, as in the paper."""
+    singles = _singles(results, latest)
+    mlp = singles["MLP"]
+    best = {metric: singles[name] for metric, name in best_baseline(singles).items()}
+    rows = [_row(name, runs, ensemble, mlp) for name, runs in singles.items()]
+    ours = [(f"EKTF_MLP (K={size.k}, teacher)", f"ektf_mlp_k{size.k}", ensemble),
+            ("EKTF_MLP best student", f"ektf_mlp_k{size.k}", best_student)]
     if latest:
-        rows += [
-            _row("EKTF_Latest (teacher)", results["ektf_latest"], ensemble, base),
-            _row("EKTF_Latest best student", results["ektf_latest"], best_student, base),
-        ]
+        ours += [("EKTF_Latest (teacher)", "ektf_latest", ensemble),
+                 ("EKTF_Latest best student", "ektf_latest", best_student)]
+    rows += [_tested_row(name, results[label], pick, mlp, best) for name, label, pick in ours]
     return rows
+
+
+def table2_note(results: Mapping[str, Sequence[Metrics]],
+                latest: Sequence[str] = LATEST_STUDENTS) -> str:
+    """How Table 2's columns were computed, and which runs are independent samples."""
+    best = best_baseline(_singles(results, latest))
+    seeds = len(results["single_mlp"])
+    return (
+        "abs_imp: Li et al.'s Abs.Imp against the single MLP (AUC difference in percentage "
+        "points, logloss difference; the paper gives it for EKTF_MLP's best student). "
+        f"p_auc / p_logloss: two-tailed t-test against the best baseline (by AUC: "
+        f"{best['auc']}, by logloss: {best['logloss']}), {STAR} where p < {STAR_P:g} and the "
+        "difference is an improvement, as in Li et al., Table 2. The unit of the test is a "
+        "run (one seed): the teacher and the students of one co-trained group come from one "
+        "run and are not independent samples, while runs with different seeds are; each EKTF "
+        "run is paired with the baseline's run of the same seed (paired t-test, "
+        f"{seeds} run(s) per row here).")
 
 
 def _group_row(name: str, runs: Sequence[Metrics]) -> dict[str, Any]:
@@ -221,9 +291,15 @@ def _group_row(name: str, runs: Sequence[Metrics]) -> dict[str, Any]:
 
 
 ABLATION_NAMES = {"ektf": "EKTF", "only_kd": "only KD", "only_dml": "only DML",
-                  "no_examination": "w/o examination", "mean": "plain mean"}
+                  "no_examination": "w/o examination", "mean": "w/o all (mean ensemble)"}
 KT_NAMES = {"online_kd": "Online KD", "kdcl": "KDCL", "eckd": "ECKD",
             KD_DAGFM: "KD-DAGFM (DCNv2 teacher)", "ektf": "EKTF"}
+PAPER_ROWS = ("MLP", "PNN", "FINAL(2B)", "ECN", "EKTF_MLP_bs", "EKTF_MLP", "EKTF_Latest")
+PAPER_NOTE = (f"Test AUC (as a fraction) and logloss on the paper's datasets, not ours; {STAR}: "
+              "p < 1e-3 against the paper's best baseline. EKTF_MLP_bs is EKTF_MLP's best "
+              "student; EKTF_PNN, EKTF_FINAL(1B), EKTF_ECN are EKTF_Latest's students (Li et "
+              "al., Table 4, Criteo, ML-1M and KKBox only). The paper's ablation (Table 3) "
+              "and knowledge-transfer comparison (Table 5) are not transcribed.")
 KT_NOTE = ("KD-DAGFM has one student and no ensemble: its teacher columns are its DCNv2 teacher "
            "(one model trained alone on BCE), its best-student columns the finetuned DAGFM "
            "student, and it has no worst student.")
@@ -289,7 +365,9 @@ def write_report(out: Path, results: Mapping[str, Sequence[Metrics]], size: EKTF
     tables = []
     if "table2" in parts:
         tables.append(("Table 2: EKTF against single models", "table2",
-                       table2(results, size, latest), ""))
+                       table2(results, size, latest), table2_note(results, latest)))
+        tables.append(("Li et al., Table 2 (and Table 4's EKTF_Latest students): the paper's "
+                       "figures", "table2_paper", paper_rows(PAPER_ROWS), PAPER_NOTE))
     if "ablation" in parts:
         tables.append((f"Table 3: ablation (MLP students, K={size.k})", "table3",
                        table3(results, size), ""))

@@ -23,7 +23,7 @@ from mutualctr.methods.runner import run as run_phase
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.distillation import DistillationGroup
 from mutualctr.training.objectives.independent import IndependentObjective
-from mutualctr.training.objectives.kd_baselines import DAGFMDistillation
+from mutualctr.training.objectives.kd_baselines import DAGFM_ALPHA, DAGFM_BETA, DAGFMDistillation
 from mutualctr.training.restore import load_trained
 
 PHASES = ("teacher", "distill", "finetune")
@@ -33,13 +33,14 @@ TEACHER_SUFFIX = "_teacher"
 @dataclass
 class DAGFMConfig:
     """What ``mutualctr dagfm`` runs. ``alpha`` and ``beta`` weight the distillation loss
-    ``alpha * BCE(y, p_s) + beta * mean((z_t - z_s)^2)``."""
+    ``alpha * BCE(y, p_s) + beta * mean((z_t - z_s)^2)``; the defaults are
+    :data:`~mutualctr.training.objectives.kd_baselines.DAGFM_ALPHA` and ``DAGFM_BETA``."""
 
     data: str = ""
     teacher: StudentSpec = field(default_factory=lambda: StudentSpec("dcnv2"))
     student: StudentSpec = field(default_factory=lambda: StudentSpec("dagfm"))
-    alpha: float = param(1.0, ge=0.0)
-    beta: float = param(1.0, ge=0.0)
+    alpha: float = param(DAGFM_ALPHA, ge=0.0)
+    beta: float = param(DAGFM_BETA, ge=0.0)
     embedding_dim: int = param(16, ge=1)
     train: TrainConfig = field(default_factory=TrainConfig)
 

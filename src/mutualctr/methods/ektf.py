@@ -7,8 +7,8 @@ student keeps its own embedding), an EKTF variant (``ektf``, ``only_kd``, ``only
 ``no_examination``, ``mean``) or a KD baseline (``online_kd``, ``kdcl``, ``eckd``); two or more
 students always share one embedding. Student sets from the paper: ``EKTF_MLP`` (homogeneous
 MLPs [400, 400, 400] with batch norm and dropout 0.1, embedding 16, as in the authors' logs) and
-``EKTF_Latest`` (PNN, FINAL and ECN). KD-DAGFM, the distillation baseline of the paper's Table
-5, is the :mod:`.dagfm` method.
+``EKTF_Latest`` (PNN, FINAL with one block and ECN). KD-DAGFM, the distillation baseline of the
+paper's Table 5, is the :mod:`.dagfm` method.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ from mutualctr.training.runfolder import MODEL_SPEC_FILE, RunFolder, read_metric
 MLP_STUDENT: dict[str, Any] = {"hidden_units": [400, 400, 400], "batch_norm": True,
                                "dropout": 0.1}
 LATEST_STUDENTS: tuple[str, ...] = ("pnn", "final", "ecn")
+# EKTF_Latest's FINAL is FINAL(1B), one block (section 4.3.3, Table 4's EKTF_FINAL(1B) against
+# the two-block FINAL(2B) baseline of Table 2); its one block is FINAL's first, the field-gated
+# one, as in the authors' EKTF_L student (salmon1802/KDEF, src/Backbone.py, FinalNet).
+LATEST_OVERRIDES: dict[str, dict[str, Any]] = {"final": {"num_blocks": 1,
+                                                         "use_field_gate": True}}
 KD_BASELINES = ("online_kd", "kdcl", "eckd")
 OBJECTIVES = ("independent", *VARIANTS, *KD_BASELINES)
 Objectives = Literal["independent", "ektf", "only_kd", "only_dml", "no_examination", "mean",
@@ -50,8 +55,9 @@ def mlp_students(k: int, overrides: Mapping[str, Any] | None = None) -> list[Stu
 
 
 def latest_students(models: Sequence[str] = LATEST_STUDENTS) -> list[StudentSpec]:
-    """EKTF_Latest: heterogeneous students, each with its registry (paper) defaults."""
-    return [StudentSpec(model) for model in models]
+    """EKTF_Latest: heterogeneous students, each with its registry (paper) defaults except
+    :data:`LATEST_OVERRIDES` (FINAL with one block)."""
+    return [StudentSpec(model, dict(LATEST_OVERRIDES.get(model, {}))) for model in models]
 
 
 def student_names(specs: Sequence[StudentSpec]) -> list[str]:

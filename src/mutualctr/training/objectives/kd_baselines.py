@@ -12,7 +12,7 @@ KD-DAGFM (Tian et al., WSDM 2023) is not a group of students but a pipeline: a c
 teacher trained alone, then a DAGFM student (:mod:`mutualctr.models.dagfm`) distilled from it
 over the teacher's frozen embedding, then the student finetuned alone.
 :class:`DAGFMDistillation` is the loss of the middle phase (logit MSE, not soft BCE);
-:func:`mutualctr.methods.ektf.train_method` runs the three phases.
+:func:`mutualctr.methods.dagfm.run` runs the three phases.
 """
 
 from __future__ import annotations
@@ -167,12 +167,23 @@ class ECKD(_GroupDistillation):
         return self._output(outputs, teacher, parts)
 
 
+# KD-DAGFM's loss weights: alpha on the student's BCE, beta on the logit MSE. These are the
+# values of the RecBole port of the authors' code (RUCAIBox/RecBole,
+# recbole/properties/model/KD_DAGFM.yaml: alpha 1, beta 92.16; its kd_dagfm.py computes
+# alpha * ctr_loss + beta * kd_loss, so alpha weights the BCE although the yaml's comments say
+# otherwise). The authors' own repository (chenyuwuxin/DAGFM) could not be read here; the pair
+# 0.1 / 921.6 quoted for it earlier in this project could not be checked, so the port's
+# documented defaults are used.
+DAGFM_ALPHA = 1.0
+DAGFM_BETA = 92.16
+
+
 class DAGFMDistillation(Objective):
     """KD-DAGFM's distillation phase (Tian et al., WSDM 2023): members ``[teacher, student]``.
 
     ``loss = alpha * BCE(y, sigmoid(z_s)) + beta * mean((z_t - z_s)^2)`` over the batch, on the
-    logits ``z``, with the teacher's logit detached. Defaults ``alpha = beta = 1`` (the
-    authors' configs use ``alpha = 0.1, beta = 921.6``). Freezing the teacher and the shared
+    logits ``z``, with the teacher's logit detached. Defaults: :data:`DAGFM_ALPHA`,
+    :data:`DAGFM_BETA`. Freezing the teacher and the shared
     embedding (the authors detach it) is the group's job
     (:class:`mutualctr.methods.ektf.DistillationGroup`); this objective only keeps the
     teacher's logit out of the gradient.
@@ -182,8 +193,8 @@ class DAGFMDistillation(Objective):
     early stopping and best-epoch selection watch the student.
     """
 
-    def __init__(self, member_names: Sequence[str], alpha: float = 1.0, beta: float = 1.0
-                 ) -> None:
+    def __init__(self, member_names: Sequence[str], alpha: float = DAGFM_ALPHA,
+                 beta: float = DAGFM_BETA) -> None:
         if len(member_names) != 2:
             raise ConfigError(f"DAGFMDistillation needs [teacher, student], got "
                               f"{list(member_names)}")
