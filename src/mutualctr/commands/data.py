@@ -54,6 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", type=Path, required=True)
     synth.add_argument("--probs", type=Path, help="also write each row's true probability")
+    synth.add_argument("--regime", default="default", choices=("default", "criteo"),
+                       help="criteo: ID vocabularies 30x larger, so deep models overfit after "
+                       "one epoch as on real Criteo (prepare with --min-count 2)")
     synth.set_defaults(func=run_synth)
 
 
@@ -86,7 +89,9 @@ def run_info(args: argparse.Namespace) -> int:
 def run_synth(args: argparse.Namespace) -> int:
     from mutualctr.data.synthetic import generate_criteo_synthetic
 
-    generate_criteo_synthetic(args.out, args.rows, args.seed, probs_out=args.probs)
+    generate_criteo_synthetic(
+        args.out, args.rows, args.seed, probs_out=args.probs, regime=args.regime
+    )
     print(f"wrote {args.rows} rows to {args.out}" + (f" and {args.probs}" if args.probs else ""))
     return 0
 

@@ -25,6 +25,13 @@ Each term is rescaled to a fixed standard deviation and the intercept ``b`` is s
 click probability is 25%, both on a calibration sample drawn from the seed. Categorical values
 follow power laws (Zipf, exponents 1.05 to 1.35) over vocabularies of 10 to 100,000 values.
 
+A :class:`Regime` scales that picture. ``default`` is the one above: models keep improving for
+several epochs on a few million rows. ``criteo`` reproduces what makes deep CTR models on real
+Criteo reach their best validation AUC after one epoch and fall after it (the "one-epoch"
+overfitting, Zhang et al., CIKM 2022): ID-like vocabularies 30 times larger (3M values in the
+largest field), so that most values are seen only a handful of times, each carrying its own
+first-order effect and interaction vectors that an embedding can memorise but not generalise.
+
 Rows are generated in blocks of :data:`BLOCK_ROWS`, each from its own random stream seeded by
 ``(seed, block index)``, so the first N rows do not depend on how many rows are asked for.
 """
@@ -66,6 +73,30 @@ INT_ACTIVITY_WEIGHT = 0.6
 
 # Standard deviation of each logit term after rescaling.
 TERM_STD = {"first_order": 0.8, "fm": 0.7, "cross": 0.45, "deep": 0.6}
+
+
+@dataclass(frozen=True)
+class Regime:
+    """How large and heavy-tailed the categorical fields are.
+
+    ``vocab_scale`` multiplies the vocabulary of every ID-like field (at least
+    ``ID_FIELD_MIN_VOCAB`` values); low-cardinality fields (device type, a handful of
+    categories) keep their size, as they do in real logs.
+    """
+
+    name: str
+    vocab_scale: int = 1
+
+    @property
+    def vocab_sizes(self) -> tuple[int, ...]:
+        return tuple(
+            size * self.vocab_scale if size >= ID_FIELD_MIN_VOCAB else size
+            for size in VOCAB_SIZES
+        )
+
+
+ID_FIELD_MIN_VOCAB = 1000
+REGIMES = {"default": Regime("default"), "criteo": Regime("criteo", vocab_scale=30)}
 FM_FIELDS, FM_RANK = 14, 4
 CROSS_PAIRS = 3  # (integer field, categorical field) products
 DEEP_CAT_FIELDS, DEEP_INT_FIELDS, DEEP_EMBED, DEEP_HIDDEN = 6, 3, 2, 32
@@ -78,7 +109,7 @@ _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 class Features:
     """Raw features of a block: categorical value ranks (missing = vocab size) and counts."""
 
-    cat: np.ndarray  # [n, 26] int64; VOCAB_SIZES[f] marks a missing value
+    cat: np.ndarray  # [n, 26] int64; the field's vocabulary size marks a missing value
     counts: np.ndarray  # [n, 13] int64
     int_missing: np.ndarray  # [n, 13] bool
 
@@ -87,6 +118,7 @@ class Features:
 class GroundTruth:
     """The hidden model's parameters; every per-value table has one extra row for "missing"."""
 
+    vocab_sizes: tuple[int, ...]
     cdfs: tuple[np.ndarray, ...]
     first_weights: tuple[np.ndarray, ...]
     int_slopes: np.ndarray  # [13]
@@ -147,13 +179,13 @@ def _zipf_cdf(size: int, exponent: float) -> np.ndarray:
 
 def draw_features(truth: GroundTruth, rng: np.random.Generator, n: int) -> Features:
     """Draw ``n`` rows of raw features; the order of random draws is fixed (prefix property)."""
-    n_cat = len(VOCAB_SIZES)
-    uniform = rng.random((n, n_cat))
-    missing = rng.random((n, n_cat)) < np.asarray(CAT_MISSING)
-    cat = np.empty((n, n_cat), dtype=np.int64)
+    sizes = truth.vocab_sizes
+    uniform = rng.random((n, len(sizes)))
+    missing = rng.random((n, len(sizes))) < np.asarray(CAT_MISSING)
+    cat = np.empty((n, len(sizes)), dtype=np.int64)
     for f, cdf in enumerate(truth.cdfs):
-        ranks = np.minimum(np.searchsorted(cdf, uniform[:, f], side="right"), VOCAB_SIZES[f] - 1)
-        cat[:, f] = np.where(missing[:, f], VOCAB_SIZES[f], ranks)
+        ranks = np.minimum(np.searchsorted(cdf, uniform[:, f], side="right"), sizes[f] - 1)
+        cat[:, f] = np.where(missing[:, f], sizes[f], ranks)
     activity = rng.standard_normal((n, 1))
     own = rng.standard_normal((n, N_INT))
     g = INT_ACTIVITY_WEIGHT * activity + np.sqrt(1.0 - INT_ACTIVITY_WEIGHT**2) * own
@@ -163,10 +195,10 @@ def draw_features(truth: GroundTruth, rng: np.random.Generator, n: int) -> Featu
     return Features(cat=cat, counts=counts, int_missing=int_missing)
 
 
-def _draw_parameters(rng: np.random.Generator) -> dict:
+def _draw_parameters(rng: np.random.Generator, vocab_sizes: tuple[int, ...]) -> dict:
     """Every parameter of :class:`GroundTruth` except the calibrated ones."""
-    n_cat = len(VOCAB_SIZES)
-    tables = [size + 1 for size in VOCAB_SIZES]  # + the missing token
+    n_cat = len(vocab_sizes)
+    tables = [size + 1 for size in vocab_sizes]  # + the missing token
     exponents = rng.uniform(1.05, 1.35, n_cat)
     importance = rng.uniform(0.2, 1.0, n_cat)
     fields = rng.permutation(n_cat)
@@ -179,7 +211,8 @@ def _draw_parameters(rng: np.random.Generator) -> dict:
     deep_int_fields = rng.choice(N_INT, DEEP_INT_FIELDS, replace=False)
     deep_in = DEEP_CAT_FIELDS * DEEP_EMBED + DEEP_INT_FIELDS
     return {
-        "cdfs": tuple(_zipf_cdf(s, e) for s, e in zip(VOCAB_SIZES, exponents, strict=True)),
+        "vocab_sizes": vocab_sizes,
+        "cdfs": tuple(_zipf_cdf(s, e) for s, e in zip(vocab_sizes, exponents, strict=True)),
         "first_weights": tuple(
             rng.standard_normal(t) * w for t, w in zip(tables, importance, strict=True)
         ),
@@ -216,10 +249,12 @@ def _solve_intercept(logit: np.ndarray, target: float) -> float:
 
 
 @lru_cache(maxsize=2)
-def build_ground_truth(seed: int) -> GroundTruth:
+def build_ground_truth(seed: int, regime: str = "default") -> GroundTruth:
     """Draw the hidden model for ``seed`` and calibrate its scales and intercept (cached: the
     same seed is often generated more than once in a process)."""
-    params = _draw_parameters(np.random.default_rng([seed, _STREAM_TRUTH]))
+    params = _draw_parameters(
+        np.random.default_rng([seed, _STREAM_TRUTH]), _regime(regime).vocab_sizes
+    )
     uncalibrated = GroundTruth(
         **params, z_mean=np.zeros(N_INT), z_std=np.ones(N_INT),
         term_scales=dict.fromkeys(TERM_STD, 1.0), intercept=0.0,
@@ -265,6 +300,12 @@ def hex_vocabulary(size: int, salt: np.uint32) -> pa.StringArray:
     )
 
 
+def _regime(name: str) -> Regime:
+    if name not in REGIMES:
+        raise ValueError(f"unknown regime {name!r}; choose from {', '.join(REGIMES)}")
+    return REGIMES[name]
+
+
 def _criteo_schema() -> pa.Schema:
     return pa.schema(
         [("label", pa.int8())]
@@ -276,13 +317,14 @@ def _criteo_schema() -> pa.Schema:
 def _block_table(
     feats: Features, labels: np.ndarray, vocabularies: list[pa.StringArray]
 ) -> pa.Table:
+    """Missing categorical values (rank = vocabulary size) become nulls."""
     columns = [pa.array(labels.astype(np.int8))]
     columns += [
         pa.array(feats.counts[:, j], mask=feats.int_missing[:, j]) for j in range(N_INT)
     ]
     for f, vocab in enumerate(vocabularies):
         ranks = feats.cat[:, f]
-        columns.append(pc.take(vocab, pa.array(ranks, mask=ranks == VOCAB_SIZES[f])))
+        columns.append(pc.take(vocab, pa.array(ranks, mask=ranks == len(vocab))))
     return pa.Table.from_arrays(columns, schema=_criteo_schema())
 
 
@@ -291,17 +333,18 @@ def _truncate(feats: Features, n: int) -> Features:
 
 
 def generate_criteo_synthetic(
-    out: Path, rows: int, seed: int, probs_out: Path | None = None
+    out: Path, rows: int, seed: int, probs_out: Path | None = None, regime: str = "default"
 ) -> None:
     """Write ``rows`` Criteo-format rows to ``out`` (and their click probabilities to
-    ``probs_out``, one per line) drawn from the ground truth of ``seed``."""
+    ``probs_out``, one per line) drawn from the ground truth of ``seed`` in ``regime``."""
     if rows < 1:
         raise ValueError(f"rows must be >= 1, got {rows}")
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    truth = build_ground_truth(seed)
+    truth = build_ground_truth(seed, _regime(regime).name)
     vocabularies = [
-        hex_vocabulary(size, salt) for size, salt in zip(VOCAB_SIZES, truth.hash_salts, strict=True)
+        hex_vocabulary(size, salt)
+        for size, salt in zip(truth.vocab_sizes, truth.hash_salts, strict=True)
     ]
     options = pacsv.WriteOptions(include_header=False, delimiter="\t", quoting_style="none")
     prob_schema = pa.schema([("prob", pa.float32())])
