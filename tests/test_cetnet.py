@@ -57,21 +57,44 @@ def bernoulli_kl(p: float, q: float) -> float:
     return p * math.log(p / q) + (1 - p) * math.log((1 - p) / (1 - q))
 
 
-def test_symmetric_kl_two_models_hand_value() -> None:
-    # KL(0.9||0.5) = 0.3680642, KL(0.5||0.9) = 0.5108256
+def test_symmetric_kl_is_half_the_two_kls_as_in_the_paper() -> None:
+    # Liu et al. section 3.3.1: L_kl = 1/2 KL(p_a||p_b) + 1/2 KL(p_b||p_a), per sample.
+    # sample 1, p = (0.9, 0.5): KL(0.9||0.5) = 0.9 ln 1.8 + 0.1 ln 0.2 = 0.3680642,
+    #   KL(0.5||0.9) = 0.5 ln(5/9) + 0.5 ln 5 = 0.5108256; half the sum: 0.4394449
     torch.testing.assert_close(symmetric_kl(z(0.9, 0.5)),
-                               torch.tensor(0.8788898, dtype=torch.float64), atol=1e-7, rtol=0)
+                               torch.tensor(0.4394449, dtype=torch.float64), atol=1e-7, rtol=0)
+    # sample 2, p = (0.2, 0.4): KL(0.2||0.4) = 0.2 ln 0.5 + 0.8 ln(4/3) = 0.0915163,
+    #   KL(0.4||0.2) = 0.4 ln 2 + 0.6 ln 0.75 = 0.1046496; half the sum: 0.0980830.
+    # The batch mean: (0.4394449 + 0.0980830) / 2 = 0.2687640.
+    logits = torch.cat([z(0.9, 0.5), z(0.2, 0.4)])
+    torch.testing.assert_close(symmetric_kl(logits),
+                               torch.tensor(0.2687640, dtype=torch.float64), atol=1e-7, rtol=0)
 
 
 def test_symmetric_kl_is_the_mean_over_pairs_and_samples() -> None:
     rows = [(0.9, 0.5, 0.2), (0.3, 0.6, 0.55)]
     expected = np.mean([
-        bernoulli_kl(r[i], r[j]) + bernoulli_kl(r[j], r[i])
+        0.5 * (bernoulli_kl(r[i], r[j]) + bernoulli_kl(r[j], r[i]))
         for r in rows for i, j in itertools.combinations(range(3), 2)
     ])
     logits = torch.cat([z(*r) for r in rows])
     assert symmetric_kl(logits).item() == pytest.approx(expected, rel=1e-12)
     assert symmetric_kl(z(0.3, 0.3)).item() == 0.0
+
+
+def test_objective_weighs_half_the_symmetric_kl_by_alpha() -> None:
+    # one sample, label 1, p = (0.9, 0.5), alpha = 1, a zero readout (fused p = 0.5):
+    # BCE(fused) = ln 2, member BCEs = -ln 0.9 - ln 0.5, L_kl = 0.4394449 (see above)
+    objective = CETNetObjective(["a", "b"], [1, 1], alpha=1.0).double()
+    with torch.no_grad():
+        objective.fusion.readout.weight.zero_()
+        objective.fusion.readout.bias.zero_()
+    outputs = [ModelOutput(logit=z(p)[0], h=torch.ones(1, 1, dtype=torch.float64))
+               for p in (0.9, 0.5)]
+    batch = Batch(categorical=torch.zeros(1, 0, dtype=torch.long), numeric=torch.zeros(1, 0),
+                  sequences=(), label=torch.ones(1, dtype=torch.float64))
+    expected = math.log(2) - math.log(0.9) - math.log(0.5) + 0.4394449
+    assert objective(outputs, batch).loss.item() == pytest.approx(expected, abs=1e-7)
 
 
 def test_confidence_fusion_hand_value() -> None:

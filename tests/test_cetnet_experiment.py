@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,15 @@ from mutualctr.cli import main
 from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
+from mutualctr.experiments import cetnet_paper as paper
 from mutualctr.experiments.cetnet import (
     CETNetExperimentConfig,
     group_ids,
     load_records,
     plan,
     run_experiment,
+    scaling_beside_paper,
+    significance,
 )
 from mutualctr.methods.cetnet import ABLATIONS, Variant
 from mutualctr.methods.cetnet import build_cetnet as build_built
@@ -85,15 +89,111 @@ def test_plan_covers_both_tables_and_runs_each_single_model_once(store: Path) ->
     keys = [j.key for j in jobs]
     assert len(keys) == len(set(keys))
     assert {"single/dnn", "single/pnn", "scaling/dnn/se_2x", "scaling/dnn/me_3x",
-            "scaling/dnn/cetnet_3x"} <= set(keys)
+            "scaling/dnn/ours_sum_3x", "scaling/dnn/ours_concat_3x"} <= set(keys)
     assert sum(j.table == "ablation" and j.key.startswith("ablation/") for j in jobs) == len(
         ABLATIONS)
-    group, objective = build("scaling/dnn/cetnet_3x")
+    group, objective = build("scaling/dnn/ours_concat_3x")
     assert len(group.models) == 3 and objective.monitor == "fused"
     se, _ = build("scaling/dnn/se_2x")
     assert se.models[0].config.embedding_dim == 8
     me, _ = build("scaling/dnn/me_3x")
     assert len(me.models[0].embedding.tables) == 3
+
+
+def test_default_scaling_plan_is_the_papers_table_4() -> None:
+    # Liu et al. 4.4.2: base size 10; SE, ME, Ours-sum, Ours-concat at 2x, 3x, 4x, 10x
+    config = CETNetExperimentConfig(data="x", tables=("scaling",), scaling_models=("dnn",))
+    assert config.embedding_dim == 10
+    jobs = {(j.label, j.scale): j for j in plan(config)}
+    assert set(jobs) == {("dnn", 1)} | {(m, k) for m in ("SE", "ME", "Ours-sum", "Ours-concat")
+                                         for k in (2, 3, 4, 10)}
+    assert jobs[("dnn", 1)].config.model_config["embedding_dim"] == 10
+    for k in (2, 3, 4, 10):
+        assert jobs[("SE", k)].config.model_config["embedding_dim"] == 10 * k
+        me = jobs[("ME", k)].config
+        assert (me.model, me.model_config["embedding_dim"], me.model_config["num_embeddings"]) == (
+            "me_dnn", 10, k)
+        for label, fusion in (("Ours-sum", "confidence_sum"), ("Ours-concat", "confidence")):
+            ours = jobs[(label, k)].config
+            assert (ours.models, ours.embedding_dim, ours.fusion) == (["dnn"] * k, 10, fusion)
+            assert ours.use_kl and ours.member_losses and ours.stop_gradient
+
+
+def record(key: str, table: str, row: str, method: str, scale: int, seed: int,
+           auc: float) -> dict:
+    """A run's record as the experiment writes it; CETNet groups carry member predictions
+    too (set far from the fused one, so a test that used them would show it)."""
+    test = {"fused": {"auc": auc}, "dnn_1": {"auc": 0.1}, "pnn_2": {"auc": 0.9}}
+    return {"key": key, "table": table, "row": row, "method": method, "scale": scale,
+            "seed": seed, "monitor": "fused", "parameters": 1, "test": test}
+
+
+def test_scaling_report_puts_the_papers_table_4_beside_ours() -> None:
+    config = CETNetExperimentConfig(data="x", tables=("scaling",), scaling_models=("dnn",),
+                                    scales=(2,))
+    records = [record("single/dnn", "scaling", "dnn", "dnn", 1, 2024, 0.80),
+               record("scaling/dnn/ours_sum_2x", "scaling", "dnn", "Ours-sum", 2, 2024, 0.81)]
+    text = scaling_beside_paper(records, config, 4, improvements=False)
+    assert text.splitlines()[0] == ("| model | method | base ours | base Criteo | base Avazu | "
+                                    "2x ours | 2x Criteo | 2x Avazu |")
+    # Liu et al., Table 4, DNN: base 0.80915 / 0.78747, Ours-sum 2x 0.80950 / 0.78962
+    assert "| DNN | SE | 0.8000 | 0.80915 | 0.78747 | n/a | 0.80948 | 0.78748 |" in text
+    assert "|  | Ours-sum |  |  |  | 0.8100 | 0.80950 | 0.78962 |" in text
+    gains = scaling_beside_paper(records, config, 4, improvements=True)
+    # the paper's measure, AUC / AUC_base - 1: ours 0.81 / 0.80 - 1 = +1.25%;
+    # Criteo 0.80950 / 0.80915 - 1 = +0.043%; Avazu 0.78962 / 0.78747 - 1 = +0.273%
+    assert "|  | Ours-sum | +1.25% | +0.04% | +0.27% |" in gains
+
+
+def test_paper_figures_match_the_papers_prose() -> None:
+    t4, t5 = paper.TABLE4, paper.TABLE5
+    # section 4.4.2
+    assert t4["Criteo"]["finalmlp"]["Ours-sum"][3] == 0.81021
+    assert t4["Criteo"]["finalmlp"]["ME"][10] == 0.81008
+    assert t4["Criteo"]["finalmlp"]["SE"][10] == 0.80986
+    assert t4["Avazu"]["dcnv2"]["ME"][10] == 0.78975
+    assert t4["Avazu"]["dcnv2"]["Ours-concat"][2] == 0.79033
+    # appendix A.2
+    assert (t5["Criteo"]["pnn"]["Ours-sum"][2], t5["Criteo"]["pnn"]["ME"][4],
+            t5["Criteo"]["pnn"]["SE"][3]) == (0.80745, 0.80736, 0.80695)
+    assert (t5["Criteo"]["dnn"]["Ours-sum"][3], t5["Criteo"]["dnn"]["ME"][3],
+            t5["Criteo"]["dnn"]["SE"][3]) == (0.80542, 0.80480, 0.80399)
+    assert (t5["Avazu"]["dcnv2"]["ME"][10], t5["Avazu"]["dcnv2"]["Ours-sum"][2]) == (
+        0.78464, 0.78453)
+    # section 4.3
+    t3 = paper.TABLE3
+    assert t3["w/o confidence fusion"]["AmazonElectronics"]["gauc"] == 0.8833
+    assert t3["w/o KL"]["KuaiVideo"]["auc"] == 0.7443
+    assert (t3["w/o multi-embedding"]["TaobaoAds"]["gauc"],
+            t3["w/o multi-embedding"]["TaobaoAds"]["logloss"]) == (0.5745, 0.1935)
+    assert t3["w/o stop-gradient"]["KuaiVideo"]["gauc"] == 0.6620
+    assert t3["SE + concat"]["AmazonElectronics"]["gauc"] == 0.8796
+    assert t3["ME + concat"]["TaobaoAds"]["auc"] == 0.6495
+    # section 4.4.1 and the improvement measure: DHEN 0.8799 -> 0.8842 is "a 0.49% increase"
+    assert t3["model 2 alone"]["AmazonElectronics"]["auc"] == 0.8799
+    assert round(100 * paper.improvement(0.8842, 0.8799), 2) == 0.49
+    assert paper.scaling_table_for(1) == 5 and paper.scaling_table_for(20) == 4
+
+
+def test_significance_pairs_groups_by_seed_not_members() -> None:
+    config = CETNetExperimentConfig(data="x", tables=("ablation",), pairs=("dnn+pnn",),
+                                    seeds=3)
+    records = []
+    for seed, (full, alone) in zip((1, 2, 3), ((0.80, 0.79), (0.81, 0.79), (0.82, 0.79)),
+                                   strict=True):
+        records.append(record("ablation/dnn+pnn/cetnet", "ablation", "dnn+pnn", "CETNet", 2,
+                              seed, full))
+        records.append(record("single/dnn", "ablation", "dnn+pnn", "dnn", 1, seed, alone))
+    text = significance(records, config)
+    assert "Independent samples are the seeds" in text
+    # differences 0.01, 0.02, 0.03 over 3 seeds: mean 0.02, sd 0.01, t = 0.02 / (0.01 / sqrt 3)
+    # = 3.4641; with 2 degrees of freedom p = 1 - |t| / sqrt(2 + t^2) = 1 - sqrt(12 / 14)
+    t = 0.02 / (0.01 / math.sqrt(3))
+    p = 1 - math.sqrt(12 / 14)
+    assert f"| DNN + IPNN: CETNet vs model 1 alone | 3 | +0.0200 | {t:.2f} | {p:.3g} |" in text
+    one_seed = significance(records, CETNetExperimentConfig(data="x", tables=("ablation",),
+                                                            pairs=("dnn+pnn",)))
+    assert "one seed" in one_seed
 
 
 def test_tiny_experiment_writes_both_tables(store: Path, tmp_path: Path) -> None:
@@ -102,13 +202,19 @@ def test_tiny_experiment_writes_both_tables(store: Path, tmp_path: Path) -> None
     text = run_experiment(config, tmp_path, log=lambda _: None)
     records = load_records(tmp_path)
     assert len(records) == len(plan(config))
-    assert "## Scaling (Table 4 layout): auc" in text and "## Ablation (Table 3 layout)" in text
-    assert "| DNN |" in text and "| w/o stop-gradient |" in text
+    assert "## Scaling (Table 4 layout): AUC beside Liu et al., Table 5 (one epoch)" in text
+    assert "## Ablation (Table 3 layout)" in text and "## Significance" in text
+    assert "| DNN | SE |" in text and "| w/o stop-gradient |" in text
+    assert "0.80465" in text  # Liu et al., Table 5: DNN's base AUC on Criteo
     cetnet = next(r for r in records if r["key"] == "ablation/dnn+pnn/cetnet")
     assert set(cetnet["test"]) == {"fused", "dnn_1", "pnn_2"}
     fused = cetnet["test"]["fused"]
     assert fused["auc"] > 0.6  # the synthetic clicks are learnable
-    assert 0.5 < fused["gauc"] <= 1.0
+    assert 0.5 < fused["gauc_impressions"] <= 1.0 and 0.5 < fused["gauc_users"] <= 1.0
+    # NE against the training split's click rate (He et al. 2014), not the test split's
+    rate = float(np.mean(EncodedStore.open(store).split("train").label))
+    entropy = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
+    assert fused["normalized_entropy"] == pytest.approx(fused["logloss"] / entropy)
     assert (tmp_path / "results.csv").read_text().count("\n") >= len(records)
     weights = tmp_path / "runs" / "ablation" / "dnn+pnn" / "cetnet" / "seed_2024" / "model.pt"
     stamp = weights.stat().st_mtime_ns
@@ -138,3 +244,4 @@ def test_cli_trains_one_group(store: Path, tmp_path: Path,
     printed = json.loads(capsys.readouterr().out)["test"]
     assert set(printed) == {"fused", "dnn_1", "dnn_2"}
     assert printed["fused"] == record["test"]["fused"]
+    assert {"gauc_impressions", "gauc_users", "normalized_entropy"} <= set(printed["fused"])

@@ -55,7 +55,12 @@ def test_evaluate_reproduces_metrics_exactly(
     _, run = trained
     capsys.readouterr()
     assert main(["evaluate", str(run)]) == 0
-    assert json.loads(capsys.readouterr().out) == json.loads((run / "metrics.json").read_text())
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((run / "metrics.json").read_text())
+    # evaluate adds normalized entropy, which a plain run's metrics.json does not hold
+    assert {split: {name: {k: values[k] for k in saved[split][name]}
+                    for name, values in by_name.items()}
+            for split, by_name in printed.items()} == saved
 
 
 def test_torchscript_export_gives_the_same_predictions(trained: tuple[Path, Path]) -> None:
@@ -144,8 +149,13 @@ def test_evaluate_reports_gauc_by_a_field(
     store, run = trained
     capsys.readouterr()
     assert main(["evaluate", str(run), "--splits", "test", "--gauc-by", "b"]) == 0
-    reported = json.loads(capsys.readouterr().out)["test"]["deepfm"]["gauc"]
-    split = EncodedStore.open(store).split("test")
+    reported = json.loads(capsys.readouterr().out)["test"]["deepfm"]
+    opened = EncodedStore.open(store)
+    split = opened.split("test")
     with np.load(run / "test_predictions.npz") as saved:
         expected = gauc(saved["label"], saved["pred_deepfm"], np.asarray(split.categorical[:, 1]))
-    assert reported == pytest.approx(expected, abs=1e-12)
+    assert reported["gauc_impressions"] == pytest.approx(expected, abs=1e-12)
+    assert 0.0 < reported["gauc_users"] <= 1.0
+    rate = float(np.mean(opened.split("train").label))  # NE: the training background rate
+    background = -(rate * np.log(rate) + (1 - rate) * np.log(1 - rate))
+    assert reported["normalized_entropy"] == pytest.approx(reported["logloss"] / background)

@@ -19,10 +19,11 @@ def test_demo_runs_rq1_and_rq2_and_prints_the_tables(
 ) -> None:
     assert main(["demo", "--out", str(tmp_path), *TINY]) == 0
     printed = capsys.readouterr()
-    assert "## RQ1: mutual learning from scratch" in printed.out
-    assert "## RQ2: mutual learning as finetuning" in printed.out
+    assert "## Table 1: RQ1 and RQ2, independent training vs mutual learning" in printed.out
     for model in ("deepfm", "dcn"):
-        assert f"| {model} | mutual finetuning |" in printed.out
+        for row in ("mutual from scratch", "finetuned alone (control)",
+                    "mutual with pretraining"):
+            assert f"| {model} | {row} | 1 |" in printed.out
     assert "[1/" in printed.err  # visible progress
     exp = tmp_path / "experiment"
     assert (exp / "report.md").read_text() in printed.out
@@ -34,6 +35,12 @@ def test_demo_runs_rq1_and_rq2_and_prints_the_tables(
     starts = {float(r["test_auc"]) for r in rows if r["question"] == "pretrain"}
     assert {float(r["start_test_auc"]) for r in finetuned} == starts
     assert (exp / "auc_per_model.png").stat().st_size > 0
+    # the paper's recipe at the demo's size: early-stopped pretraining of at most two epochs,
+    # one finetuning epoch, the exponential schedule for both
+    config = (exp / "experiment.yaml").read_text()
+    assert config.count("name: exponential") == 2
+    seed1 = (exp / "independent" / "deepfm" / "seed1" / "metrics.jsonl").read_text()
+    assert 1 <= len(seed1.splitlines()) <= 2
 
     # a second run reuses the data and every finished run
     assert main(["demo", "--out", str(tmp_path), *TINY]) == 0

@@ -47,6 +47,22 @@ def test_gauc_is_impression_weighted_and_skips_one_class_groups() -> None:
     assert metrics.gauc(y, p, g) == pytest.approx((3 * a0 + 3 * a1) / 6)
 
 
+def test_gauc_weightings_hand_computed() -> None:
+    # group 0: positives {0.9, 0.4}, negatives {0.2, 0.6}: pairs won 1 + 1 + 1 + 0 -> AUC 3/4;
+    # group 1: positive 0.1 below negative 0.3 -> AUC 0; group 2: clicks only, skipped.
+    y = [1, 0, 0, 1, 0, 1, 1, 1]
+    p = [0.9, 0.2, 0.6, 0.4, 0.3, 0.1, 0.5, 0.7]
+    g = [0, 0, 0, 0, 1, 1, 2, 2]
+    impressions = (4 * 0.75 + 2 * 0.0) / 6  # DIN eq. 9, FuxiCTR's gAUC: 0.5
+    users = (0.75 + 0.0) / 2  # the mean over users, as the CETNet paper describes: 0.375
+    assert metrics.gauc(y, p, g, weighting="impressions") == pytest.approx(impressions)
+    assert metrics.gauc(y, p, g, weighting="users") == pytest.approx(users)
+    assert metrics.gaucs(y, p, g) == pytest.approx(
+        {"gauc_impressions": impressions, "gauc_users": users})
+    with pytest.raises(ValueError, match="weighting"):
+        metrics.gauc(y, p, g, weighting="clicks")
+
+
 def test_gauc_matches_loop_over_groups() -> None:
     rng = np.random.default_rng(1)
     n = 2000
@@ -60,13 +76,16 @@ def test_gauc_matches_loop_over_groups() -> None:
             num += m.sum() * roc_auc_score(y[m], p[m])
             den += m.sum()
     assert metrics.gauc(y, p, g) == pytest.approx(num / den, abs=1e-12)
+    assert metrics.gaucs(y, p, g)["gauc_impressions"] == pytest.approx(num / den, abs=1e-12)
 
 
 def test_single_class_gives_nan_with_warning() -> None:
     with pytest.warns(metrics.UndefinedMetricWarning, match="undefined"):
         assert math.isnan(metrics.auc([1, 1, 1], [0.1, 0.5, 0.9]))
     with pytest.warns(metrics.UndefinedMetricWarning):
-        assert math.isnan(metrics.normalized_entropy([0, 0], [0.1, 0.2]))
+        assert math.isnan(metrics.normalized_entropy([0, 1], [0.1, 0.2], background_rate=0.0))
+    with pytest.warns(metrics.UndefinedMetricWarning, match="gAUC"):
+        assert math.isnan(metrics.gaucs([1, 0], [0.3, 0.4], [0, 1])["gauc_users"])
 
 
 def test_empty_input_is_a_clear_error() -> None:
@@ -74,12 +93,21 @@ def test_empty_input_is_a_clear_error() -> None:
         metrics.auc([], [])
 
 
-def test_normalized_entropy_and_relaimp() -> None:
+def test_normalized_entropy_uses_the_training_background_rate() -> None:
+    # He et al. 2014: NE = logloss / H(background CTR of the training set).
+    # Evaluated rows: 1 click in 4 (rate 0.25); training background rate 0.5, H(0.5) = ln 2.
+    # logloss = -(ln 0.6 + ln 0.8 + ln 0.9 + ln 0.7) / 4
+    #         = (0.5108256 + 0.2231436 + 0.1053605 + 0.3566749) / 4 = 0.2990012
     y = np.array([1, 0, 0, 0])
-    rate = 0.25
-    base = -(rate * math.log(rate) + (1 - rate) * math.log(1 - rate))
-    # predicting the base rate scores exactly 1
-    assert metrics.normalized_entropy(y, np.full(4, rate)) == pytest.approx(1.0)
     p = np.array([0.6, 0.2, 0.1, 0.3])
-    assert metrics.normalized_entropy(y, p) == pytest.approx(log_loss(y, p) / base)
+    assert metrics.normalized_entropy(y, p, background_rate=0.5) == pytest.approx(
+        0.2990012 / 0.6931472, abs=1e-7)  # 0.4313675, not 0.2990012 / H(0.25) = 0.5319
+    # predicting the background rate everywhere scores exactly 1 when it is the evaluated rate
+    assert metrics.normalized_entropy(y, np.full(4, 0.25), background_rate=0.25) == (
+        pytest.approx(1.0))
+    with pytest.raises(ValueError, match="background_rate"):
+        metrics.normalized_entropy(y, p, background_rate=1.5)
+
+
+def test_relaimp() -> None:
     assert metrics.relaimp(0.81, 0.80) == pytest.approx(0.31 / 0.30 - 1)

@@ -13,6 +13,7 @@ from mutualctr.experiments.report import (
     format_mean_std,
     markdown_table,
     mean_std,
+    paired_effect,
     paired_t_test,
     plot_grouped_bars,
     plot_lines,
@@ -48,6 +49,17 @@ def test_paired_t_test_degenerate_cases() -> None:
     assert math.isnan(paired_t_test([1.0, 2.0], [1.0, 2.0]).p_value)
     with pytest.raises(ValueError, match="two pairs"):
         paired_t_test([1.0], [0.0])
+
+
+def test_paired_effect_is_the_mean_difference_its_std_and_the_paired_p() -> None:
+    after, before = [0.801, 0.803, 0.8025], [0.800, 0.8011, 0.8012]
+    diffs = [0.001, 0.0019, 0.0013]
+    effect = paired_effect(after, before)
+    assert (effect.mean, effect.std) == pytest.approx(
+        (sum(diffs) / 3, stats.tstd(diffs)), rel=1e-6)
+    assert effect.n == 3
+    assert effect.p_value == pytest.approx(stats.ttest_rel(after, before).pvalue, rel=1e-7)
+    assert math.isnan(paired_effect([0.8], [0.7]).p_value)
 
 
 @pytest.mark.parametrize(("a", "b", "x"), [(0.5, 0.5, 0.3), (2.0, 0.5, 0.9), (7.5, 0.5, 0.05)])

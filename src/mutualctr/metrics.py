@@ -5,23 +5,29 @@ probabilities, and compute in float64.
 
 * :func:`auc`: exact ROC AUC via the Mann-Whitney U statistic with average ranks for tied
   scores (identical to ``sklearn.metrics.roc_auc_score``), O(n log n).
-* :func:`gauc`: group AUC (Zhou et al., "Deep Interest Network", KDD 2018, eq. 9): per-group AUC
-  weighted by the group's impressions; groups holding only one class are skipped.
+* :func:`gauc`: group AUC, the per-group AUCs averaged with one of two weightings:
+  ``impressions`` (Zhou et al., "Deep Interest Network", KDD 2018, eq. 9, and FuxiCTR's
+  ``gAUC``: each group weighted by its rows) or ``users`` (the plain mean over groups, as the
+  CETNet paper's section 4.1.4 describes it and FuxiCTR's ``avgAUC`` computes); groups holding
+  only one class are skipped. :func:`gaucs` gives both from one sort, keyed by
+  :data:`GAUC_KEYS`.
 * :func:`logloss`: binary cross-entropy with predictions clipped to ``[eps, 1 - eps]``.
-* :func:`normalized_entropy`: logloss divided by the entropy of the base click rate
-  (He et al., "Practical Lessons from Predicting Clicks on Ads at Facebook", 2014).
+* :func:`normalized_entropy`: logloss divided by the entropy of the *background* click rate,
+  the positive rate of the training set (He et al., "Practical Lessons from Predicting Clicks
+  on Ads at Facebook", 2014, section 2), not of the evaluated rows.
 * :func:`relaimp`: ``(AUC - 0.5) / (AUC_base - 0.5) - 1`` (Yan et al., 2014; used by the
   mutual-learning paper to compare against a baseline model).
 
-Undefined values: AUC of a set with a single class (and normalized entropy of one whose base rate
-is 0 or 1) is returned as ``nan`` with an :class:`UndefinedMetricWarning`; an empty input raises
-:class:`~mutualctr.errors.DataError`.
+Undefined values: AUC of a set with a single class, gAUC without a two-class group and normalized
+entropy with a background rate of 0 or 1 are returned as ``nan`` with an
+:class:`UndefinedMetricWarning`; an empty input raises :class:`~mutualctr.errors.DataError`.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -29,6 +35,9 @@ from numpy.typing import ArrayLike
 from mutualctr.errors import DataError
 
 LOGLOSS_EPS = 1e-7
+GAUC_WEIGHTINGS: tuple[str, ...] = ("impressions", "users")
+GAUC_KEYS: tuple[str, ...] = tuple(f"gauc_{w}" for w in GAUC_WEIGHTINGS)
+GaucWeighting = Literal["impressions", "users"]
 
 
 class UndefinedMetricWarning(UserWarning):
@@ -94,8 +103,10 @@ def auc(y_true: ArrayLike, y_score: ArrayLike) -> float:
     return value
 
 
-def gauc(y_true: ArrayLike, y_score: ArrayLike, groups: ArrayLike) -> float:
-    """Impression-weighted mean of per-group AUCs over groups that contain both classes."""
+def _two_class_group_aucs(
+    y_true: ArrayLike, y_score: ArrayLike, groups: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
+    """AUC and size of every group holding both classes (warns when there is none)."""
     y, p = _as_arrays(y_true, y_score)
     g = np.asarray(groups).reshape(-1)
     if g.shape != y.shape:
@@ -106,10 +117,37 @@ def gauc(y_true: ArrayLike, y_score: ArrayLike, groups: ArrayLike) -> float:
         warnings.warn(
             "gAUC is undefined: no group contains both clicks and non-clicks; returning nan",
             UndefinedMetricWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+    return aucs[kept], sizes[kept]
+
+
+def _weighted_mean(aucs: np.ndarray, sizes: np.ndarray, weighting: str) -> float:
+    if weighting not in GAUC_WEIGHTINGS:
+        raise ValueError(f"gAUC weighting must be one of {list(GAUC_WEIGHTINGS)}, "
+                         f"got {weighting!r}")
+    if aucs.size == 0:
         return math.nan
-    return float(np.sum(aucs[kept] * sizes[kept]) / np.sum(sizes[kept]))
+    if weighting == "users":
+        return float(np.mean(aucs))
+    return float(np.sum(aucs * sizes) / np.sum(sizes))
+
+
+def gauc(
+    y_true: ArrayLike, y_score: ArrayLike, groups: ArrayLike,
+    weighting: GaucWeighting = "impressions",
+) -> float:
+    """Mean of the per-group AUCs over groups that contain both classes, each group weighted by
+    its impressions (DIN eq. 9) or equally (``users``: the mean over users)."""
+    return _weighted_mean(*_two_class_group_aucs(y_true, y_score, groups), weighting)
+
+
+def gaucs(y_true: ArrayLike, y_score: ArrayLike, groups: ArrayLike) -> dict[str, float]:
+    """gAUC under both weightings from one sort, keyed by :data:`GAUC_KEYS`
+    (``gauc_impressions``, ``gauc_users``)."""
+    aucs, sizes = _two_class_group_aucs(y_true, y_score, groups)
+    return {key: _weighted_mean(aucs, sizes, w)
+            for key, w in zip(GAUC_KEYS, GAUC_WEIGHTINGS, strict=True)}
 
 
 def logloss(y_true: ArrayLike, y_score: ArrayLike, eps: float = LOGLOSS_EPS) -> float:
@@ -119,19 +157,27 @@ def logloss(y_true: ArrayLike, y_score: ArrayLike, eps: float = LOGLOSS_EPS) -> 
     return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
 
 
-def normalized_entropy(y_true: ArrayLike, y_score: ArrayLike, eps: float = LOGLOSS_EPS) -> float:
-    """Logloss divided by the entropy of the empirical click rate (lower is better, 1 = base)."""
-    y, p = _as_arrays(y_true, y_score)
-    rate = float(y.mean())
-    if rate in (0.0, 1.0):
+def normalized_entropy(
+    y_true: ArrayLike, y_score: ArrayLike, background_rate: float, eps: float = LOGLOSS_EPS
+) -> float:
+    """Logloss divided by the entropy of ``background_rate`` (lower is better; 1 = always
+    predicting the background rate).
+
+    He et al. (2014), section 2: the background CTR is the average empirical CTR of the
+    *training* set, so give the training split's positive rate, not the evaluated rows'.
+    """
+    if not 0.0 <= background_rate <= 1.0:
+        raise ValueError(f"background_rate must lie in [0, 1], got {background_rate}")
+    if background_rate in (0.0, 1.0):
         warnings.warn(
-            "normalized entropy is undefined when every label is the same; returning nan",
+            "normalized entropy is undefined for a background rate of 0 or 1; returning nan",
             UndefinedMetricWarning,
             stacklevel=2,
         )
         return math.nan
+    rate = background_rate
     base = -(rate * math.log(rate) + (1.0 - rate) * math.log1p(-rate))
-    return logloss(y, p, eps) / base
+    return logloss(y_true, y_score, eps) / base
 
 
 def relaimp(auc_value: float, base_auc: float) -> float:

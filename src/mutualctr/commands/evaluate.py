@@ -10,7 +10,8 @@ import numpy as np
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
-from mutualctr.metrics import binary_metrics, gauc
+from mutualctr.methods.cetnet import ranking_metrics, training_positive_rate
+from mutualctr.metrics import binary_metrics
 from mutualctr.training.restore import load_trained
 from mutualctr.training.trainer import predict_split, resolve_device
 
@@ -18,9 +19,10 @@ from mutualctr.training.trainer import predict_split, resolve_device
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
-        help="AUC and logloss of a trained run on the valid and test splits",
+        help="AUC, logloss and NE of a trained run on the valid and test splits",
         description="Rebuild a run's models from RUN/model.json and RUN/model.pt and evaluate "
-        "them; prints metrics.json-shaped JSON (metrics keyed by split, then prediction).",
+        "them; prints metrics.json-shaped JSON (metrics keyed by split, then prediction). "
+        "NE is normalized by the entropy of the store's training positive rate.",
     )
     parser.add_argument("run", help="run folder written by `mutualctr train`")
     parser.add_argument("--data", help="encoded store (default: the one the run trained on); "
@@ -28,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--splits", nargs="+", default=["valid", "test"])
     parser.add_argument("--batch-size", type=int, default=16384)
     parser.add_argument("--gauc-by", metavar="FIELD",
-                        help="also report gAUC grouped by this categorical field (e.g. user)")
+                        help="also report gAUC grouped by this categorical field (e.g. user), "
+                        "weighted by impressions (gauc_impressions) and by users (gauc_users)")
     parser.set_defaults(func=run)
 
 
@@ -40,17 +43,18 @@ def run(args: argparse.Namespace) -> int:
     trained.group.to(device)
     trained.objective.to(device)
     group_column = _categorical_index(store.feature_map, args.gauc_by) if args.gauc_by else None
+    background_rate = training_positive_rate(store)
     result = {}
     for name in args.splits:
         split = store.split(name)
         predictions = predict_split(trained.group, trained.objective, split, args.batch_size,
                                     device)
         labels = np.asarray(split.label)
-        result[name] = {k: binary_metrics(labels, p) for k, p in predictions.items()}
-        if group_column is not None:
-            groups = np.asarray(split.categorical[:, group_column])
-            for k, p in predictions.items():
-                result[name][k]["gauc"] = gauc(labels, p, groups)
+        groups = None if group_column is None else np.asarray(split.categorical[:, group_column])
+        result[name] = {
+            k: {**binary_metrics(labels, p), **ranking_metrics(labels, p, groups, background_rate)}
+            for k, p in predictions.items()
+        }
     print(json.dumps(result, indent=2))
     return 0
 

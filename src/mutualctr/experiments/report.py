@@ -210,3 +210,34 @@ def _save(fig: Any, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     _pyplot().close(fig)
+
+
+@dataclass(frozen=True)
+class PairedEffect:
+    """``after - before`` over pairs: mean difference (the effect), its sample std, the number
+    of pairs and the two-sided paired t-test's p-value (nan below two pairs)."""
+
+    mean: float
+    std: float
+    n: int
+    p_value: float
+
+
+def paired_effect(after: Sequence[float], before: Sequence[float]) -> PairedEffect:
+    """Effect size, spread and paired t-test of ``after`` against ``before``."""
+    diffs = [a - b for a, b in zip(after, before, strict=True)]
+    mean, std = mean_std(diffs)
+    p = paired_t_test(after, before).p_value if len(diffs) >= 2 else math.nan
+    return PairedEffect(mean, std, len(diffs), p)
+
+
+def paired_t_test_by_unit(
+    after: Mapping[Any, float], before: Mapping[Any, float]
+) -> TTestResult:
+    """:func:`paired_t_test` over the units (e.g. seeds) present in both mappings.
+
+    A unit is one independent sample: runs that share a training run (the members of one
+    co-trained group) are one unit, so key them by what makes them independent, not by member.
+    """
+    units = sorted(set(after) & set(before))
+    return paired_t_test([after[u] for u in units], [before[u] for u in units])

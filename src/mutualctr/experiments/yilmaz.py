@@ -14,7 +14,8 @@ from mutualctr.cli_config import add_experiment_arguments, experiment_config
 from mutualctr.experiments.yilmaz_report import write_report
 from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment
 
-KEYS = "data, models, seeds, questions, max_group, control, model_config, train, finetune"
+KEYS = ("data, models, seeds, groups, questions, max_group, control, model_config, train, "
+        "finetune")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,9 +35,12 @@ def add_shorthands(parser: argparse.ArgumentParser) -> None:
                         help="registry models (alias of `models`; default: the paper's four)")
     parser.add_argument("--questions", nargs="+", type=int, metavar="Q",
                         help="which research questions, e.g. 1 2 (alias of `questions`)")
+    parser.add_argument("--groups", type=int, help="independent repetitions of RQ1's and "
+                        "RQ2's groups, the samples of the paired tests (alias of `groups`)")
     parser.add_argument("--max-group", type=int, help="RQ4's largest group (alias of "
                         "`max_group`)")
-    parser.add_argument("--finetune-epochs", type=int, help="alias of finetune.epochs")
+    parser.add_argument("--finetune-epochs", type=int, help="alias of finetune.epochs "
+                        "(default: the paper's one epoch)")
     parser.add_argument("--batch-size", type=int, help="alias of train.batch_size and "
                         "finetune.batch_size (default: the paper's 4000)")
     parser.add_argument("--threads", type=int, help="torch threads (alias of "
@@ -47,7 +51,8 @@ def add_shorthands(parser: argparse.ArgumentParser) -> None:
 
 def shorthand_values(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "models": args.models, "questions": args.questions, "max_group": args.max_group,
+        "models": args.models, "questions": args.questions, "groups": args.groups,
+        "max_group": args.max_group,
         "control": args.control, "finetune.epochs": args.finetune_epochs,
         "train.batch_size": args.batch_size, "finetune.batch_size": args.batch_size,
         "train.num_threads": args.threads, "finetune.num_threads": args.threads,

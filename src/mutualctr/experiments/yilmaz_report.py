@@ -1,29 +1,47 @@
-"""The report of ``experiment yilmaz``, built from its run folders only: report.md (tables in
-the layout of the paper's Tables 1-4: test AUC per run, mean ± std, RelaImp, a paired t-test
-over seeds), results.csv (one row per trained member) and PNG plots."""
+"""The report of ``experiment yilmaz``, built from its run folders only: report.md (the paper's
+Tables 1-4 with its figures beside ours, and paired tests over groups), results.csv (one row
+per trained member) and PNG plots."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mutualctr import files
+from mutualctr.experiments import yilmaz_paper as paper
 from mutualctr.experiments.report import (
     format_mean_std,
     format_percent,
     markdown_table,
     mean_std,
-    paired_t_test,
+    paired_effect,
     plot_grouped_bars,
     plot_lines,
     write_csv,
 )
-from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment
+from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment, seed_of
 from mutualctr.methods.members import member_auc
 from mutualctr.metrics import relaimp
-from mutualctr.training.objectives.base import ENSEMBLE
 from mutualctr.training.runfolder import METRICS_FILE, read_metrics, read_model_spec
+
+DIGITS = 5  # AUC digits, as the paper prints them
+
+# Table 1's rows: (run-folder kind, label, the paper's row or None, research question)
+TABLE1_ROWS = (
+    ("scratch", "mutual from scratch", paper.SCRATCH, 1),
+    ("alone", "finetuned alone (control)", None, 2),
+    ("finetune", "mutual with pretraining", paper.PRETRAINED, 2),
+)
+# the paired tests over groups: (label, after, before); "independent" = the pretrained runs
+COMPARISONS = (
+    ("RQ1: mutual from scratch - independent", "scratch", "independent"),
+    ("RQ2: mutual with pretraining - pretrained", "finetune", "independent"),
+    ("RQ2 control: finetuned alone - pretrained", "alone", "independent"),
+    ("RQ2: mutual with pretraining - finetuned alone", "finetune", "alone"),
+)
 
 
 @dataclass
@@ -33,43 +51,67 @@ class GroupResult:
     root: Path
     names: list[str]
     test: list[float]
-    ensemble: float | None
     start: list[float | None]  # the starting runs' test AUC (finetuning), else None
 
     @classmethod
     def load(cls, root: Path) -> GroupResult:
         metrics = read_metrics(root)
         names = [m["name"] for m in read_model_spec(root)["members"]]
-        test = metrics["test"]
         init = metrics.get("init", {})
         return cls(
             root=root, names=names,
-            test=[float(test[n]["auc"]) for n in names],
-            ensemble=float(test[ENSEMBLE]["auc"]) if ENSEMBLE in test else None,
+            test=[float(metrics["test"][n]["auc"]) for n in names],
             start=[init[n]["test"] if n in init else None for n in names],
         )
 
-    def auc_of(self, name: str) -> float:
-        return self.test[self.names.index(name)]
+    def auc_of(self, name: str) -> float | None:
+        return self.test[self.names.index(name)] if name in self.names else None
+
+    def start_of(self, name: str) -> float | None:
+        return self.start[self.names.index(name)] if name in self.names else None
 
 
 def _load(root: Path) -> GroupResult | None:
     return GroupResult.load(root) if (root / METRICS_FILE).is_file() else None
 
 
-def _p(after: list[float], before: list[float]) -> str:
-    p = paired_t_test(after, before).p_value
-    return "—" if p != p else f"{p:.3f}"  # nan: identical pairs
+def run_relaimp(after: Sequence[float], before: Sequence[float]) -> list[float]:
+    """RelaImp (eq. 5) of run k after training against run k before it, for every k.
+
+    The paper states ranges of RelaImp (section 3.3) without saying what the baseline is; per
+    run against the run it started from reproduces its Criteo range (+0.25..+0.37%) from
+    Table 1 exactly, so ours and the paper's columns are both computed this way."""
+    return [relaimp(a, b) for a, b in zip(after, before, strict=True)]
 
 
-def _row(model: str, label: str, aucs: list[float], base: list[float] | None,
-         ensemble: float | None) -> list[str]:
-    mean = mean_std(aucs)[0]
-    cells = [model, label, *(f"{a:.4f}" for a in aucs), format_mean_std(aucs)]
-    if base is None:
-        return [*cells, "", "", "—" if ensemble is None else f"{ensemble:.4f}"]
-    return [*cells, format_percent(relaimp(mean, mean_std(base)[0])), _p(aucs, base),
-            "—" if ensemble is None else f"{ensemble:.4f}"]
+def format_relaimp(values: Sequence[float]) -> str:
+    """Mean and range of per-run RelaImp: ``+0.46% (+0.32..+0.62%)``."""
+    if len(values) == 1:
+        return format_percent(values[0])
+    low, high = (f"{100 * v:+.2f}" for v in (min(values), max(values)))
+    return f"{format_percent(mean_std(values)[0])} ({low}..{high}%)"
+
+
+def _aucs(values: Sequence[float]) -> str:
+    return " ".join(map(_cell, values))
+
+
+def _p(p: float) -> str:
+    return "—" if math.isnan(p) else f"{p:.3f}"
+
+
+def _paper_table1(model: str, row: str | None) -> list[str]:
+    """The paper's runs and RelaImp (against its independent runs) per dataset, Table 1."""
+    cells = []
+    for dataset in paper.DATASETS:
+        rows = paper.TABLE1[dataset].get(model)
+        if rows is None or row is None:
+            cells += ["—", ""]
+            continue
+        gain = "" if row == paper.INDEPENDENT else format_relaimp(
+            run_relaimp(rows[row], rows[paper.INDEPENDENT]))
+        cells += [_aucs(rows[row]), gain]
+    return cells
 
 
 class YilmazReport:
@@ -78,177 +120,260 @@ class YilmazReport:
     def __init__(self, config: YilmazConfig, out: Path) -> None:
         self.s, self.out = config, out
         self.exp = YilmazExperiment(config, out)
-        self.independent = {
-            m: [member_auc(r)["test"] for r in self.exp.independent_runs(m)]
+        groups = range(1, config.groups + 1)
+        self.pretrained = {
+            m: [[member_auc(r)["test"] for r in self.exp.group_runs(m, g)] for g in groups]
             for m in config.models
         }
-        self.scratch = {m: _load(out / "scratch" / m) for m in config.models}
-        self.finetune = {m: _load(out / "finetune" / m) for m in config.models}
-        self.alone = {m: _load(out / "alone" / m) for m in config.models}
+        asked = {kind for kind, _, _, q in TABLE1_ROWS if q in config.questions}
+        self.groups = {
+            kind: {m: [_load(self.exp.group_dir(kind, m, g)) if kind in asked else None
+                       for g in groups] for m in config.models}
+            for kind, _, _, _ in TABLE1_ROWS
+        }
         self.mixed = _load(out / "mixed")
-        self.sizes = {
-            m: {n: _load(out / "size" / m / f"n{n}") for n in range(2, config.max_group + 1)}
-            for m in config.models
-        }
+        sizes = range(2, config.max_group + 1) if 4 in config.questions else range(0)
+        self.sizes = {m: {n: _load(self.exp.size_dir(m, n)) for n in sizes}
+                      for m in config.models}
 
-    def _header(self, extra: list[str]) -> list[str]:
+    def aucs(self, kind: str, model: str) -> list[list[float] | None]:
+        """Per group, the members' test AUCs of ``kind`` (``independent``: the pretrained runs)."""
+        if kind == "independent":
+            return list(self.pretrained[model])
+        return [None if g is None else g.test for g in self.groups[kind][model]]
+
+    # -- Table 1 ---------------------------------------------------------------------------
+
+    def _table1_row(self, model: str, label: str, g: int, aucs: list[float] | None,
+                    paper_row: str | None) -> list[str]:
+        """Group ``g``'s row; ``aucs`` None: the pretrained runs themselves."""
+        base = self.pretrained[model][g - 1]
+        gain = "" if aucs is None else format_relaimp(run_relaimp(aucs, base))
+        aucs = base if aucs is None else aucs
+        return [model, label, str(g), *map(_cell, aucs), format_mean_std(aucs, DIGITS), gain,
+                *_paper_table1(model, paper_row)]
+
+    def table1(self) -> str:
+        """RQ1 and RQ2 in the layout of the paper's Table 1, its figures beside ours."""
+        rows = []
+        for m in self.s.models:
+            for g in range(1, self.s.groups + 1):
+                rows.append(self._table1_row(m, "independent runs", g, None, paper.INDEPENDENT))
+                for kind, label, paper_row, _ in TABLE1_ROWS:
+                    result = self.groups[kind][m][g - 1]
+                    if result is not None:
+                        rows.append(self._table1_row(m, label, g, result.test, paper_row))
         runs = [f"Run {k}" for k in range(1, self.s.seeds + 1)]
-        return ["Model", "Training", *runs, "Mean ± Std", *extra]
+        header = ["Model", "Training", "Group", *runs, "Mean ± Std", "RelaImp (per run)",
+                  "Avazu (paper), runs 1-4", "RelaImp", "Criteo (paper), runs 1-4", "RelaImp"]
+        return markdown_table(header, rows, "lll" + "r" * (len(header) - 3))
 
-    def table_rq1(self) -> str:
+    def table_tests(self) -> str:
+        """Paired t-tests over groups: one value per group, the mean of its members."""
         rows = []
         for m in self.s.models:
-            base = self.independent[m]
-            rows.append(_row(m, "independent", base, None, None))
-            if (g := self.scratch[m]) is not None:
-                rows.append(_row(m, "mutual, from scratch", g.test, base, g.ensemble))
-        return markdown_table(self._header(["RelaImp", "p (paired)", "Ensemble"]), rows,
-                              "ll" + "r" * (self.s.seeds + 4))
+            for label, after, before in COMPARISONS:
+                a, b = self.aucs(after, m), self.aucs(before, m)
+                if any(x is None for x in (*a, *b)):
+                    continue
+                e = paired_effect([mean_std(x)[0] for x in a], [mean_std(x)[0] for x in b])
+                rows.append([m, label, str(e.n), f"{e.mean:+.5f}", f"{e.std:.5f}",
+                             _p(e.p_value)])
+        return markdown_table(["Model", "Comparison (group means)", "Groups", "Mean difference",
+                               "Std", "p (paired t)"], rows, "ll" + "r" * 4)
 
-    def table_rq2(self) -> str:
-        rows = []
-        for m in self.s.models:
-            base = self.independent[m]
-            rows.append(_row(m, "pretrained (independent)", base, None, None))
-            if (g := self.alone[m]) is not None:
-                rows.append(_row(m, "finetuned alone (control)", g.test, base, g.ensemble))
-            if (g := self.finetune[m]) is not None:
-                rows.append(_row(m, "mutual finetuning", g.test, base, g.ensemble))
-        return markdown_table(self._header(["RelaImp", "p (paired)", "Ensemble"]), rows,
-                              "ll" + "r" * (self.s.seeds + 4))
+    # -- Table 2 ---------------------------------------------------------------------------
 
-    def table_rq3(self) -> str:
-        rows = []
+    def _ours_table2(self) -> list[list[str]]:
         best = self.exp.best_runs()
-        for m, run in zip(self.s.models, best, strict=True):
-            start = member_auc(run)["test"]
-            k = int(run.name.removeprefix("seed"))
-            same = self.finetune[m]
-            same_auc = same.auc_of(f"{m}_{k}") if same is not None else None
-            mixed_auc = self.mixed.auc_of(m) if self.mixed is not None else None
-            rows.append([
-                m, f"{start:.4f} (seed {k})",
-                *_auc_and_gain(same_auc, start), *_auc_and_gain(mixed_auc, start),
-            ])
-        ensemble = "—" if self.mixed is None or self.mixed.ensemble is None else (
-            f"{self.mixed.ensemble:.4f}")
-        rows.append(["mixed ensemble", "", "", "", ensemble, ""])
-        return markdown_table(
-            ["Model", "Best pretrained", "Same-model group", "RelaImp", "Mixed group",
-             "RelaImp"], rows)
+        starts = [member_auc(r)["test"] for r in best]
+        same = [g.auc_of(f"{m}_{seed_of(r)}")
+                if (g := _load(self.exp.group_dir("finetune", m, 1))) else None
+                for m, r in zip(self.s.models, best, strict=True)]
+        mixed = [self.mixed.auc_of(m) if self.mixed else None for m in self.s.models]
+        label = f"ours (`{Path(self.s.data).name}`)"
+        return [
+            [label, "Pretrained", *(f"{a:.5f} (seed {seed_of(r)})"
+                                    for a, r in zip(starts, best, strict=True))],
+            [label, "DML of same models", *map(_with_gain, same, starts)],
+            [label, "DML of diff. models", *map(_with_gain, mixed, starts)],
+        ]
 
-    def rq4_points(self, model: str) -> list[tuple[int, GroupResult]]:
+    def _paper_table2(self) -> list[list[str]]:
+        rows = []
+        for dataset in paper.DATASETS:
+            t = paper.TABLE2[dataset]
+            label = f"{dataset.capitalize()} (paper)"
+            start = [t[paper.BEST].get(m) for m in self.s.models]
+            rows.append([label, "Pretrained", *("—" if a is None else _cell(a) for a in start)])
+            for row, name in ((paper.SAME, "DML of same models"),
+                              (paper.MIXED, "DML of diff. models")):
+                after = [t[row].get(m) for m in self.s.models]
+                rows.append([label, name, *map(_with_gain, after, start)])
+        return rows
+
+    def table2(self) -> str:
+        """RQ3 in the layout of the paper's Table 2 (rows per data set, columns per model)."""
+        return markdown_table(["Dataset", "Training", *self.s.models],
+                              [*self._ours_table2(), *self._paper_table2()],
+                              "ll" + "r" * len(self.s.models))
+
+    # -- Tables 3-4 ------------------------------------------------------------------------
+
+    def size_points(self, model: str) -> list[tuple[int, GroupResult]]:
         return [(n, g) for n, g in self.sizes[model].items() if g is not None]
 
-    def table_rq4(self) -> str:
+    def table_sizes(self, model: str) -> str:
+        """RQ4 for one model in the layout of the paper's Tables 3-4 (N from the largest)."""
+        seeds = range(1, max(self.s.seeds, self.s.max_group) + 1)
+        table = paper.SIZE_TABLES.get(model)
         rows = []
+        for n, g in sorted(self.size_points(model), reverse=True):
+            names = [f"{model}_{k}" for k in seeds]
+            before = [g.start_of(name) for name in names]
+            after = [g.auc_of(name) for name in names]
+            start = [s for s in g.start if s is not None]
+            cells = [str(n), *map(_cell, before), *map(_cell, after),
+                     format_mean_std(g.test, DIGITS),
+                     format_relaimp(run_relaimp(g.test, start))]
+            if table is not None and n in table.pretrained:
+                cells += [_aucs(table.pretrained[n]), _aucs(table.finetuned[n]),
+                          format_relaimp(run_relaimp(table.finetuned[n], table.pretrained[n]))]
+            elif table is not None:
+                cells += ["—", "—", ""]
+            rows.append(cells)
+        header = ["N", *(f"Pretrained {k}" for k in seeds), *(f"Finetuned {k}" for k in seeds),
+                  "Mean ± Std", "RelaImp (per run)"]
+        if table is not None:
+            where = f"{table.dataset.capitalize()} (paper)"
+            header += [f"{where} pretrained", f"{where} finetuned", "RelaImp"]
+        return markdown_table(header, rows)
+
+    def tables_sizes(self) -> list[str]:
+        parts = []
         for m in self.s.models:
-            for n, g in self.rq4_points(m):
-                start = [s for s in g.start if s is not None]
-                mean = mean_std(g.test)[0]
-                rows.append([
-                    m, str(n), format_mean_std(start), format_mean_std(g.test),
-                    format_percent(relaimp(mean, mean_std(start)[0])), f"{max(g.test):.4f}",
-                    "—" if g.ensemble is None else f"{g.ensemble:.4f}",
-                ])
-        return markdown_table(
-            ["Model", "N", "Pretrained (members)", "Mutual finetuning", "RelaImp",
-             "Best member", "Ensemble"], rows)
+            if not self.size_points(m):
+                continue
+            table = paper.SIZE_TABLES.get(m)
+            source = (f"paper: {paper.cite(table.number)}, {table.dataset.capitalize()}"
+                      if table is not None else "not in the paper")
+            parts += [f"### {m} ({source})", "", self.table_sizes(m), ""]
+        return parts
+
+    # -- summary, CSV, plots ---------------------------------------------------------------
 
     def findings(self) -> list[str]:
-        """One computed sentence per answered question (no hand-written results)."""
+        """One computed line per answered comparison, with the paper's stated range."""
         lines = []
-        for q, label, groups in (
-            (1, "RQ1 (from scratch)", self.scratch),
-            (2, "RQ2 (mutual finetuning)", self.finetune),
-            (2, "RQ2 control (finetuned alone)", self.alone),
-        ):
-            done = {m: g for m, g in groups.items() if g is not None}
-            if q not in self.s.questions or not done:
-                continue
-            gains = {m: relaimp(mean_std(g.test)[0], mean_std(self.independent[m])[0])
-                     for m, g in done.items()}
-            better = sum(v > 0 for v in gains.values())
-            shown = ", ".join(f"{m} {format_percent(v)}" for m, v in gains.items())
-            lines.append(f"- {label}: mean test AUC above the independent runs' mean for "
-                         f"{better} of {len(gains)} models (RelaImp: {shown}).")
-        pairs = {m: (self.finetune[m], self.alone[m]) for m in self.s.models}
-        pairs = {m: (f, a) for m, (f, a) in pairs.items() if f is not None and a is not None}
-        if pairs:
-            gains = {m: relaimp(mean_std(f.test)[0], mean_std(a.test)[0])
-                     for m, (f, a) in pairs.items()}
-            shown = ", ".join(
-                f"{m} {format_percent(v)} (p {_p(pairs[m][0].test, pairs[m][1].test)})"
-                for m, v in gains.items()
-            )
-            lines.append(f"- RQ2, mutual against alone: mutual finetuning beats finetuning alone "
-                         f"for {sum(v > 0 for v in gains.values())} of {len(gains)} models "
-                         f"(RelaImp of mutual against alone, paired p over runs: {shown}).")
+        for kind, label, _, _ in TABLE1_ROWS:
+            gains = {}
+            for m in self.s.models:
+                pairs = zip(self.aucs(kind, m), self.pretrained[m], strict=True)
+                done = [run_relaimp(a, b) for a, b in pairs if a is not None]
+                if done:
+                    gains[m] = [v for runs in done for v in runs]
+            if gains:
+                shown = ", ".join(f"{m} {format_relaimp(v)}" for m, v in gains.items())
+                lines.append(f"- {label} against the independent runs, RelaImp per run: "
+                             f"{shown}.")
+        if 2 in self.s.questions:
+            stated = ", ".join(f"{d.capitalize()} {100 * lo:+.2f}..{100 * hi:+.2f}%"
+                               for d, (lo, hi) in paper.STATED_RELAIMP.items())
+            lines.append(f"- The paper (section 3.3) states {stated} for mutual learning with "
+                         "pretraining; its Table 1 per run gives the RelaImp columns above.")
         return lines
 
     def csv_rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for m in self.s.models:
-            for k, auc in enumerate(self.independent[m], start=1):
-                rows.append({"question": "pretrain", "group": f"independent/{m}/seed{k}",
-                             "model": m, "member": m, "start_test_auc": "", "test_auc": auc})
-        groups = [("RQ1", self.scratch), ("RQ2", self.finetune), ("RQ2-control", self.alone)]
-        for question, by_model in groups:
-            for g in by_model.values():
-                if g is not None:
-                    rows += _member_rows(question, g)
+            for r in self.exp.independent_runs(m, self.s.pretrained_runs):
+                rows.append({"question": "pretrain", "group": str(r), "model": m, "member": m,
+                             "start_test_auc": "", "test_auc": member_auc(r)["test"]})
+        for question, kind in (("RQ1", "scratch"), ("RQ2", "finetune"), ("RQ2-control", "alone")):
+            for by_group in self.groups[kind].values():
+                rows += [r for g in by_group if g is not None for r in _member_rows(question, g)]
         if self.mixed is not None:
             rows += _member_rows("RQ3", self.mixed)
         for m in self.s.models:
-            for _, g in self.rq4_points(m):
+            for _, g in self.size_points(m):
                 rows += _member_rows("RQ4", g)
         return rows
 
     def plot(self) -> list[Path]:
         paths = []
         models = list(self.s.models)
-        bars = {"independent": [mean_std(self.independent[m]) for m in models]}
-        for label, groups in (("mutual, scratch", self.scratch), ("alone, finetuned", self.alone),
-                              ("mutual, finetuned", self.finetune)):
-            if all(groups[m] is not None for m in models):
-                bars[label] = [mean_std(groups[m].test) for m in models]  # type: ignore[union-attr]
+        bars = {"independent": [mean_std(_flat(self.aucs("independent", m))) for m in models]}
+        for label, kind in (("mutual, scratch", "scratch"), ("alone, finetuned", "alone"),
+                            ("mutual, finetuned", "finetune")):
+            if all(None not in self.aucs(kind, m) for m in models):
+                bars[label] = [mean_std(_flat(self.aucs(kind, m))) for m in models]
         path = self.out / "auc_per_model.png"
         plot_grouped_bars(path, models, bars, ylabel="test AUC",
                           title="Test AUC per model (mean ± std over runs)")
         paths.append(path)
-        series = {m: [mean_std(g.test) for _, g in self.rq4_points(m)] for m in models}
+        series = {m: [mean_std(g.test) for _, g in self.size_points(m)] for m in models}
         series = {m: v for m, v in series.items() if v}
         if series:
-            ns = [n for n, _ in self.rq4_points(next(iter(series)))]
+            ns = [n for n, _ in self.size_points(next(iter(series)))]
             path = self.out / "auc_vs_group_size.png"
             plot_lines(path, ns, series, xlabel="models finetuned together (N)",
                        ylabel="members' test AUC", title="Mutual finetuning: group size")
             paths.append(path)
         return paths
 
-    def markdown(self, plots: list[Path]) -> str:
+    def intro(self) -> list[str]:
         s = self.s
-        parts = [
+        t, f = s.train, s.finetune
+        return [
             "# Mutual learning for finetuning CTR models (Yilmaz & Aldemir 2024): results",
             "",
-            f"Data: `{s.data}`. Models: {', '.join(s.models)}; {s.seeds} independent runs per "
-            f"model ({s.train.epochs} epoch(s), batch {s.train.batch_size}, lr {s.train.lr}); "
-            f"finetuning: {s.finetune.epochs} epoch(s) at lr {s.finetune.lr}, best epoch per "
-            "member on validation. All AUCs are on the test split. RelaImp = (AUC - 0.5) / "
-            "(AUC_base - 0.5) - 1 of the mean AUC against the independent runs' mean; p: "
-            "two-sided paired t-test over runs (run k of a group started from, or was "
-            "initialised like, independent run k).",
+            f"Data: `{s.data}`. Models: {', '.join(s.models)}; {s.groups} group(s) of "
+            f"{s.seeds} independent runs per model. Pretraining (and RQ1's scratch groups): "
+            f"up to {t.epochs} epoch(s), early stopping with patience "
+            f"{t.early_stopping.patience} on validation AUC, best epoch restored, batch "
+            f"{t.batch_size}, lr {t.lr}, schedule {_schedule(t)}. Finetuning: {f.epochs} "
+            f"epoch(s) at lr {f.lr}, schedule {_schedule(f)}. All AUCs are on the test split.",
+            "",
+            "RelaImp = (AUC - 0.5) / (AUC_base - 0.5) - 1 (the paper's eq. 5), per run: run k "
+            "after training against independent run k (the run it started from, or was "
+            "initialised like); cells give the mean and the range over runs. The paper's "
+            f"columns are its own figures ({paper.CITATION}, Tables 1-4) with RelaImp computed "
+            "from them the same way.",
             "",
         ]
-        sections = [
-            (1, "RQ1: mutual learning from scratch (Table 1)", self.table_rq1),
-            (2, "RQ2: mutual learning as finetuning (Table 2)", self.table_rq2),
-            (3, "RQ3: mixed vs same-model groups (Table 3)", self.table_rq3),
-            (4, "RQ4: number of models (Table 4)", self.table_rq4),
+
+    def tests_text(self) -> list[str]:
+        return [
+            "Independent samples: the pretrained runs (each trained alone from its own seed) "
+            "and the groups (each built from its own, disjoint set of pretrained runs). The "
+            "members of one mutual group learn from each other, so they are not independent "
+            "samples: each test takes one value per group, the mean test AUC of its members, "
+            "and pairs group g's value after one training with group g's value after another "
+            "(the same pretrained runs). Mean difference: the effect in AUC; std: of the "
+            f"per-group differences. Groups per model: {self.s.groups}"
+            + (" (no p-value with one; set `groups` >= 2)." if self.s.groups < 2 else "."),
+            "",
         ]
-        for q, title, table in sections:
-            if q in s.questions:
-                parts += [f"## {title}", "", table(), ""]
+
+    def markdown(self, plots: list[Path]) -> str:
+        parts = self.intro()
+        q = self.s.questions
+        if 1 in q or 2 in q:
+            parts += ["## Table 1: RQ1 and RQ2, independent training vs mutual learning", "",
+                      f"Paper columns: {paper.cite(1)}.", "", self.table1(), "",
+                      "### Paired tests over groups", "", *self.tests_text(),
+                      self.table_tests(), ""]
+        if 3 in q:
+            parts += ["## Table 2: RQ3, same-model vs different-model groups", "",
+                      f"Paper rows: {paper.cite(2)}. Cells: the best pretrained run's test AUC "
+                      "and, after finetuning, the same run's AUC with its RelaImp against the "
+                      "pretrained AUC.", "", self.table2(), ""]
+        if 4 in q:
+            parts += ["## Tables 3-4: RQ4, number of co-trained models", "",
+                      f"The paper ran RQ4 for FiBiNET on Avazu ({paper.cite(3)}) and DCN on "
+                      f"Criteo ({paper.cite(4)}). Ours: N = {self.s.seeds} is RQ2's first "
+                      "group; smaller groups drop the run with the worst validation AUC one at a "
+                      "time; larger ones add pretrained runs.", "", *self.tables_sizes()]
         findings = self.findings()
         if findings:
             parts += ["## Summary", "", *findings, ""]
@@ -256,10 +381,25 @@ class YilmazReport:
         return "\n".join(parts) + "\n"
 
 
-def _auc_and_gain(auc: float | None, start: float) -> list[str]:
-    if auc is None:
-        return ["—", ""]
-    return [f"{auc:.4f}", format_percent(relaimp(auc, start))]
+def _schedule(t: Any) -> str:
+    s = t.schedule
+    if s.name == "exponential":
+        return f"exponential to {s.decay_to:g}x over {s.decay_epochs:g} epochs"
+    return s.name
+
+
+def _cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.{DIGITS}f}"
+
+
+def _with_gain(auc: float | None, start: float | None) -> str:
+    if auc is None or start is None:
+        return "—"
+    return f"{auc:.{DIGITS}f} ({format_percent(relaimp(auc, start))})"
+
+
+def _flat(groups: list[list[float] | None]) -> list[float]:
+    return [v for g in groups if g is not None for v in g]
 
 
 def _member_rows(question: str, g: GroupResult) -> list[dict[str, Any]]:

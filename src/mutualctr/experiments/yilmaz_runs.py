@@ -1,17 +1,27 @@
 """The runs of ``mutualctr experiment yilmaz``: the four research questions of Yilmaz &
 Aldemir (2024), "Mutual Learning for Finetuning Click-Through Rate Prediction Models".
 
-* RQ1: does mutual learning help *from scratch*? Independent runs (``--seeds`` per model) vs
-  one group of ``--seeds`` instances of the model trained mutually from random initialisation
-  (member i initialised exactly like independent run i, so the runs pair up).
-* RQ2: does it help as *finetuning*? The independent runs of each model finetuned together
-  (learning rate 7e-4, about one epoch, best epoch per member on validation). As a control,
-  the same runs finetuned for the same epochs *alone* (no mutual term), which separates the
-  mutual term's effect from that of training longer; the paper has no such control.
-* RQ3: the best pretrained run of every architecture finetuned together (a mixed group) vs
-  the same-model groups of RQ2.
-* RQ4: the group size: for each model, the pretrained runs sorted by validation AUC, groups of
-  the best N for N = 2 .. ``--max-group`` (each step drops the worst).
+The paper's recipe (sections 3.1.4-3.5), which the defaults follow:
+
+* Pretraining, the paper's "independent runs": each model trained alone at lr 1e-3 to its best
+  validation epoch (early stopping: at most ``train.epochs`` epochs, ``patience`` epochs
+  without a better validation AUC, the best epoch restored). Every schedule is the paper's
+  exponential decay to a tenth of the rate over three epochs.
+* RQ1: a group of ``seeds`` randomly initialised instances of a model trained mutually from
+  scratch with the pretraining settings (member i initialised exactly like independent run i,
+  so the runs pair up).
+* RQ2: the ``seeds`` independent runs of each model finetuned together for ONE epoch at lr
+  7e-4 (section 3.3: "after one epoch, performance started to degrade"). As a control, the
+  same runs finetuned for the same epoch *alone* (no mutual term), which separates the mutual
+  term's effect from that of training longer; the paper has no such control.
+* RQ3: the best pretrained run of every architecture (of RQ2's group) finetuned together.
+* RQ4 (section 3.5): RQ2's group of ``seeds`` runs; smaller groups drop the run with the worst
+  validation AUC one at a time; larger groups (up to ``max_group``) add further pretrained
+  runs. The group of ``seeds`` runs *is* RQ2's group (the same run folder).
+
+Members of one mutual group are not independent samples, so RQ1 and RQ2 can be repeated on
+``groups`` disjoint sets of pretrained runs: group g uses independent runs
+``(g - 1) * seeds + 1 .. g * seeds``, and the report's paired tests take one value per group.
 
 Every run is a run folder under ``--out`` (``independent/``, ``scratch/``, ``finetune/``,
 ``alone/``, ``mixed/``, ``size/``); a finished run with the same config is reused, so an
@@ -26,9 +36,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
-from mutualctr.config import TrainConfig
+from mutualctr.config import ScheduleConfig, TrainConfig
 from mutualctr.errors import ConfigError
 from mutualctr.methods import runner
 from mutualctr.methods.members import MemberConfig, member_auc
@@ -39,6 +49,42 @@ from mutualctr.training.trainer import Metrics
 PAPER_MODELS = ("deepfm", "dcn", "pnn", "fibinet")
 QUESTIONS = (1, 2, 3, 4)
 PAPER_BATCH_SIZE = 4000
+PRETRAIN_MAX_EPOCHS = 10  # the paper gives none; early stopping ends pretraining before
+T = TypeVar("T")
+
+
+def paper_schedule() -> ScheduleConfig:
+    """Section 3.1.4: exponential decay to one tenth of the rate in three epochs."""
+    return ScheduleConfig(name="exponential", decay_to=0.1, decay_epochs=3.0)
+
+
+def pretrain_config() -> TrainConfig:
+    """Independent runs and RQ1's scratch groups: lr 1e-3, early stopping on validation AUC
+    (``TrainConfig``'s default patience, best epoch restored), the paper's schedule."""
+    return TrainConfig(epochs=PRETRAIN_MAX_EPOCHS, batch_size=PAPER_BATCH_SIZE,
+                       schedule=paper_schedule())
+
+
+def finetune_config() -> TrainConfig:
+    """Mutual finetuning (section 3.3): one epoch at lr 7e-4, the paper's schedule."""
+    return TrainConfig(lr=FINETUNE_LR, epochs=1, batch_size=PAPER_BATCH_SIZE,
+                       schedule=paper_schedule())
+
+
+def size_group(base: Sequence[T], valid_auc: Sequence[float], extra: Sequence[T],
+               n: int) -> list[T]:
+    """RQ4's group of ``n`` (section 3.5), in ``base``'s order: for ``n <= len(base)`` the
+    runs left after dropping the worst validation AUC one at a time, else ``base`` plus the
+    first ``n - len(base)`` of ``extra``."""
+    if n > len(base):
+        return [*base, *extra[: n - len(base)]]
+    kept = sorted(range(len(base)), key=lambda i: -valid_auc[i])[:n]
+    return [base[i] for i in sorted(kept)]
+
+
+def seed_of(run: Path) -> int:
+    """k of an independent run folder ``.../seed{k}``."""
+    return int(run.name.removeprefix("seed"))
 
 
 @dataclass
@@ -49,19 +95,20 @@ class YilmazConfig:
 
     data: str = ""
     models: tuple[str, ...] = PAPER_MODELS
-    seeds: int = 4  # independent runs per model (a group needs two)
+    seeds: int = 4  # the size of RQ1's and RQ2's groups (runs per group)
+    groups: int = 1  # independent repetitions of RQ1's and RQ2's groups (paired tests need 2)
     questions: tuple[int, ...] = QUESTIONS
     max_group: int = 5  # RQ4's largest group
     control: bool = True  # RQ2's control: the same runs finetuned alone
     model_config: dict[str, Any] = field(default_factory=dict)  # for every model
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(batch_size=PAPER_BATCH_SIZE))
-    finetune: TrainConfig = field(
-        default_factory=lambda: TrainConfig(lr=FINETUNE_LR, epochs=1, batch_size=PAPER_BATCH_SIZE)
-    )
+    train: TrainConfig = field(default_factory=pretrain_config)
+    finetune: TrainConfig = field(default_factory=finetune_config)
 
     def __post_init__(self) -> None:
         if self.seeds < 2:
             raise ConfigError(f"seeds must be >= 2 (a group needs two models), got {self.seeds}")
+        if self.groups < 1:
+            raise ConfigError(f"groups must be >= 1, got {self.groups}")
         unknown = sorted(set(self.questions) - set(QUESTIONS))
         if unknown:
             raise ConfigError(f"unknown research questions {unknown}; choose from {QUESTIONS}")
@@ -74,8 +121,9 @@ class YilmazConfig:
 
     @property
     def pretrained_runs(self) -> int:
-        """Independent runs per model: ``seeds``, or more when RQ4 needs larger groups."""
-        return max(self.seeds, self.max_group) if 4 in self.questions else self.seeds
+        """Independent runs per model: ``seeds * groups``, or more when RQ4 needs more."""
+        runs = self.seeds * self.groups
+        return max(runs, self.max_group) if 4 in self.questions else runs
 
 
 class YilmazExperiment:
@@ -96,17 +144,39 @@ class YilmazExperiment:
     def independent_runs(self, model: str, count: int | None = None) -> list[Path]:
         return [self.independent_dir(model, k) for k in range(1, (count or self.s.seeds) + 1)]
 
-    def ranked_runs(self, model: str) -> list[Path]:
-        """All pretrained runs of ``model``, best validation AUC first."""
-        runs = self.independent_runs(model, self.s.pretrained_runs)
-        return sorted(runs, key=lambda r: -member_auc(r)["valid"])
+    def group_runs(self, model: str, g: int) -> list[Path]:
+        """The pretrained runs of group ``g`` (1-based); group 1 is the paper's group."""
+        first = (g - 1) * self.s.seeds + 1
+        return [self.independent_dir(model, k) for k in range(first, first + self.s.seeds)]
+
+    def group_dir(self, kind: str, model: str, g: int) -> Path:
+        """RQ1's and RQ2's group ``g`` of ``model``: kind is scratch, finetune or alone."""
+        return self.out / kind / model / f"group{g}"
+
+    def size_dir(self, model: str, n: int) -> Path:
+        """RQ4's group of ``n``; the group of ``seeds`` runs is RQ2's first group."""
+        if n == self.s.seeds:
+            return self.group_dir("finetune", model, 1)
+        return self.out / "size" / model / f"n{n}"
+
+    def size_groups(self, model: str) -> dict[int, list[Path]]:
+        """RQ4's members for N = 2 .. ``max_group`` (section 3.5), from RQ2's first group."""
+        base = self.group_runs(model, 1)
+        valid = [member_auc(r)["valid"] for r in base]
+        extra = self.independent_runs(model, self.s.pretrained_runs)[len(base):]
+        return {n: size_group(base, valid, extra, n) for n in range(2, self.s.max_group + 1)}
+
+    def best_runs(self) -> list[Path]:
+        """The best pretrained run (validation AUC) of RQ2's first group of every model."""
+        return [max(self.group_runs(m, 1), key=lambda r: member_auc(r)["valid"])
+                for m in self.s.models]
 
     def _count_runs(self) -> int:
-        s, m = self.s, len(self.s.models)
+        s = self.s
         per_model = s.pretrained_runs
-        per_model += (1 in s.questions) + (2 in s.questions) * (1 + s.control)
+        per_model += s.groups * ((1 in s.questions) + (2 in s.questions) * (1 + s.control))
         per_model += (s.max_group - 1) if 4 in s.questions else 0
-        return per_model * m + (3 in s.questions)
+        return per_model * len(s.models) + (3 in s.questions)
 
     # -- running --------------------------------------------------------------------------
 
@@ -136,44 +206,44 @@ class YilmazExperiment:
                             f"independent {model}, seed {k}")
 
     def rq1_scratch(self) -> None:
-        # member i is initialised with seed train.seed + 1 + i, like independent run k = i + 1
+        # member i of group g is initialised with seed train.seed + first + i, like
+        # independent run first + i (first = the group's first run)
         for model in self.s.models:
-            members = [MemberConfig(model=model, model_config=dict(self.s.model_config))
-                       for _ in range(self.s.seeds)]
-            self.ensure(self.out / "scratch" / model,
-                        self._group(members, self._seed_train(1)),
-                        f"RQ1: {self.s.seeds} x {model} mutual from scratch")
+            for g in range(1, self.s.groups + 1):
+                first = seed_of(self.group_runs(model, g)[0])
+                members = [MemberConfig(model=model, model_config=dict(self.s.model_config))
+                           for _ in range(self.s.seeds)]
+                self.ensure(self.group_dir("scratch", model, g),
+                            self._group(members, self._seed_train(first)),
+                            f"RQ1: {self.s.seeds} x {model} mutual from scratch, group {g}")
 
-    def _finetune(self, out: Path, runs: Sequence[Path], what: str,
+    def _finetune(self, out: Path, members: list[MemberConfig], what: str,
                   objective: str = "mutual") -> None:
-        members = [MemberConfig(init=str(r)) for r in runs]
         self.ensure(out, self._group(members, self.s.finetune, objective), what)
 
     def rq2_finetune(self) -> None:
         for model in self.s.models:
-            runs = self.independent_runs(model)
-            self._finetune(self.out / "finetune" / model, runs,
-                           f"RQ2: {len(runs)} x {model} mutual finetuning")
-            if self.s.control:
-                self._finetune(self.out / "alone" / model, runs,
-                               f"RQ2 control: {len(runs)} x {model} finetuned alone",
-                               objective="independent")
-
-    def best_runs(self) -> list[Path]:
-        """The best of the first ``seeds`` pretrained runs of every model (RQ3's members)."""
-        return [max(self.independent_runs(m), key=lambda r: member_auc(r)["valid"])
-                for m in self.s.models]
+            for g in range(1, self.s.groups + 1):
+                members = same_model_members(model, self.group_runs(model, g))
+                what = f"{len(members)} x {model}, group {g}"
+                self._finetune(self.group_dir("finetune", model, g), members,
+                               f"RQ2: {what} mutual finetuning")
+                if self.s.control:
+                    self._finetune(self.group_dir("alone", model, g), members,
+                                   f"RQ2 control: {what} finetuned alone",
+                                   objective="independent")
 
     def rq3_mixed(self) -> None:
-        self._finetune(self.out / "mixed", self.best_runs(),
+        members = [MemberConfig(init=str(r)) for r in self.best_runs()]
+        self._finetune(self.out / "mixed", members,
                        f"RQ3: mixed group {'+'.join(self.s.models)} mutual finetuning")
 
     def rq4_sizes(self) -> None:
         for model in self.s.models:
-            ranked = self.ranked_runs(model)
-            for n in range(2, self.s.max_group + 1):
-                self._finetune(self.out / "size" / model / f"n{n}", ranked[:n],
-                               f"RQ4: best {n} {model} runs, mutual finetuning")
+            for n, runs in self.size_groups(model).items():
+                rq2 = " (RQ2's group)" if n == self.s.seeds else ""
+                self._finetune(self.size_dir(model, n), same_model_members(model, runs),
+                               f"RQ4: N = {n} {model}{rq2} mutual finetuning")
 
     def run(self) -> None:
         """Train everything the chosen questions need (reusing finished runs)."""
@@ -183,3 +253,8 @@ class YilmazExperiment:
                  4: self.rq4_sizes}
         for q in sorted(self.s.questions):
             steps[q]()
+
+
+def same_model_members(model: str, runs: Sequence[Path]) -> list[MemberConfig]:
+    """Finetuning members from pretrained runs, named ``<model>_<k>`` by their run's seed k."""
+    return [MemberConfig(name=f"{model}_{seed_of(r)}", init=str(r)) for r in runs]

@@ -3,15 +3,16 @@ models with their own (or, as an ablation, one shared) embedding table, fused by
 the paper's ablations (its Table 3) as named :class:`Variant` s.
 
 The group only needs models that emit ``h`` and a logit, so sequence models join by name once
-they are registered. ``metrics.json`` adds gAUC per prediction on the test split (grouped by
-``group_field``: ``auto`` takes the categorical field named ``user`` when there is one), the
-monitored prediction and the trainable parameter count.
+they are registered. ``metrics.json`` adds, per prediction on the test split, gAUC under both
+weightings (``gauc_impressions``, ``gauc_users``; grouped by ``group_field``: ``auto`` takes the
+categorical field named ``user`` when there is one) and the normalized entropy against the
+training split's positive rate; then the monitored prediction and the trainable parameter
+count.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -135,17 +136,41 @@ def group_ids(store: EncodedStore, field_name: str) -> np.ndarray | None:
     return np.asarray(store.split("test").categorical[:, names.index(field_name)])
 
 
-def with_gauc(test: Metrics, predictions: dict[str, np.ndarray], labels: np.ndarray,
-              groups: np.ndarray | None) -> Metrics:
-    """``test`` (metrics by prediction) with every prediction's gAUC (nan without groups)."""
-    return {name: {**values, "gauc": math.nan if groups is None
-                   else metric_fns.gauc(labels, predictions[name], groups)}
+def training_positive_rate(store: EncodedStore) -> float:
+    """The background click rate for normalized entropy: the training split's positive rate,
+    as the store's meta records it (computed from the labels for a store without it)."""
+    recorded = store.meta["splits"].get("train", {}).get("positive_rate")
+    if recorded is not None:
+        return float(recorded)
+    return float(np.mean(store.split("train").label, dtype=np.float64))
+
+
+def ranking_metrics(
+    labels: np.ndarray, prediction: np.ndarray, groups: np.ndarray | None,
+    background_rate: float,
+) -> dict[str, float]:
+    """NE against ``background_rate`` and, given ``groups``, gAUC under both weightings
+    (:data:`mutualctr.metrics.GAUC_KEYS`); ``evaluate`` and CETNet's ``metrics.json`` use it."""
+    grouped = {} if groups is None else metric_fns.gaucs(labels, prediction, groups)
+    return {**grouped, "normalized_entropy": metric_fns.normalized_entropy(
+        labels, prediction, background_rate)}
+
+
+def with_ranking_metrics(
+    test: Metrics, predictions: dict[str, np.ndarray], labels: np.ndarray,
+    groups: np.ndarray | None, background_rate: float,
+) -> Metrics:
+    """``test`` (metrics by prediction) with every prediction's :func:`ranking_metrics`."""
+    return {name: {**values, **ranking_metrics(labels, predictions[name], groups,
+                                               background_rate)}
             for name, values in test.items()}
 
 
 def scored(config: CETNetConfig, store: EncodedStore, built: Built) -> Finalize:
-    """gAUC of every test prediction, the monitored prediction and the parameter count."""
+    """gAUCs and NE of every test prediction, the monitored prediction and the parameter
+    count."""
     groups = group_ids(store, config.group_field)
+    background_rate = training_positive_rate(store)
     parameters = sum(p.numel() for p in built.group.parameters()) + sum(
         p.numel() for p in built.objective.parameters())
 
@@ -153,7 +178,8 @@ def scored(config: CETNetConfig, store: EncodedStore, built: Built) -> Finalize:
         out = {**metrics, "monitor": built.objective.monitor, "parameters": parameters}
         if "test" in metrics:
             labels = np.asarray(store.split("test").label, dtype=np.float64)
-            out["test"] = with_gauc(metrics["test"], predictions, labels, groups)
+            out["test"] = with_ranking_metrics(metrics["test"], predictions, labels, groups,
+                                               background_rate)
         return out
 
     return finalize

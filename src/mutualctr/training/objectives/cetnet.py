@@ -8,9 +8,10 @@ logit ``z_n`` (``p_n = sigmoid(z_n)``). Per sample:
   fusion weights steer the readout; they are not a path for the models' gradients);
 * fusion weights ``w = softmax_n(C_n)`` (the paper's "general softmax" over confidences);
 * fused representation ``concat_n(w_n * h_n)`` read out by one linear layer to ``p_fused``;
-* loss ``BCE(p_fused) + sum_n BCE(p_n) + alpha * SKL``, where SKL is the symmetric KL between
-  the models' Bernoulli predictions, ``KL(p_i||p_j) + KL(p_j||p_i)``, averaged over the batch
-  and, for N > 2, over the N(N-1)/2 unordered pairs.
+* loss ``BCE(p_fused) + sum_n BCE(p_n) + alpha * L_kl`` (section 3.4.4), where ``L_kl`` is the
+  symmetric KL of section 3.3.1 between the models' Bernoulli predictions,
+  ``1/2 * [KL(p_i||p_j) + KL(p_j||p_i)]``, averaged over the batch (as the BCE terms are) and,
+  for N > 2, over the N(N-1)/2 unordered pairs.
 
 Everything is computed from logits, which keeps the entropies and divergences finite for
 saturated predictions: ``H(sigmoid(z)) = softplus(z) - z * sigmoid(z)`` and, for Bernoullis,
@@ -57,10 +58,11 @@ def fusion_weights(logits: torch.Tensor, stop_gradient: bool = True) -> torch.Te
 
 
 def symmetric_kl(logits: torch.Tensor) -> torch.Tensor:
-    """Mean over samples and unordered model pairs of ``KL(p_i||p_j) + KL(p_j||p_i)``.
+    """Mean over samples and unordered model pairs of ``1/2 * [KL(p_i||p_j) + KL(p_j||p_i)]``.
 
-    ``logits`` is ``[B, N]`` with ``N >= 2``; for Bernoullis the symmetric KL equals
-    ``(p_i - p_j) * (z_i - z_j)``.
+    The paper's ``L_kl`` (section 3.3.1) carries the factor 1/2; without it ``alpha`` would
+    weigh the term twice. ``logits`` is ``[B, N]`` with ``N >= 2``; for Bernoullis the sum of
+    the two KLs equals ``(p_i - p_j) * (z_i - z_j)``.
     """
     n = logits.shape[-1]
     if n < 2:
@@ -68,7 +70,7 @@ def symmetric_kl(logits: torch.Tensor) -> torch.Tensor:
     probs = torch.sigmoid(logits)
     i, j = zip(*itertools.combinations(range(n), 2), strict=True)
     i, j = list(i), list(j)
-    return ((probs[:, i] - probs[:, j]) * (logits[:, i] - logits[:, j])).mean()
+    return 0.5 * ((probs[:, i] - probs[:, j]) * (logits[:, i] - logits[:, j])).mean()
 
 
 class ConfidenceFusion(nn.Module):
@@ -125,12 +127,13 @@ class ConfidenceFusion(nn.Module):
 
 
 class CETNetObjective(Objective):
-    """``BCE(p_fused) + [sum_n BCE(p_n)] + alpha * SKL`` over a group of N models.
+    """``BCE(p_fused) + [sum_n BCE(p_n)] + alpha * L_kl`` over a group of N models.
 
     Args:
         member_names: the models' names, in the group's order.
         representation_dims: the models' ``h`` sizes, in the same order.
-        alpha: weight of the symmetric KL (the paper tries 0.1, 0.5, 1.0); 0 drops it.
+        alpha: weight of the symmetric KL :func:`symmetric_kl` (the paper tries 0.1, 0.5,
+            1.0); 0 drops it.
         fusion: see :class:`ConfidenceFusion`.
         stop_gradient: detach the confidences (the paper's choice; False is an ablation).
         member_losses: add each model's own BCE (False: only the fused prediction is trained,
