@@ -127,10 +127,16 @@ def test_report_tables_follow_the_papers_layout(experiment: tuple[Path, YilmazCo
     out, _ = experiment
     report = (out / "report.md").read_text()
     titles = [line for line in report.splitlines() if line.startswith("## ")]
-    assert titles == ["## Table 1: RQ1 and RQ2, independent training vs mutual learning",
+    assert titles == ["## Pretraining: validation AUC per epoch",
+                      "## Table 1: RQ1 and RQ2, independent training vs mutual learning",
                       "## Table 2: RQ3, same-model vs different-model groups",
                       "## Tables 3-4: RQ4, number of co-trained models", "## Summary"]
     assert "Yilmaz & Aldemir 2024, Table 1" in report
+    # the pretraining curves: one row per independent run, with the epoch it kept
+    kept = _metrics(out / "independent" / "dcn" / "seed1")["valid"]["dcn"]["auc"]
+    curve = next(line for line in report.splitlines() if line.startswith("| dcn run 1 |"))
+    assert f"{kept:.4f}" in curve
+    assert (out / "pretraining_curves.png").is_file()
     # Table 1: DCN's mutual-with-pretraining row carries the paper's runs and their RelaImp
     # per run against its independent runs (Avazu), computed here by hand
     avazu_ind = (0.79425, 0.79394, 0.79383, 0.79390)

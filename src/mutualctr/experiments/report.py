@@ -149,7 +149,7 @@ def plot_lines(
     title: str,
 ) -> None:
     """One line per series with (mean, std) error bars at each x; saved as PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, points in series.items():
         means = [m for m, _ in points]
@@ -161,7 +161,7 @@ def plot_lines(
     ax.set_xticks(list(x))
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_grouped_bars(
@@ -173,7 +173,7 @@ def plot_grouped_bars(
     title: str,
 ) -> None:
     """Bars of (mean, std) per category, one bar per group side by side; saved as PNG."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(categories)), 4))
     width = 0.8 / max(len(groups), 1)
     all_low, all_high = [], []
@@ -193,10 +193,10 @@ def plot_grouped_bars(
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
-    _save(fig, path)
+    save_figure(fig, path)
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -205,11 +205,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def _save(fig: Any, path: Path) -> None:
+def save_figure(fig: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 @dataclass(frozen=True)

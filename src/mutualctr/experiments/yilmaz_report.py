@@ -12,6 +12,7 @@ from typing import Any
 
 from mutualctr import files
 from mutualctr.experiments import yilmaz_paper as paper
+from mutualctr.experiments.curves import Curve, curves_table, learning_curves, plot_curves
 from mutualctr.experiments.report import (
     format_mean_std,
     format_percent,
@@ -299,8 +300,20 @@ class YilmazReport:
                 rows += _member_rows("RQ4", g)
         return rows
 
+    def curves(self) -> list[Curve]:
+        """The pretrained runs' validation AUC per epoch: which epoch each run kept."""
+        return [c for m in self.s.models
+                for k, r in enumerate(self.exp.independent_runs(m, self.s.pretrained_runs), 1)
+                if (r / METRICS_FILE).is_file()
+                for c in learning_curves(r, f"{m} run {k}")]
+
     def plot(self) -> list[Path]:
         paths = []
+        curves = self.curves()
+        if curves:
+            path = self.out / "pretraining_curves.png"
+            plot_curves(path, curves, "Pretraining: validation AUC per epoch")
+            paths.append(path)
         models = list(self.s.models)
         bars = {"independent": [mean_std(_flat(self.aucs("independent", m))) for m in models]}
         for label, kind in (("mutual, scratch", "scratch"), ("alone, finetuned", "alone"),
@@ -358,6 +371,12 @@ class YilmazReport:
     def markdown(self, plots: list[Path]) -> str:
         parts = self.intro()
         q = self.s.questions
+        curves = self.curves()
+        if curves:
+            parts += ["## Pretraining: validation AUC per epoch", "",
+                      "The independent runs, each restored to its best epoch (the paper's "
+                      "models are measured at that peak, which on Criteo and Avazu is the first "
+                      "or second epoch).", "", curves_table(curves), ""]
         if 1 in q or 2 in q:
             parts += ["## Table 1: RQ1 and RQ2, independent training vs mutual learning", "",
                       f"Paper columns: {paper.cite(1)}.", "", self.table1(), "",
