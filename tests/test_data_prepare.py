@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from data_files import ALL_TRAIN, build, criteo_line, write_lines
+from full_disk import FsyncFails, enospc, open_filling_up, temporary_files
 from mutualctr.cli import main
+from mutualctr.data import prepare as prepare_module
+from mutualctr.data import store as store_module
 from mutualctr.data.prepare import SplitOptions, prepare, row_uniforms
 from mutualctr.data.readers import ReaderOptions
 from mutualctr.data.readers.base import BadRows
@@ -216,6 +219,59 @@ def test_probabilities_are_aligned_and_give_bayes_auc(
     assert main(["data", "prepare", "--format", "criteo", str(path), "--probs", str(short),
                  "--out", str(tmp_path / "s2")]) == 2
     assert "has 1 lines but the data has a row on line" in capsys.readouterr().err
+
+
+class _StreamOnFullDisk:
+    """Stands for pyarrow's IPC stream writer on a full disk: a few bytes, then ENOSPC."""
+
+    def __init__(self, sink: str, schema: object) -> None:
+        Path(sink).write_bytes(b"partial")
+
+    def write_batch(self, batch: object) -> None:
+        raise enospc()
+
+    def close(self) -> None:
+        pass
+
+
+def _fill_the_disk(site: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Make ``site``'s write fail with ENOSPC; returns the path the error must name."""
+    if site == "arrays":  # the first array file takes 1000 bytes, then the disk is full
+        monkeypatch.setattr(store_module, "open", open_filling_up(1000), raising=False)
+        return "train/categorical.npy: "
+    if site == "cache":
+        monkeypatch.setattr(prepare_module.pa.ipc, "new_stream", _StreamOnFullDisk)
+        return f"{prepare_module.CACHE_FILE}: "
+    FsyncFails(monkeypatch, "meta", ".json")
+    return "meta.json: "
+
+
+@pytest.mark.parametrize("site", ["cache", "arrays", "meta"])
+def test_full_disk_during_prepare_names_the_file_leaves_no_store_and_a_rerun_builds_it(
+    site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "train.txt"
+    synthetic_criteo(path, 300)
+    out = tmp_path / "store"
+    args = ["data", "prepare", "--format", "criteo", "--min-count", "1", "--out", str(out),
+            str(path)]
+    named = _fill_the_disk(site, monkeypatch)
+    assert main(args) == 2
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert re.search(re.escape(named) + r"No space left on device \((needs at least \d+ "
+                     r"bytes, )?\d+ bytes free\)", err), err
+    assert str(out) in err
+    assert not (out / "meta.json").exists()  # no reader takes the folder for a store
+    assert temporary_files(out) == [] and not (out / prepare_module.CACHE_FILE).exists()
+    assert main(args) == 0  # the unfinished store is rebuilt without --overwrite
+    straight = prepare([path], tmp_path / "straight", "criteo",
+                       reader_options=ReaderOptions(min_count=1)).store
+    rebuilt = EncodedStore.open(out)
+    for name in straight.split_names:
+        np.testing.assert_array_equal(rebuilt.split(name).categorical,
+                                      straight.split(name).categorical)
 
 
 def test_cli_reports_bad_rows_and_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

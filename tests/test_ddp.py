@@ -13,7 +13,10 @@ import pytest
 import torch
 
 from mutualctr.cli import main
+from mutualctr.data.prepare import prepare
+from mutualctr.data.readers import ReaderOptions
 from mutualctr.data.store import EncodedStore
+from mutualctr.data.synthetic import generate_criteo_synthetic
 from training_support import write_store
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -28,6 +31,17 @@ def _args(store: Path, out: Path, batch_size: int) -> list[str]:
     ]
 
 
+def _torchrun(args: list[str]) -> None:
+    """``torchrun --standalone --nproc_per_node=2 -m mutualctr ARGS`` on CPU (gloo)."""
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+         "--standalone", "-m", "mutualctr", *args],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_two_cpu_processes_reach_single_process_auc(tmp_path: Path) -> None:
     store = write_store(tmp_path / "store", {"train": 6000, "valid": 1000, "test": 1000})
@@ -38,13 +52,7 @@ def test_two_cpu_processes_reach_single_process_auc(tmp_path: Path) -> None:
         assert main(_args(store, tmp_path / "single", 200)) == 0
     finally:
         torch.set_num_threads(threads)
-    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-         "--standalone", "-m", "mutualctr", *_args(store, tmp_path / "ddp", 100)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    _torchrun(_args(store, tmp_path / "ddp", 100))
     single = json.loads((tmp_path / "single" / "metrics.json").read_text())
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert ddp["test"]["deepfm"]["auc"] == pytest.approx(
@@ -55,3 +63,17 @@ def test_two_cpu_processes_reach_single_process_auc(tmp_path: Path) -> None:
         labels = np.asarray(EncodedStore.open(store).split("test").label)
         np.testing.assert_array_equal(saved["label"], labels)
         assert saved["pred_deepfm"].shape == labels.shape
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_on_an_all_categorical_criteo_store(tmp_path: Path) -> None:
+    # Criteo's default encoding makes every field categorical: the models have no numeric
+    # weights, so DDP finds no parameter without a gradient
+    raw = tmp_path / "raw.txt"
+    generate_criteo_synthetic(raw, 1000, seed=0)
+    store = prepare([raw], tmp_path / "store", "criteo",
+                    reader_options=ReaderOptions(min_count=2)).store
+    assert not store.feature_map.numeric
+    _torchrun(_args(store.root, tmp_path / "ddp", 50))
+    metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert 0.0 <= metrics["test"]["deepfm"]["auc"] <= 1.0

@@ -137,6 +137,31 @@ def test_vmap_over_stacked_models_matches_each_model(name: str) -> None:
     torch.testing.assert_close(stacked, expected)
 
 
+ALL_CATEGORICAL = FeatureMap(tuple(Feature(f"c{i}", "categorical", vocab_size=7) for i in range(4)))
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_all_categorical_inputs_give_no_empty_parameter_and_every_one_a_gradient(
+    name: str,
+) -> None:
+    # DDP refuses a parameter without a gradient (a (0, dim) numeric weight had none)
+    model = build_model(name, ALL_CATEGORICAL, small(name))
+    assert [k for k, p in model.named_parameters() if not p.numel()] == []
+    batch = Batch(torch.randint(1, 7, (8, 4)), torch.zeros(8, 0), (), torch.ones(8))
+    model(batch).logit.sum().backward()
+    assert [k for k, p in model.named_parameters() if p.grad is None] == []
+
+
+def test_weights_saved_with_empty_numeric_weights_still_load() -> None:
+    model = build_model("deepfm", ALL_CATEGORICAL, SMALL)
+    old = model.state_dict()
+    for name, module in model.named_modules():
+        if isinstance(module, FeatureEmbedding):
+            old[f"{name}.numeric_weight"] = torch.empty(0, module.dim)
+    assert "linear.weights.numeric_weight" in old
+    model.load_state_dict(old)
+
+
 def test_fm_head_starts_as_plain_fm() -> None:
     model = build_model("fm", FEATURES, SMALL)
     batch = make_batch(4)

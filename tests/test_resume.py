@@ -3,9 +3,11 @@ non-finite guard, unwritable folders and full disks (docs/reliability.md lists t
 
 from __future__ import annotations
 
-import errno
+import hashlib
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,16 +17,21 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
+from full_disk import FsyncFails, open_filling_up, temporary_files
 from mutualctr.cli import main
 from mutualctr.config import TrainConfig, from_dict
 from mutualctr.data.batch import Batch
+from mutualctr.errors import MutualCTRError
 from mutualctr.models.base import ModelOutput
 from mutualctr.training import checkpoint
+from mutualctr.training.checkpoint import MANIFEST_FILE, CheckpointDir
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
+from mutualctr.training.objectives.mutual import MutualObjective
 from mutualctr.training.runfolder import RunFolder, RunFolderError
-from mutualctr.training.trainer import NonFiniteError, fit
+from mutualctr.training.trainer import FitResult, NonFiniteError, Trainer, fit
 from training_support import synthetic_split, tiny_model, write_store
 
 ROWS = {"train": 1000, "valid": 300, "test": 300}
@@ -43,18 +50,26 @@ def one_thread() -> None:
     torch.set_num_threads(before)
 
 
+def _manifest(run: Path) -> dict:
+    return json.loads((run / "checkpoints" / MANIFEST_FILE).read_text())
+
+
+def _newest_checkpoint(run: Path) -> dict | None:
+    """The manifest's newest entry (epoch, step_in_epoch, global_step, file, ...), if any."""
+    try:
+        return _manifest(run)["checkpoints"][-1]
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _kill_mid_epoch(cmd: list[str], run: Path, epoch: int) -> None:
     """Start ``cmd``; SIGKILL it as soon as a mid-epoch checkpoint of ``epoch`` (0-based) exists."""
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{Path(__file__).parent}")
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    where = run / "checkpoints" / "last.json"
     deadline = time.monotonic() + 120
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                at = json.loads(where.read_text())
-            except (OSError, ValueError):
-                at = None
+            at = _newest_checkpoint(run)
             if at and at["epoch"] == epoch and at["step_in_epoch"] > 0:
                 proc.send_signal(signal.SIGKILL)
                 break
@@ -193,17 +208,167 @@ def test_full_disk_keeps_the_previous_checkpoint(
 ) -> None:
     path = tmp_path / "last.pt"
     checkpoint.save_atomic({"step": torch.tensor(1)}, path)
-
-    def full_disk(obj: object, handle: object) -> None:
-        handle.write(b"half a checkpoint")
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
-    with pytest.raises(checkpoint.CheckpointError, match="No space left"):
-        checkpoint.save_atomic({"step": torch.tensor(2)}, path)
+    # the file takes 100 bytes, then every write fails: torch.save reports that as a
+    # RuntimeError ("unexpected pos"), and the real cause must still reach the user
+    monkeypatch.setattr(checkpoint, "open", open_filling_up(100), raising=False)
+    state = {"step": torch.tensor(2), "weights": torch.zeros(1000)}
+    with pytest.raises(checkpoint.CheckpointError, match=re.escape(
+            f"cannot write {path}: No space left on device (needs at least 4008 bytes, ")):
+        checkpoint.save_atomic(state, path)
     monkeypatch.undo()
     assert int(checkpoint.load(path)["step"]) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+TRAIN = {"epochs": 2, "batch_size": 20, "lr": 0.01, "checkpoint_every_steps": 10,
+         "num_threads": 1, "keep_checkpoints": 2, "schedule": {"name": "exponential"}}
+
+
+def _fit(kind: str, out: Path, log: io.StringIO | None = None) -> FitResult:
+    """A run with checkpoints at steps 0, 10, 20, 30 (end of epoch 1), 40, 50, 60 (end)."""
+    names = ["m0"] if kind == "single" else ["m0", "m1"]
+    objective = IndependentObjective(names) if kind == "single" else MutualObjective(names)
+    group = ModelGroup([tiny_model(i) for i in range(len(names))], names)
+    with RunFolder.open(out, {"kind": kind}) as folder:
+        return fit(group, objective, synthetic_split(600, 0), synthetic_split(200, 1),
+                   from_dict(TrainConfig, TRAIN), folder, synthetic_split(200, 2), log=log)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, FitResult]:
+    before = torch.get_num_threads()
+    root = tmp_path_factory.mktemp("uninterrupted")
+    results = {kind: _fit(kind, root / kind) for kind in ("single", "mutual")}
+    torch.set_num_threads(before)
+    return results
+
+
+def _assert_same_metrics(result: FitResult, expected: FitResult) -> None:
+    for split, by_name in expected.metrics.items():
+        for name, values in by_name.items():
+            for metric, value in values.items():
+                assert result.metrics[split][name][metric] == pytest.approx(value, abs=1e-6)
+
+
+class _KilledError(Exception):
+    """Stands for a SIGKILL right after a checkpoint."""
+
+
+def _kill_after_checkpoints(monkeypatch: pytest.MonkeyPatch, count: int) -> None:
+    save = Trainer.save_checkpoint
+    saved = []
+
+    def save_then_die(self: Trainer, best: bool = False) -> None:
+        save(self, best)
+        saved.append(self.global_step)
+        if len(saved) == count:
+            raise _KilledError
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
+
+
+def _assert_checkpoints_match_manifest(run: Path) -> None:
+    """Exactly the recorded checkpoints are on disk, each with its recorded size and sha256."""
+    manifest = _manifest(run)
+    recorded = {e["file"]: e for e in manifest["checkpoints"]}
+    assert {p.name for p in (run / "checkpoints").glob("step-*.pt")} == set(recorded)
+    for name, entry in recorded.items():
+        data = (run / "checkpoints" / name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (entry["bytes"], entry["sha256"])
+    assert temporary_files(run) == []
+
+
+@pytest.mark.parametrize("kind", ["single", "mutual"])
+def test_truncated_newest_checkpoint_falls_back_to_the_previous_one(
+    kind: str, uninterrupted: dict[str, FitResult], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, one_thread: None,
+) -> None:
+    run = tmp_path / "run"
+    _kill_after_checkpoints(monkeypatch, 6)  # killed right after the checkpoint of step 50
+    with pytest.raises(_KilledError):
+        _fit(kind, run)
+    monkeypatch.undo()
+    manifest = _manifest(run)  # the newest 2, and the best (end of epoch 1)
+    assert [e["global_step"] for e in manifest["checkpoints"]] == [30, 40, 50]
+    assert manifest["best"] == "step-000000030.pt"
+    newest = run / "checkpoints" / "step-000000050.pt"
+    half = newest.stat().st_size // 2
+    newest.write_bytes(newest.read_bytes()[:half])
+    log = io.StringIO()
+    resumed = _fit(kind, run, log)
+    assert f"warning: checkpoint {newest} is damaged ({half} bytes, " in log.getvalue()
+    assert f"falling back to {run / 'checkpoints' / 'step-000000040.pt'}" in log.getvalue()
+    # training is deterministic: resuming at step 40 ends as the uninterrupted run
+    _assert_same_metrics(resumed, uninterrupted[kind])
+    _assert_checkpoints_match_manifest(run)
+    manifest = _manifest(run)
+    best = next(e for e in manifest["checkpoints"] if e["file"] == manifest["best"])
+    assert (best["epoch"], best["step_in_epoch"]) == (max(resumed.best_epochs.values()), 0)
+    assert len(manifest["checkpoints"]) <= TRAIN["keep_checkpoints"] + 1
+
+
+def test_every_checkpoint_damaged_is_an_error_naming_each(tmp_path: Path) -> None:
+    folder = CheckpointDir(tmp_path)
+    for step in (1, 2, 3):
+        where = {"epoch": 0, "step_in_epoch": step, "global_step": step}
+        folder.save({"step": torch.tensor(step)}, where, best=step == 1, keep=1)
+    assert sorted(p.name for p in tmp_path.glob("step-*.pt")) == [
+        "step-000000001.pt", "step-000000003.pt"]  # the newest and the best
+    assert int(folder.load_newest_intact().state["step"]) == 3
+    (tmp_path / "step-000000003.pt").write_bytes(b"junk")
+    best = tmp_path / "step-000000001.pt"
+    data = bytearray(best.read_bytes())
+    data[-30] ^= 0xFF  # same size, other bytes
+    best.write_bytes(bytes(data))
+    with pytest.raises(checkpoint.CheckpointError, match=(
+            r"step-000000003\.pt is damaged \(4 bytes, \d+ recorded\); .*"
+            r"step-000000001\.pt is damaged \(sha256 differs from the recorded one\): "
+            r"no intact checkpoint")):
+        folder.load_newest_intact()
+
+
+def test_run_folder_made_before_kept_checkpoints_is_accepted_and_resumes(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    config = {"train": {"lr": 0.01, "keep_checkpoints": 2}}
+    with RunFolder.open(run, config):
+        pass
+    # the earlier layout: no keep_checkpoints setting, one unrecorded checkpoint
+    (run / "config.yaml").write_text(yaml.safe_dump({"train": {"lr": 0.01}}))
+    checkpoint.save_atomic({"step": torch.tensor(7)}, run / "checkpoints" / "last.pt")
+    (run / "checkpoints" / "last.json").write_text("{}")
+    with RunFolder.open(run, config) as folder:
+        assert int(folder.checkpoints.load_newest_intact().state["step"]) == 7
+        where = {"epoch": 0, "step_in_epoch": 8, "global_step": 8}
+        folder.write_checkpoint({"step": torch.tensor(8)}, where, best=False, keep=2)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
+        MANIFEST_FILE, "step-000000008.pt"]
+
+
+# (file name prefix, suffix, which write of it fails): a checkpoint, the manifest, the
+# history of epoch 2, the final weights, the test predictions, metrics.json
+WRITE_SITES = [("step-", ".pt", 3), ("manifest", ".json", 3), ("metrics", ".jsonl", 2),
+               ("model", ".pt", 1), ("test_predictions", ".npz", 1), ("metrics", ".json", 1)]
+
+
+@pytest.mark.parametrize(("prefix", "suffix", "at"), WRITE_SITES,
+                         ids=[f"{p}{s}" for p, s, _ in WRITE_SITES])
+def test_full_disk_at_each_run_folder_write_keeps_the_previous_file_and_resumes(
+    prefix: str, suffix: str, at: int, uninterrupted: dict[str, FitResult], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, one_thread: None,
+) -> None:
+    run = tmp_path / "run"
+    failed = FsyncFails(monkeypatch, prefix, suffix, at)
+    with pytest.raises(MutualCTRError) as err:
+        _fit("single", run)
+    monkeypatch.undo()
+    assert failed.target is not None
+    assert re.search(re.escape(f"cannot write {failed.target}: No space left on device (needs "
+                               "at least ") + r"\d+ bytes, \d+ bytes free\)", str(err.value))
+    now = failed.target.read_bytes() if failed.target.exists() else None
+    assert now == failed.before  # the previous file (or none) is untouched
+    assert not (run / "metrics.json").exists()  # the run is not taken as finished
+    _assert_checkpoints_match_manifest(run)
+    _assert_same_metrics(_fit("single", run), uninterrupted["single"])
 
 
 class _Exploding(torch.nn.Module):
@@ -233,7 +398,8 @@ def test_non_finite_loss_stops_naming_step_and_model(tmp_path: Path) -> None:
     assert "epoch 1, batch 8 (global step 8)" in message
     assert "model 'bad' produced non-finite logits" in message
     assert "'good'" not in message
-    state = checkpoint.load(tmp_path / "run" / "checkpoints" / "last.pt")
+    state = checkpoint.load(tmp_path / "run" / "checkpoints" / _newest_checkpoint(
+        tmp_path / "run")["file"])
     assert state["global_step"] == 5
     assert all(torch.isfinite(v).all() for v in state["group"].values())
 

@@ -297,6 +297,7 @@ class TrainConfig:
     amp: bool = False  # bfloat16 autocast for the forward pass
     num_threads: int = param(0, ge=0)  # torch intra-op threads; 0 = leave torch's default
     checkpoint_every_steps: int = param(0, ge=0)  # 0 = only at the end of every epoch
+    keep_checkpoints: int = param(2, ge=1)  # newest checkpoints kept (the best one besides)
     max_train_rows: int = param(0, ge=0)  # train on the first N rows only; 0 = all of them
     log_every_steps: int = param(50, ge=1)
 

@@ -45,7 +45,7 @@ from mutualctr.data.store import (
     SplitWriter,
 )
 from mutualctr.errors import ConfigError, DataError
-from mutualctr.files import write_json
+from mutualctr.files import write_errors, write_json
 
 SplitMethod = Literal["random", "chronological", "time", "files"]
 SPLIT_METHODS: tuple[str, ...] = ("random", "chronological", "time", "files")
@@ -280,7 +280,7 @@ def _check_existing(
             f"holds a store built from other {', '.join(what)}; use --overwrite to rebuild "
             "it or choose another --out", file=str(out),
         )
-    if out.exists() and any(out.iterdir()) and not overwrite:
+    if out.exists() and not overwrite and not _only_an_unfinished_store(out):
         raise DataError("exists and is not an encoded store (no meta.json); use --overwrite or "
                         "choose another --out", file=str(out))
     for name in (META_FILE, ENCODER_FILE):
@@ -289,6 +289,13 @@ def _check_existing(
         if (out / name).is_dir():
             shutil.rmtree(out / name)
     return None
+
+
+def _only_an_unfinished_store(out: Path) -> bool:
+    """Whether ``out`` holds nothing but what a failed or killed ``prepare`` leaves (split
+    folders, the encoder, the cache, temporary files): rebuilt without ``--overwrite``."""
+    ours = {*SPLIT_NAMES, ENCODER_FILE, CACHE_FILE}
+    return all(entry.name in ours or entry.name.startswith(".") for entry in out.iterdir())
 
 
 def _chunks(
@@ -405,12 +412,14 @@ def _first_pass(
             train = which == 0
             fitter.update(chunk if train.all() else chunk.take(train))
             batch = _to_record_batch(chunk, which, prob_stream)
-            if writer is None:  # a stream: dictionaries change from batch to batch
-                writer = pa.ipc.new_stream(str(cache), batch.schema)
-            writer.write_batch(batch)
+            with write_errors(cache, cache):  # a full disk names the cache
+                if writer is None:  # a stream: dictionaries change from batch to batch
+                    writer = pa.ipc.new_stream(str(cache), batch.schema)
+                writer.write_batch(batch)
     finally:
         if writer is not None:
-            writer.close()
+            with write_errors(cache, cache):
+                writer.close()
     return _FirstPass(fitter.finish(), rows, positives, bad_rows)
 
 

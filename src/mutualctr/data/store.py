@@ -18,9 +18,10 @@ Arrays are opened with ``np.load(mmap_mode="r")``, so opening a store costs no r
 
 from __future__ import annotations
 
+import io
 import json
 import sys
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from mutualctr.data.encoder import Encoder
 from mutualctr.data.raw import encode_raw_file
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import DataError
-from mutualctr.files import atomic_path
+from mutualctr.files import atomic_path, write_errors
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -118,21 +119,38 @@ class _NpyStream:
     """A ``.npy`` file of known shape written front to back with plain writes.
 
     Plain writes rather than a writable memmap: pages of a memmap being filled stay resident,
-    so peak memory would grow with the split's size.
+    so peak memory would grow with the split's size. Unbuffered, so a failed write (a full
+    disk) surfaces at the write that failed and closing never retries it; the error names
+    ``path`` (the file's final name) and the file's size.
     """
 
-    def __init__(self, path: Path, dtype: type, shape: tuple[int, ...]) -> None:
-        self.handle = path.open("wb")
+    def __init__(self, path: Path, tmp: Path, dtype: type, shape: tuple[int, ...]) -> None:
+        self.path, self.tmp = path, tmp
         self.dtype = np.dtype(dtype)
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
                   "shape": shape}
-        np.lib.format.write_array_header_1_0(self.handle, header)
+        head = io.BytesIO()
+        np.lib.format.write_array_header_1_0(head, header)
+        self.size = len(head.getbuffer()) + int(np.prod(shape)) * self.dtype.itemsize
+        with self._errors():
+            self.handle = open(tmp, "wb", buffering=0)  # noqa: SIM115 - closed in close()
+        self._write(memoryview(head.getvalue()))
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return write_errors(self.path, self.tmp, self.size)
+
+    def _write(self, data: memoryview) -> None:
+        with self._errors():
+            while data:  # an unbuffered write may take fewer bytes than given
+                data = data[self.handle.write(data):]
 
     def write(self, arr: np.ndarray) -> None:
-        self.handle.write(np.ascontiguousarray(arr, dtype=self.dtype).tobytes())
+        flat = np.ascontiguousarray(arr, dtype=self.dtype).reshape(-1).view(np.uint8)
+        self._write(memoryview(flat))
 
     def close(self) -> None:
-        self.handle.close()
+        with self._errors():
+            self.handle.close()
 
 
 class SplitWriter:
@@ -159,7 +177,8 @@ class SplitWriter:
             shapes.append(("prob", np.float32, (rows,)))
         with ExitStack() as files:
             self.streams = {
-                stem: _NpyStream(files.enter_context(atomic_path(folder / f"{stem}.npy")),
+                stem: _NpyStream(folder / f"{stem}.npy",
+                                 files.enter_context(atomic_path(folder / f"{stem}.npy")),
                                  dtype, shape)
                 for stem, dtype, shape in shapes
             }

@@ -9,6 +9,8 @@ get one learned vector each, scaled by the value (as FuxiCTR does).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -35,10 +37,21 @@ class FeatureEmbedding(nn.Module):
         self.seq_lens = [f.max_len for f in feature_map.sequence]
         self.register_buffer("seq_offsets", offsets[n_cat:].clone(), persistent=False)
         self.table = nn.Embedding(max(int(sizes.sum()), 1), dim)
-        n_num = len(feature_map.numeric)
-        self.numeric_weight = nn.Parameter(torch.empty(n_num, dim))
         nn.init.normal_(self.table.weight, std=init_std)
-        nn.init.normal_(self.numeric_weight, std=init_std)
+        # no parameter for absent inputs: a (0, dim) one gets no gradient, which DDP refuses
+        self.numeric_weight: nn.Parameter | None = None
+        if feature_map.numeric:
+            self.numeric_weight = nn.Parameter(torch.empty(len(feature_map.numeric), dim))
+            nn.init.normal_(self.numeric_weight, std=init_std)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
+                              *args: Any, **kwargs: Any) -> None:
+        """Weights saved when every model had a numeric weight, (0, dim) without numeric
+        fields, still load: that empty tensor is dropped."""
+        key = prefix + "numeric_weight"
+        if self.numeric_weight is None and key in state_dict and not state_dict[key].numel():
+            del state_dict[key]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def num_fields(self) -> int:
@@ -61,6 +74,6 @@ class FeatureEmbedding(nn.Module):
             pooled = (rows[:, start : start + length] * mask).sum(1)
             parts.append((pooled / mask.sum(1).clamp_min(1.0)).unsqueeze(1))
             start += length
-        if self.numeric_weight.shape[0]:
+        if self.numeric_weight is not None:
             parts.append(batch.numeric.unsqueeze(-1) * self.numeric_weight)
         return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)

@@ -8,12 +8,19 @@ file cannot run code (tests/test_resume.py::test_crafted_checkpoint_cannot_run_c
 Writing goes through :mod:`mutualctr.files` (a temporary file in the same folder, fsync'ed, then
 renamed over the target): a crash or a full disk mid-write leaves the previous checkpoint as the
 latest, never a half-written one.
+
+A run keeps several checkpoints (:class:`CheckpointDir`): the newest ``keep`` and the best, each
+recorded with its size and sha256 in ``manifest.json`` (written atomically after the checkpoint
+itself). Resuming verifies them newest first and falls back past a damaged one (truncated by a
+copy, a full disk outside our writes, bit rot), naming it.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +35,34 @@ class CheckpointError(MutualCTRError):
     """A checkpoint cannot be written or read."""
 
 
-def save_atomic(state: dict[str, Any], path: Path) -> None:
-    """``torch.save`` to ``path`` through :func:`mutualctr.files.atomic_path`."""
+def tensor_bytes(state: Any) -> int:
+    """The bytes of every tensor in a nested state: about the size ``torch.save`` writes."""
+    if isinstance(state, torch.Tensor):
+        return state.numel() * state.element_size()
+    if isinstance(state, dict):
+        return sum(tensor_bytes(v) for v in state.values())
+    if isinstance(state, list | tuple):
+        return sum(tensor_bytes(v) for v in state)
+    return 0
+
+
+def save_atomic(state: dict[str, Any], path: Path) -> files.DigestWriter:
+    """``torch.save`` to ``path`` through :func:`mutualctr.files.atomic_path`.
+
+    Returns the writer, whose ``size`` and ``sha256`` describe the bytes written.
+    """
     try:
-        with files.atomic_path(path) as tmp, open(tmp, "wb") as handle:
-            torch.save(state, handle)
+        with files.atomic_path(path, tensor_bytes(state)) as tmp, open(tmp, "wb") as raw:
+            handle = files.DigestWriter(raw)
+            try:
+                torch.save(state, handle)
+            except RuntimeError as err:
+                if handle.error is None:
+                    raise
+                raise handle.error from err  # the OSError torch.save hid
     except files.FileWriteError as err:
         raise CheckpointError(f"checkpoint: {err}") from err
+    return handle
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -80,3 +108,114 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+MANIFEST_FILE = "manifest.json"
+MANIFEST_FORMAT = 1
+LEGACY_FILES = ("last.pt", "last.json")  # a run folder's one checkpoint before the manifest
+
+
+@dataclass
+class Restored:
+    """The newest intact checkpoint: its state, its file and a line per damaged newer one."""
+
+    state: dict[str, Any]
+    path: Path
+    damaged: list[str]
+
+
+class CheckpointDir:
+    """A run's checkpoint folder: ``step-<global step>.pt`` files and ``manifest.json``.
+
+    The manifest lists the kept checkpoints oldest first (file, epoch, step_in_epoch,
+    global_step, bytes, sha256) and names the best one. It is rewritten after every checkpoint,
+    so a crash between the two leaves the new file unlisted (and removed by the next save).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def _manifest(self) -> dict[str, Any]:
+        path = self.folder / MANIFEST_FILE
+        if not path.is_file():
+            return {"format": MANIFEST_FORMAT, "checkpoints": [], "best": None}
+        manifest = json.loads(path.read_text())
+        if manifest.get("format") != MANIFEST_FORMAT:
+            raise CheckpointError(f"{path}: manifest format {manifest.get('format')} is not "
+                                  f"{MANIFEST_FORMAT}")
+        return manifest
+
+    def latest(self) -> Path | None:
+        """The newest recorded checkpoint (not verified), or ``None``."""
+        entries = self._manifest()["checkpoints"]
+        return self.folder / entries[-1]["file"] if entries else None
+
+    def save(self, state: dict[str, Any], where: dict[str, int], *, best: bool, keep: int) -> None:
+        """Write ``state`` as the newest checkpoint; keep the newest ``keep`` and the best.
+
+        A checkpoint supersedes any recorded at or after its step (those of a run resumed from
+        an older checkpoint). If the manifest cannot be written the new file is removed: the
+        previous checkpoints and manifest stay as they were.
+        """
+        manifest = self._manifest()
+        name = f"step-{where['global_step']:09d}.pt"
+        written = save_atomic(state, self.folder / name)
+        entries = [e for e in manifest["checkpoints"] if e["global_step"] < where["global_step"]]
+        entries.append({"file": name, **where, "bytes": written.size, "sha256": written.sha256})
+        best_file = name if best else manifest["best"]
+        kept = [e for i, e in enumerate(entries)
+                if i >= len(entries) - keep or e["file"] == best_file]
+        if best_file not in {e["file"] for e in kept}:
+            best_file = None
+        try:
+            files.write_json(self.folder / MANIFEST_FILE, {
+                "format": MANIFEST_FORMAT, "checkpoints": kept, "best": best_file,
+            })
+        except files.FileWriteError as err:
+            (self.folder / name).unlink(missing_ok=True)
+            raise CheckpointError(f"checkpoint manifest: {err}") from err
+        self._prune({e["file"] for e in kept})
+
+    def _prune(self, kept: set[str]) -> None:
+        """Remove unlisted checkpoints, the temporary files of killed writers and a
+        checkpoint of the earlier layout."""
+        legacy = [self.folder / name for name in LEGACY_FILES]
+        for path in [*self.folder.glob("step-*.pt"), *self.folder.glob(".step-*.tmp.pt"),
+                     *legacy]:
+            if path.name not in kept:
+                path.unlink(missing_ok=True)
+
+    def load_newest_intact(self) -> Restored | None:
+        """Verify the recorded checkpoints newest first and load the first intact one.
+
+        ``None`` when none is recorded; :class:`CheckpointError` when every one is damaged. A
+        folder of the earlier layout (one ``last.pt``, no manifest) resumes from that file,
+        unverified: no checksum was recorded.
+        """
+        entries = self._manifest()["checkpoints"]
+        legacy = self.folder / LEGACY_FILES[0]
+        if not entries and legacy.is_file():
+            return Restored(load(legacy), legacy, [])
+        damaged = []
+        for entry in reversed(entries):
+            path = self.folder / entry["file"]
+            problem = _damage(path, entry)
+            if problem is None:
+                return Restored(load(path), path, damaged)
+            damaged.append(f"checkpoint {path} is damaged ({problem})")
+        if damaged:
+            raise CheckpointError("; ".join(damaged) + ": no intact checkpoint to resume from; "
+                                  "use --overwrite to start over")
+        return None
+
+
+def _damage(path: Path, entry: dict[str, Any]) -> str | None:
+    """What is wrong with a recorded checkpoint file, or ``None`` if it is intact."""
+    if not path.is_file():
+        return "missing"
+    size = path.stat().st_size
+    if size != entry["bytes"]:
+        return f"{size} bytes, {entry['bytes']} recorded"
+    if files.sha256(path) != entry["sha256"]:
+        return "sha256 differs from the recorded one"
+    return None

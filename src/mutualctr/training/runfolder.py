@@ -6,8 +6,11 @@ Layout::
     RUN/model.json              members (name, registry model, resolved hyperparameters),
                                 objective, feature map: enough to rebuild without pickle
     RUN/model.pt                final weights (best epoch restored), weights-only
-    RUN/checkpoints/last.pt     latest checkpoint (every epoch, and every K steps)
-    RUN/checkpoints/last.json   where that checkpoint is (epoch, step), for people and tests
+    RUN/checkpoints/step-N.pt   checkpoints (every epoch, and every K steps), named by
+                                global step: the newest ``train.keep_checkpoints`` and the
+                                best epoch's
+    RUN/checkpoints/manifest.json  each kept checkpoint's epoch, step, size and sha256, oldest
+                                first, and the best one's name (see training/checkpoint.py)
     RUN/metrics.jsonl           one line per finished epoch
     RUN/metrics.json            {"valid": {prediction: {"auc", "logloss", ...}}, "test": ...}
                                 of the restored best weights, always keyed by prediction
@@ -21,7 +24,8 @@ killed job is taken over), and a folder made with a different config is refused 
 ``overwrite``.
 
 Every file is written through :mod:`mutualctr.files` (temporary file, fsync, atomic rename), and
-only by the methods of :class:`RunFolder`: the names and formats live here alone.
+only by the methods of :class:`RunFolder`: the names and formats live here alone, but for the
+checkpoint folder's (:class:`~mutualctr.training.checkpoint.CheckpointDir`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import torch
 import yaml
 
 from mutualctr import files
+from mutualctr.config import TrainConfig
 from mutualctr.errors import MutualCTRError
 from mutualctr.training import checkpoint
 from mutualctr.training.distributed import DistInfo, any_rank
@@ -51,8 +56,20 @@ METRICS_FILE = "metrics.json"
 HISTORY_FILE = "metrics.jsonl"
 PREDICTIONS_FILE = "test_predictions.npz"
 LOCK_FILE = ".lock"
-CHECKPOINT_FILE = "last.pt"
-CHECKPOINT_INFO_FILE = "last.json"
+
+
+# Settings added after run folders were made: a config.yaml without one was made with what is
+# now its default, so it is read with that default and its runs stay reusable and resumable.
+ADDED_SETTINGS = {"train": {"keep_checkpoints": TrainConfig.keep_checkpoints}}
+
+
+def _stored_config(path: Path) -> dict[str, Any]:
+    """``config.yaml`` with the settings added since it was written, at their defaults."""
+    config = yaml.safe_load(path.read_text())
+    for section, added in ADDED_SETTINGS.items():
+        if isinstance(config, dict) and isinstance(config.get(section), dict):
+            config[section] = {**added, **config[section]}
+    return config
 
 
 class RunFolderError(MutualCTRError):
@@ -74,12 +91,8 @@ class RunFolder:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.checkpoints = root / "checkpoints"
+        self.checkpoints = checkpoint.CheckpointDir(root / "checkpoints")
         self._lock_handle: Any = None
-
-    @property
-    def last_checkpoint(self) -> Path:
-        return self.checkpoints / CHECKPOINT_FILE
 
     @classmethod
     def open(
@@ -132,7 +145,7 @@ class RunFolder:
     def _check_config(self, config: dict[str, Any], overwrite: bool) -> None:
         path = self.root / CONFIG_FILE
         if path.exists():
-            old = yaml.safe_load(path.read_text())
+            old = _stored_config(path)
             diffs = _config_diff(old, config)
             if diffs and not overwrite:
                 raise RunFolderError(
@@ -144,7 +157,7 @@ class RunFolder:
                 self._clear()
         elif overwrite:
             self._clear()
-        self.checkpoints.mkdir(exist_ok=True)
+        self.checkpoints.folder.mkdir(exist_ok=True)
         files.write_yaml(path, config)
 
     def _clear(self) -> None:
@@ -177,10 +190,12 @@ class RunFolder:
     def write_weights(self, weights: dict[str, Any]) -> None:
         checkpoint.save_atomic(weights, self.root / WEIGHTS_FILE)
 
-    def write_checkpoint(self, state: dict[str, Any], where: dict[str, int]) -> None:
-        """The training state, then where it is (epoch, step) for people and tests."""
-        checkpoint.save_atomic(state, self.last_checkpoint)
-        files.write_json(self.checkpoints / CHECKPOINT_INFO_FILE, where)
+    def write_checkpoint(
+        self, state: dict[str, Any], where: dict[str, int], *, best: bool, keep: int,
+    ) -> None:
+        """The training state at ``where`` (epoch, step_in_epoch, global_step); ``best``: it
+        ends the best epoch so far; ``keep``: how many of the newest checkpoints to keep."""
+        self.checkpoints.save(state, where, best=best, keep=keep)
 
     def write_history(self, records: list[dict[str, Any]]) -> None:
         """``metrics.jsonl``: one JSON line per finished epoch."""
@@ -191,7 +206,8 @@ class RunFolder:
 
     def write_predictions(self, labels: np.ndarray, predictions: dict[str, np.ndarray]) -> None:
         """``test_predictions.npz``: ``label`` and ``pred_<name>`` per named prediction."""
-        with files.atomic_path(self.root / PREDICTIONS_FILE) as tmp:
+        needed = labels.nbytes + sum(p.nbytes for p in predictions.values())
+        with files.atomic_path(self.root / PREDICTIONS_FILE, needed) as tmp:
             np.savez(tmp, label=labels, **{f"pred_{n}": p for n, p in predictions.items()})
 
 
@@ -221,7 +237,7 @@ def read_config(root: str | Path) -> dict[str, Any]:
     path = Path(root) / CONFIG_FILE
     if not path.is_file():
         raise RunFolderError(f"{root} is not a run folder (no {CONFIG_FILE})")
-    return yaml.safe_load(path.read_text())
+    return _stored_config(path)
 
 
 def read_metrics(root: str | Path) -> dict[str, Any]:
@@ -237,7 +253,7 @@ def is_finished(root: str | Path, config: dict[str, Any]) -> bool:
     root = Path(root)
     if not all((root / name).is_file() for name in (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE)):
         return False
-    return yaml.safe_load((root / CONFIG_FILE).read_text()) == config
+    return _stored_config(root / CONFIG_FILE) == config
 
 
 def open_run(

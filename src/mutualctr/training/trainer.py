@@ -232,22 +232,28 @@ class Trainer:
         same_world = len(rngs) == self.dist.world_size
         checkpoint.set_rng_state(rngs[self.dist.rank] if same_world else rngs[0])
 
-    def save_checkpoint(self) -> None:
-        """Called on every rank at the same steps: each rank's RNG state is kept."""
+    def save_checkpoint(self, best: bool = False) -> None:
+        """Called on every rank at the same steps: each rank's RNG state is kept. ``best``: the
+        epoch just ended is the best so far (its checkpoint outlives ``keep_checkpoints``)."""
         rng_states = distributed.gather_objects(checkpoint.rng_state(), self.dist)
         if self.run is None:
             return
         where = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                  "global_step": self.global_step}
-        self.run.write_checkpoint(self.state_dict(rng_states), where)
+        self.run.write_checkpoint(self.state_dict(rng_states), where, best=best,
+                                  keep=self.config.keep_checkpoints)
 
     def resume(self) -> bool:
-        """Load the run folder's last checkpoint, if any. Returns whether one was loaded."""
-        path = None if self.run is None else self.run.last_checkpoint
-        found = distributed.any_rank(path is not None and path.exists(), self.dist, self.device)
-        if not found:
+        """Load the run folder's newest intact checkpoint, if any; warn about damaged newer
+        ones. Returns whether one was loaded."""
+        restored = None if self.run is None else self.run.checkpoints.load_newest_intact()
+        if not distributed.any_rank(restored is not None, self.dist, self.device):
             return False
-        state = checkpoint.load(path) if path is not None else None
+        state, path = None, None  # other ranks get rank 0's state
+        if restored is not None:
+            state, path = restored.state, restored.path
+            for damaged in restored.damaged:
+                self._say(f"warning: {damaged}; falling back to {path}")
         if self.dist.enabled:
             holder = [state]
             torch.distributed.broadcast_object_list(holder, src=0)
@@ -295,9 +301,9 @@ class Trainer:
                     )
                     break
         kind = "loss" if not torch.isfinite(loss) else "gradient"
-        last = "no checkpoint was written yet"
-        if self.run is not None and self.run.last_checkpoint.exists():
-            last = f"the last good checkpoint {self.run.last_checkpoint} is intact"
+        latest = None if self.run is None else self.run.checkpoints.latest()
+        last = ("no checkpoint was written yet" if latest is None
+                else f"the last good checkpoint {latest} is intact")
         detail = "; ".join(culprits) if culprits else "on another rank"
         return (f"non-finite {kind} at {where}: {detail}. Training stopped before this update; "
                 f"{last}. Lower the learning rate, enable grad_clip or check the input data.")
@@ -417,7 +423,7 @@ class Trainer:
         self.history.append(record)
         if self.run is not None:
             self.run.write_history(self.history)
-        self.save_checkpoint()
+        self.save_checkpoint(best=self.epoch in self.selector.best_epochs().values())
         shown = "  ".join(
             f"{name} auc {m['auc']:.5f} logloss {m['logloss']:.5f}"
             for name, m in valid_metrics.items()
