@@ -5,7 +5,9 @@ float32 [B, n_numeric], *sequences int64 [B, max_len])`` encoded as in the store
 one click-probability tensor ``[B]`` per named prediction, in the order listed in the
 ``.signature.json`` file written next to it. TorchScript comes from ``torch.jit.trace``; ONNX
 needs the ``onnx`` package (the ``onnx`` extra: ``pip install mutualctr[onnx]``); it uses
-PyTorch's TorchScript-based exporter (``dynamo=False``), which needs nothing more.
+PyTorch's TorchScript-based exporter (``dynamo=False``), which needs nothing more. That exporter
+drops inputs the graph does not use (``numeric`` when the store has no numeric field, as
+Criteo's default encoding), so the signature lists the ONNX graph's own inputs.
 """
 
 from __future__ import annotations
@@ -90,10 +92,19 @@ def export(run_dir: str | Path, fmt: str, out: Path | None = None) -> Path:
                     model, inputs, str(tmp), input_names=input_names, output_names=names,
                     dynamic_axes={n: {0: "batch"} for n in input_names + names}, dynamo=False,
                 )
+    if fmt == "onnx":
+        input_names = onnx_inputs(out)
     signature = {"format": fmt, "inputs": input_names, "outputs": names,
                  "feature_map": trained.feature_map.to_dict()}
     write_json(signature_path(out), signature)
     return out
+
+
+def onnx_inputs(model_file: Path) -> list[str]:
+    """The input names of an ONNX model file, in order."""
+    import onnx  # the optional extra, checked by export()
+
+    return [i.name for i in onnx.load(str(model_file), load_external_data=False).graph.input]
 
 
 def signature_path(model_file: Path) -> Path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from types import TracebackType
@@ -30,7 +31,7 @@ import numpy as np
 
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.encoder import Encoder
-from mutualctr.data.raw import encode_raw_file
+from mutualctr.data.raw import encode_raw_chunks, encode_raw_file
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import DataError
 from mutualctr.files import atomic_path, write_errors
@@ -113,6 +114,10 @@ class EncodedStore:
         write predictions next to their inputs. Bad rows raise :class:`DataError`.
         """
         return encode_raw_file(self.meta["settings"], self.encoder, Path(path))
+
+    def encode_chunks(self, path: str | Path) -> Iterator[tuple[SplitArrays, pa.Table]]:
+        """:meth:`encode_file` chunk by chunk, in bounded memory (``raw.encode_raw_chunks``)."""
+        return encode_raw_chunks(self.meta["settings"], self.encoder, Path(path))
 
 
 class _NpyStream:

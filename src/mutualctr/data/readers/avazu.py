@@ -15,10 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mutualctr.data.readers import columns
-from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
+from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk, require_columns
 from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, header_of, read_delimited
 from mutualctr.data.schema import FieldSpec, Schema
-from mutualctr.errors import DataError
 
 RAW_FIELDS = (
     "C1", "banner_pos", "site_id", "site_domain", "site_category", "app_id", "app_domain",
@@ -66,10 +65,8 @@ class AvazuReader:
     ) -> Iterator[ParsedChunk]:
         header = set(header_of(path, ","))
         labelled = "click" in header or not allow_unlabelled
-        missing = sorted({"hour", *RAW_FIELDS, *(["click"] if labelled else [])} - header)
-        if missing:
-            raise DataError(f"missing Avazu columns: {', '.join(missing)}", file=str(path),
-                            line=1)
+        needed = sorted({"hour", *RAW_FIELDS, *(["click"] if labelled else [])})
+        require_columns(path, header, needed, "Avazu")
         for table, lines in read_delimited(path, bad_rows, delimiter=",",
                                            block_size=self.block_size):
             issues: list[Issue] = []

@@ -22,7 +22,7 @@ counts and drops them (``"skip"``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -158,6 +158,19 @@ class BadRows:
             "rows": self.count, "by_reason": dict(self.by_reason), "examples": examples,
             "filtered": dict(self.filtered),
         }
+
+
+def require_columns(
+    path: Path, header: Iterable[str], needed: Iterable[str], kind: str = "",
+) -> None:
+    """Refuse a file whose header lacks a ``needed`` column: a :class:`DataError` naming the
+    file, line 1 (the header; row 1 in Parquet) and the first missing column as the field."""
+    present = set(header)
+    missing = [name for name in needed if name not in present]
+    if missing:
+        what = f"{kind} columns" if kind else "columns"
+        raise DataError(f"missing {what}: {', '.join(missing)}", file=str(path), line=1,
+                        field=missing[0])
 
 
 def checked_chunk(

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mutualctr.data.readers import columns
-from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
+from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk, require_columns
 from mutualctr.data.readers.text import (
     DEFAULT_BLOCK_SIZE,
     first_line_width,
@@ -28,7 +28,6 @@ from mutualctr.data.readers.text import (
     read_delimited,
 )
 from mutualctr.data.schema import FieldSpec, Schema
-from mutualctr.errors import DataError
 
 FIELDS = (
     "user", "item", "daytime", "weekday", "isweekend", "homework", "cost", "weather", "country",
@@ -73,10 +72,8 @@ class FrappeReader:
         else:
             header = set(header_of(path, ","))
             labelled = "label" in header or not allow_unlabelled
-            missing = sorted({*FIELDS, *(["label"] if labelled else [])} - header)
-            if missing:
-                raise DataError(f"missing Frappe columns: {', '.join(missing)}",
-                                file=str(path), line=1)
+            needed = sorted({*FIELDS, *(["label"] if labelled else [])})
+            require_columns(path, header, needed, "Frappe")
             chunks = read_delimited(path, bad_rows, delimiter=",", block_size=self.block_size)
         for table, lines in chunks:
             issues: list[Issue] = []

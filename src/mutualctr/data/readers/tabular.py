@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from mutualctr.config import from_dict, load_yaml
 from mutualctr.data.readers import columns
-from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
+from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk, require_columns
 from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, header_of, read_delimited
 from mutualctr.data.schema import FieldSpec, Schema
 from mutualctr.errors import ConfigError, DataError
@@ -83,9 +83,7 @@ class TabularReader:
     def _columns(self, path: Path, names: Sequence[str], allow_unlabelled: bool) -> list[str]:
         """The columns to read (the label only when the file has it); missing ones are errors."""
         needed = self._needed(labelled=self.spec.label in names or not allow_unlabelled)
-        missing = [n for n in needed if n not in names]
-        if missing:
-            raise DataError(f"missing columns: {', '.join(missing)}", file=str(path), line=1)
+        require_columns(path, names, needed)
         return needed
 
     def _parquet_chunks(
