@@ -178,6 +178,15 @@ def test_objective_loss_is_the_sum_of_its_terms() -> None:
     torch.testing.assert_close(objective.predict(outputs)["fused"], out.predictions["fused"])
 
 
+def test_objective_parts_hold_each_members_mean_fusion_weight() -> None:
+    """What `train.tracking` shows of the fusion: the batch's mean weight per member."""
+    outputs, batch = outputs_and_batch()
+    out = CETNetObjective(["a", "b", "c"], [4, 4, 4])(outputs, batch)
+    expected = fusion_weights(torch.stack([o.logit for o in outputs], dim=-1)).mean(0)
+    for name, weight in zip("abc", expected, strict=True):
+        torch.testing.assert_close(out.parts[f"fusion_weight/{name}"], weight.detach())
+
+
 def test_objective_ablations_drop_their_terms() -> None:
     outputs, batch = outputs_and_batch()
     only_fused = CETNetObjective(["a", "b", "c"], [4, 4, 4], alpha=0.0, member_losses=False,

@@ -58,7 +58,7 @@ COMMON = {"--config", "--set", "--print-config", "--overwrite", "--resume", "--o
 
 
 @pytest.mark.parametrize("argv", [[c] for c in TRAINING_COMMANDS]
-                         + [["experiment", e] for e in EXPERIMENTS])
+                         + [["experiment", e] for e in EXPERIMENTS] + [["tune"]])
 def test_every_command_takes_the_common_options(argv: list[str]) -> None:
     assert _options(argv) >= COMMON
 

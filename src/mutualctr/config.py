@@ -299,7 +299,8 @@ class TrainConfig:
     checkpoint_every_steps: int = param(0, ge=0)  # 0 = only at the end of every epoch
     keep_checkpoints: int = param(2, ge=1)  # newest checkpoints kept (the best one besides)
     max_train_rows: int = param(0, ge=0)  # train on the first N rows only; 0 = all of them
-    log_every_steps: int = param(50, ge=1)
+    log_every_steps: int = param(50, ge=1)  # progress line and tracked step scalars
+    tracking: Literal["none", "tensorboard", "mlflow"] = "none"  # training/tracking.py
 
     def __post_init__(self) -> None:
         if self.device != "auto" and not (

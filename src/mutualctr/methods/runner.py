@@ -21,7 +21,7 @@ from mutualctr.methods.base import Method
 from mutualctr.training import distributed
 from mutualctr.training.restore import model_spec
 from mutualctr.training.runfolder import METHOD_KEY, is_finished, open_run, read_metrics
-from mutualctr.training.trainer import Metrics, fit, resolve_device, seed_everything
+from mutualctr.training.trainer import Metrics, OnEpoch, fit, resolve_device, seed_everything
 
 C = TypeVar("C")
 
@@ -53,9 +53,10 @@ def is_done(method: Method[C], config: C, out: str | Path) -> bool:
 
 def run(
     method: Method[C], config: C, out: str | Path, *, overwrite: bool = False,
-    log: TextIO | None = None,
+    log: TextIO | None = None, on_epoch: OnEpoch | None = None,
 ) -> RunResult:
-    """Train ``method`` with ``config`` into the run folder ``out`` (see the module docstring).
+    """Train ``method`` with ``config`` into the run folder ``out`` (see the module docstring);
+    ``log`` and ``on_epoch`` go to :func:`~mutualctr.training.trainer.fit`.
 
     Raises:
         ConfigError: the config names no data.
@@ -83,7 +84,8 @@ def run(
             finalize = None if method.finalize is None else method.finalize(config, store, built)
             test = store.split("test") if "test" in store.split_names else None
             result = fit(built.group, built.objective, store.split("train"),
-                         store.split("valid"), train, folder, test, dist, log, finalize)
+                         store.split("valid"), train, folder, test, dist, log, finalize,
+                         on_epoch)
         finally:
             if folder is not None:
                 folder.close()

@@ -60,7 +60,12 @@ LOCK_FILE = ".lock"
 
 # Settings added after run folders were made: a config.yaml without one was made with what is
 # now its default, so it is read with that default and its runs stay reusable and resumable.
-ADDED_SETTINGS = {"train": {"keep_checkpoints": TrainConfig.keep_checkpoints}}
+ADDED_SETTINGS = {"train": {"keep_checkpoints": TrainConfig.keep_checkpoints,
+                            "tracking": TrainConfig.tracking}}
+# Settings that change how a run is watched, not what it computes: a folder made with another
+# value holds the same run (resumed or reused as it is), and config.yaml keeps the latest value.
+VIEW_SETTINGS = {"train": ("tracking",)}
+TRACKING_DIR = "tensorboard"  # TensorBoard event files (training/tracking.py)
 
 
 def _stored_config(path: Path) -> dict[str, Any]:
@@ -70,6 +75,17 @@ def _stored_config(path: Path) -> dict[str, Any]:
         if isinstance(config, dict) and isinstance(config.get(section), dict):
             config[section] = {**added, **config[section]}
     return config
+
+
+def _comparable(config: Any) -> Any:
+    """``config`` without its :data:`VIEW_SETTINGS`, for comparing two runs' configs."""
+    if not isinstance(config, dict):
+        return config
+    out = dict(config)
+    for section, keys in VIEW_SETTINGS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k not in keys}
+    return out
 
 
 class RunFolderError(MutualCTRError):
@@ -146,7 +162,7 @@ class RunFolder:
         path = self.root / CONFIG_FILE
         if path.exists():
             old = _stored_config(path)
-            diffs = _config_diff(old, config)
+            diffs = _config_diff(_comparable(old), _comparable(config))
             if diffs and not overwrite:
                 raise RunFolderError(
                     f"run folder {self.root} was made with a different config ("
@@ -183,6 +199,12 @@ class RunFolder:
         self.close()
 
     # -- contents ---------------------------------------------------------------------------
+
+    @property
+    def tracking_dir(self) -> Path:
+        """Where TensorBoard's event files go (written by its own writer, not through
+        :mod:`mutualctr.files`: they are a view of ``metrics.jsonl``, not part of the run)."""
+        return self.root / TRACKING_DIR
 
     def write_model_spec(self, spec: dict[str, Any]) -> None:
         files.write_json(self.root / MODEL_SPEC_FILE, spec)
@@ -248,12 +270,18 @@ def read_metrics(root: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
+def read_history(root: str | Path) -> list[dict[str, Any]]:
+    """``metrics.jsonl``: the finished epochs' records, oldest first (none yet: empty)."""
+    path = Path(root) / HISTORY_FILE
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+
+
 def is_finished(root: str | Path, config: dict[str, Any]) -> bool:
     """Whether ``root`` holds a finished run of exactly ``config`` (its metrics and weights)."""
     root = Path(root)
     if not all((root / name).is_file() for name in (CONFIG_FILE, METRICS_FILE, WEIGHTS_FILE)):
         return False
-    return _stored_config(root / CONFIG_FILE) == config
+    return _comparable(_stored_config(root / CONFIG_FILE)) == _comparable(config)
 
 
 def open_run(

@@ -32,7 +32,7 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import SplitArrays
 from mutualctr.errors import DataError, MutualCTRError
-from mutualctr.training import checkpoint, distributed
+from mutualctr.training import checkpoint, distributed, tracking
 from mutualctr.training.distributed import DistInfo
 from mutualctr.training.objectives.base import Objective
 from mutualctr.training.progress import Progress
@@ -42,6 +42,7 @@ from mutualctr.training.selection import Selector
 CHECKPOINT_FORMAT = 1
 Metrics = dict[str, Any]  # {"valid": {prediction: {"auc", "logloss", ...}}, "test": ...}
 Finalize = Callable[[Metrics, dict[str, np.ndarray]], Metrics]
+OnEpoch = Callable[[dict[str, Any]], None]  # called with each epoch's metrics.jsonl record
 
 
 class NonFiniteError(MutualCTRError):
@@ -147,10 +148,12 @@ class Trainer:
     def __init__(
         self, group: nn.Module, objective: Objective, config: TrainConfig,
         run: RunFolder | None = None, dist: DistInfo | None = None, log: TextIO | None = None,
-        finalize: Finalize | None = None,
+        finalize: Finalize | None = None, on_epoch: OnEpoch | None = None,
     ) -> None:
         self.config = config
         self.finalize = finalize
+        self.on_epoch = on_epoch
+        self.tracker: tracking.Tracker = tracking.NullTracker()  # fit opens the configured one
         self.dist = dist or DistInfo()
         self.run = run if self.dist.is_main else None
         self.log = log if log is not None else sys.stderr
@@ -315,7 +318,7 @@ class Trainer:
             return f"{self.names[int(index)]}: {rest}"
         return name
 
-    def _train_step(self, batch: Batch) -> torch.Tensor:
+    def _train_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
         with autocast(self.device, self.config.amp):
             loss, parts, logits = self.train_module(batch)
         self.optimizer.zero_grad(set_to_none=True)
@@ -328,7 +331,7 @@ class Trainer:
         if self.config.grad_clip > 0:
             clip_grads_with_norm_(params, self.config.grad_clip, norm, foreach=True)
         self.optimizer.step()
-        return loss.detach()
+        return loss.detach(), parts
 
     def _train_epoch(self, loader: BatchLoader) -> Progress:
         epochs = self.config.epochs
@@ -337,13 +340,17 @@ class Trainer:
         self.step_module.train()
         for batch in loader.batches(self.epoch, start=self.step_in_epoch):
             self._set_lr(len(loader))
-            loss = self._train_step(batch.to(self.device, non_blocking=True))
+            loss, parts = self._train_step(batch.to(self.device, non_blocking=True))
             self.loss_sum += loss.double().cpu() * len(batch)
             self.loss_rows += len(batch)
             self.step_in_epoch += 1
             self.global_step += 1
-            show = self.step_in_epoch % self.config.log_every_steps == 0
-            progress.update(self.step_in_epoch, len(batch), float(loss) if show else None)
+            shown = float(loss) if self.step_in_epoch % self.config.log_every_steps == 0 else None
+            progress.update(self.step_in_epoch, len(batch), shown)
+            if shown is not None:
+                lr = self.optimizer.param_groups[0]["lr"]
+                rate = progress.rows_per_second * self.dist.world_size
+                self.tracker.log(tracking.step_scalars(shown, lr, rate, parts), self.global_step)
             if every and self.global_step % every == 0 and self.step_in_epoch < len(loader):
                 self.save_checkpoint()
         progress.close()
@@ -389,8 +396,12 @@ class Trainer:
             self.save_checkpoint()
         if self.stopped or self.epoch >= config.epochs:
             self._say("training already finished in this run folder; evaluating its best weights")
-        while not self.stopped and self.epoch < config.epochs:
-            self._run_epoch(loader, valid)
+        self.tracker = tracking.open_tracker(config.tracking, self.run, self.global_step)
+        try:
+            while not self.stopped and self.epoch < config.epochs:
+                self._run_epoch(loader, valid)
+        finally:
+            self.tracker.close()
         if config.early_stopping.restore_best:
             never = self.selector.restore()
             if never:
@@ -423,6 +434,7 @@ class Trainer:
         self.history.append(record)
         if self.run is not None:
             self.run.write_history(self.history)
+        self.tracker.log(tracking.epoch_scalars(record), self.global_step)
         self.save_checkpoint(best=self.epoch in self.selector.best_epochs().values())
         shown = "  ".join(
             f"{name} auc {m['auc']:.5f} logloss {m['logloss']:.5f}"
@@ -433,6 +445,8 @@ class Trainer:
             f"({rows_seen} rows, {record['rows_per_second']:.0f} rows/s) | valid {shown}"
             + (" | early stop" if self.stopped else "")
         )
+        if self.on_epoch is not None:
+            self.on_epoch(record)
 
     def _finish(self, valid: SplitArrays, test: SplitArrays | None) -> FitResult:
         result: Metrics = {"valid": self.evaluate(valid)}
@@ -490,6 +504,7 @@ def fit(
     group: nn.Module, objective: Objective, train: SplitArrays, valid: SplitArrays,
     config: TrainConfig, run: RunFolder | None = None, test: SplitArrays | None = None,
     dist: DistInfo | None = None, log: TextIO | None = None, finalize: Finalize | None = None,
+    on_epoch: OnEpoch | None = None,
 ) -> FitResult:
     """Train ``group`` under ``objective`` and evaluate the restored best weights.
 
@@ -506,7 +521,9 @@ def fit(
         log: where progress and epoch summaries go (stderr by default).
         finalize: turns the final metrics and the test predictions into what metrics.json
             holds (a method's additions, e.g. RelaImp against the starting runs).
+        on_epoch: called after every epoch with its ``metrics.jsonl`` record (on every rank);
+            an exception it raises stops training (``mutualctr tune`` prunes trials so).
     """
-    trainer = Trainer(group, objective, config, run, dist, log, finalize)
+    trainer = Trainer(group, objective, config, run, dist, log, finalize, on_epoch)
     return trainer.fit(train, valid, test)
 

@@ -167,10 +167,13 @@ class CETNetObjective(Objective):
         self.member_losses = member_losses
         self.fusion = ConfidenceFusion(representation_dims, fusion, stop_gradient)
 
-    def _fuse(self, outputs: Sequence[ModelOutput]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _fuse(
+        self, outputs: Sequence[ModelOutput]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(fused logit [B], member logits [B, N], fusion weights [B, N])``."""
         logits = torch.stack([o.logit for o in outputs], dim=-1)  # [B, N]
-        fused, _ = self.fusion([o.h for o in outputs], logits)
-        return fused, logits
+        fused, weights = self.fusion([o.h for o in outputs], logits)
+        return fused, logits, weights
 
     def _predictions(self, fused: torch.Tensor, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         predictions = {FUSED: torch.sigmoid(fused)}
@@ -179,14 +182,18 @@ class CETNetObjective(Objective):
         return predictions
 
     def predict(self, outputs: Sequence[ModelOutput]) -> dict[str, torch.Tensor]:
-        return self._predictions(*self._fuse(outputs))
+        fused, logits, _ = self._fuse(outputs)
+        return self._predictions(fused, logits)
 
     def forward(self, outputs: Sequence[ModelOutput], batch: Batch) -> ObjectiveOutput:
-        fused, logits = self._fuse(outputs)
+        fused, logits, weights = self._fuse(outputs)
         labels = batch.label
         fused_bce = F.binary_cross_entropy_with_logits(fused, labels)
         loss = fused_bce
         parts = {"bce_fused": fused_bce.detach()}
+        if self.fusion.weighted:  # the batch's mean fusion weight of each member
+            for name, w in zip(self.member_names, weights.detach().mean(0), strict=True):
+                parts[f"fusion_weight/{name}"] = w
         if self.member_losses:
             member_bce = F.binary_cross_entropy_with_logits(
                 logits, labels.unsqueeze(-1).expand_as(logits), reduction="none"

@@ -182,6 +182,10 @@ class EKTFObjective(Objective):
         loss, parts = ektf_loss(logits, batch.label, self.terms, self.detach_weights)
         # detached 0-d tensors, not floats: no device sync per step
         scalars = {name: parts[name].detach() for name in ("bce", "kd", "dml")}
-        for name, weight in zip(self.member_names, parts["lambda"].detach(), strict=True):
-            scalars[f"lambda/{name}"] = weight
+        lam, mu = parts["lambda"].detach(), parts["mu"].detach()
+        for k, name in enumerate(self.member_names):
+            scalars[f"lambda/{name}"] = lam[k]
+            for j, peer in enumerate(self.member_names):
+                if j != k:
+                    scalars[f"mu/{name}/{peer}"] = mu[k, j]  # how much `name` learns from `peer`
         return ObjectiveOutput(loss=loss, predictions=self.predict(outputs), parts=scalars)

@@ -1,0 +1,1 @@
+"""``mutualctr tune``: Optuna searches over a training command's config (see ``study.py``)."""
