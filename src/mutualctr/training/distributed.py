@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from mutualctr.data.store import SplitArrays
 
@@ -42,8 +43,29 @@ def init(device: torch.device) -> DistInfo:
     if world_size <= 1:
         return DistInfo()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        store = _attempt_store(world_size)
+        if store is None:
+            dist.init_process_group(backend=backend)
+        else:
+            dist.init_process_group(backend=backend, store=store, world_size=world_size,
+                                    rank=int(os.environ["RANK"]))
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def _attempt_store(world_size: int) -> dist.Store | None:
+    """torchrun's own key-value store, under a prefix naming this restart of the worker group.
+
+    The workers of every restart share the agent's store: without a prefix a restarted rank
+    can read the address a killed rank published in an earlier attempt and hang connecting to
+    it. ``None`` outside torchrun's agent store (the default ``env://`` initialisation).
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                          world_size, is_master=False)
+    return dist.PrefixStore(f"attempt_{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}",
+                            store)
 
 
 def shutdown(info: DistInfo) -> None:
@@ -83,6 +105,18 @@ def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     out: list[Any] = [None] * info.world_size
     dist.all_gather_object(out, obj)
     return out
+
+
+def broadcast_buffers(module: nn.Module, info: DistInfo) -> None:
+    """Give every rank rank 0's buffers (BatchNorm running statistics).
+
+    DDP broadcasts them only at the start of each forward, so after an epoch's last step every
+    rank holds statistics updated by its own batch: evaluation, which splits the rows across
+    ranks, would score each slice with another model, and none of them is the one rank 0 saves.
+    """
+    if info.enabled:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:

@@ -411,6 +411,7 @@ class Trainer:
     def _run_epoch(self, loader: BatchLoader, valid: SplitArrays) -> None:
         start = time.perf_counter()
         progress = self._train_epoch(loader)
+        distributed.broadcast_buffers(self.step_module, self.dist)
         train_loss = float(self.loss_sum) / max(self.loss_rows, 1)
         rows_seen = self.loss_rows * self.dist.world_size
         valid_metrics = self.evaluate(valid)
