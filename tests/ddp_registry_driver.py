@@ -1,9 +1,10 @@
 """Run by ``tests/test_ddp.py`` under one ``torchrun`` launch: ``ddp_registry_driver.py STORE OUT``.
 
-Trains every registry model at its default config, then a mutual-learning group of two, for a
-few DDP steps each on the store ``STORE``, so the launch is paid once. Rank 0 writes ``OUT``
-(JSON): per run, the error it raised (None when it trained; DDP raises when a parameter got
-no gradient) and whether every rank ended with identical weights.
+Trains every registry model at its default config, then each method's group (mutual learning
+of two, EKTF with two students, CETNet of two models), for a few DDP steps each on the store
+``STORE``, so the launch is paid once. Rank 0 writes ``OUT`` (JSON): per run, the error it
+raised (None when it trained; DDP raises when a parameter got no gradient) and whether every
+rank ended with identical weights.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch import nn
 
 from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
-from mutualctr.methods import independent, mutual
+from mutualctr.methods import cetnet, ektf, independent, mutual
 from mutualctr.methods.base import Method
 from mutualctr.methods.members import MemberConfig
 from mutualctr.models.registry import model_names
@@ -70,6 +71,10 @@ def main(store_dir: str, out: str) -> None:
     results["mutual"] = train_briefly(mutual.METHOD, mutual.MutualConfig(members=pair,
                                                                          train=TRAIN),
                                       store, dist)
+    results["ektf"] = train_briefly(
+        ektf.METHOD, ektf.EKTFConfig(students=ektf.mlp_students(2), train=TRAIN), store, dist)
+    results["cetnet"] = train_briefly(
+        cetnet.METHOD, cetnet.CETNetConfig(models=["deepfm", "dcn"], train=TRAIN), store, dist)
     if dist.is_main:
         Path(out).write_text(json.dumps(results, indent=1))
     distributed.shutdown(dist)

@@ -95,7 +95,7 @@ def test_two_cpu_processes_train_on_an_all_categorical_criteo_store(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_every_registry_model_and_a_mutual_pair_train_under_ddp_with_identical_ranks(
+def test_every_registry_model_and_each_methods_group_train_under_ddp_with_identical_ranks(
     tmp_path: Path,
 ) -> None:
     # one launch trains them all in turn (tests/ddp_registry_driver.py), at their defaults
@@ -103,7 +103,7 @@ def test_every_registry_model_and_a_mutual_pair_train_under_ddp_with_identical_r
     _torchrun([str(_all_categorical_criteo_store(tmp_path)), str(results)],
               program=(str(Path(__file__).with_name("ddp_registry_driver.py")),))
     outcome = json.loads(results.read_text())
-    assert set(outcome) == {*model_names(), "mutual"}
+    assert set(outcome) == {*model_names(), "mutual", "ektf", "cetnet"}
     assert {name: r["error"] for name, r in outcome.items() if r["error"]} == {}
     assert [name for name, r in outcome.items() if not r["same_weights"]] == []
 
