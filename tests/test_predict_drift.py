@@ -204,13 +204,12 @@ def test_an_empty_file_is_an_error_naming_file_and_line(
     assert f"file {raw}, line 1: file is empty" in err
 
 
+@pytest.mark.parametrize("trained", ["csv"], indirect=True)  # Criteo files have no header
 def test_header_only_csv_is_an_error_naming_file_and_line(
     trained: tuple[Case, EncodedStore, Path], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     case, _, run = trained
-    if case is not CASES["csv"]:
-        pytest.skip("Criteo files have no header")
     raw = write_lines(tmp_path / "header.csv", case.drifted[:1])
     err = failed_predict(run, raw, tmp_path / "out.csv", capsys)
     assert f"file {raw}, line 2: file has no data rows" in err
