@@ -86,12 +86,12 @@ def test_onnx_export_gives_the_same_predictions(trained: tuple[Path, Path]) -> N
     model_file = run / "export" / "model.onnx"
     signature = json.loads(signature_path(model_file).read_text())
     assert signature["outputs"] == ["deepfm"]
-    session = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
+    runtime = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
     split = EncodedStore.open(store).split("test")
     batch = next(BatchLoader(split, 37).batches(0))  # another batch size than exported with
     feeds = dict(zip(signature["inputs"], (batch.categorical.numpy(), batch.numeric.numpy()),
                      strict=True))
-    (got,) = session.run(None, feeds)
+    (got,) = runtime.run(None, feeds)
     model = load_trained(run)
     want = predict_split(model.group, model.objective, split, 37, torch.device("cpu"))["deepfm"]
     np.testing.assert_allclose(got, want[:37], rtol=0, atol=1e-5)

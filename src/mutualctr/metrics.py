@@ -190,3 +190,14 @@ def relaimp(auc_value: float, base_auc: float) -> float:
 def binary_metrics(y_true: ArrayLike, y_score: ArrayLike) -> dict[str, float]:
     """The metrics the trainer reports for every named prediction: AUC and logloss."""
     return {"auc": auc(y_true, y_score), "logloss": logloss(y_true, y_score)}
+
+
+def ranking_metrics(
+    labels: np.ndarray, prediction: np.ndarray, groups: np.ndarray | None,
+    background_rate: float,
+) -> dict[str, float]:
+    """NE against ``background_rate`` and, given ``groups``, gAUC under both weightings
+    (:data:`GAUC_KEYS`); ``evaluate`` and CETNet's ``metrics.json`` use it."""
+    grouped = {} if groups is None else gaucs(labels, prediction, groups)
+    return {**grouped, "normalized_entropy": normalized_entropy(
+        labels, prediction, background_rate)}

@@ -8,10 +8,9 @@ import json
 import numpy as np
 
 from mutualctr.data.schema import FeatureMap
-from mutualctr.data.store import EncodedStore
+from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
-from mutualctr.methods.cetnet import ranking_metrics, training_positive_rate
-from mutualctr.metrics import binary_metrics
+from mutualctr.metrics import binary_metrics, ranking_metrics
 from mutualctr.training.restore import load_trained
 from mutualctr.training.trainer import predict_split, resolve_device
 

@@ -226,3 +226,12 @@ class SplitWriter:
             self._files.__exit__(*sys.exc_info())
             raise
         self._files.close()
+
+
+def training_positive_rate(store: EncodedStore) -> float:
+    """The background click rate for normalized entropy: the training split's positive rate,
+    as the store's meta records it (computed from the labels for a store without it)."""
+    recorded = store.meta["splits"].get("train", {}).get("positive_rate")
+    if recorded is not None:
+        return float(recorded)
+    return float(np.mean(store.split("train").label, dtype=np.float64))

@@ -38,7 +38,7 @@ import numpy as np
 from mutualctr import files
 from mutualctr.cli_config import add_experiment_arguments, experiment_config
 from mutualctr.config import TrainConfig, param
-from mutualctr.data.store import EncodedStore
+from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
 from mutualctr.experiments import cetnet_paper as paper
 from mutualctr.experiments import report
@@ -49,7 +49,6 @@ from mutualctr.methods.cetnet import (
     CETNET,
     Variant,
     group_ids,
-    training_positive_rate,
     with_ranking_metrics,
 )
 from mutualctr.models.multi_embedding import ME_PREFIX

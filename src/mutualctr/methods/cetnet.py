@@ -22,7 +22,7 @@ import numpy as np
 from mutualctr import metrics as metric_fns
 from mutualctr.config import TrainConfig, param
 from mutualctr.data.schema import FeatureMap
-from mutualctr.data.store import EncodedStore
+from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
 from mutualctr.methods.base import Built, Method
 from mutualctr.methods.members import positional_names
@@ -136,33 +136,14 @@ def group_ids(store: EncodedStore, field_name: str) -> np.ndarray | None:
     return np.asarray(store.split("test").categorical[:, names.index(field_name)])
 
 
-def training_positive_rate(store: EncodedStore) -> float:
-    """The background click rate for normalized entropy: the training split's positive rate,
-    as the store's meta records it (computed from the labels for a store without it)."""
-    recorded = store.meta["splits"].get("train", {}).get("positive_rate")
-    if recorded is not None:
-        return float(recorded)
-    return float(np.mean(store.split("train").label, dtype=np.float64))
-
-
-def ranking_metrics(
-    labels: np.ndarray, prediction: np.ndarray, groups: np.ndarray | None,
-    background_rate: float,
-) -> dict[str, float]:
-    """NE against ``background_rate`` and, given ``groups``, gAUC under both weightings
-    (:data:`mutualctr.metrics.GAUC_KEYS`); ``evaluate`` and CETNet's ``metrics.json`` use it."""
-    grouped = {} if groups is None else metric_fns.gaucs(labels, prediction, groups)
-    return {**grouped, "normalized_entropy": metric_fns.normalized_entropy(
-        labels, prediction, background_rate)}
-
-
 def with_ranking_metrics(
     test: Metrics, predictions: dict[str, np.ndarray], labels: np.ndarray,
     groups: np.ndarray | None, background_rate: float,
 ) -> Metrics:
-    """``test`` (metrics by prediction) with every prediction's :func:`ranking_metrics`."""
-    return {name: {**values, **ranking_metrics(labels, predictions[name], groups,
-                                               background_rate)}
+    """``test`` (metrics by prediction) with every prediction's
+    :func:`mutualctr.metrics.ranking_metrics`."""
+    return {name: {**values, **metric_fns.ranking_metrics(labels, predictions[name], groups,
+                                                          background_rate)}
             for name, values in test.items()}
 
 
