@@ -23,6 +23,7 @@ from mutualctr.methods.ektf import students_ranked
 from mutualctr.methods.members import StudentSpec
 from mutualctr.models.base import ModelOutput
 from mutualctr.models.dagfm import DAGFM, DAGInteraction
+from mutualctr.models.embedding import Embedded
 from mutualctr.models.registry import build_model
 from mutualctr.training.groups.distillation import DistillationGroup
 from mutualctr.training.objectives.kd_baselines import DAGFMDistillation
@@ -89,7 +90,7 @@ def test_model_is_the_head_over_the_pooled_states(kind: str) -> None:
     emb = torch.randn(5, F, D, dtype=torch.float64)
     batch = Batch(torch.zeros(5, F, dtype=torch.long), torch.zeros(5, 0), (), torch.zeros(5))
     expected = model.head(reference_dag(model.dag, emb, kind)).squeeze(-1)
-    torch.testing.assert_close(model.forward_embedded(batch, emb).logit, expected)
+    torch.testing.assert_close(model.forward_embedded(batch, Embedded(emb)).logit, expected)
 
 
 def test_init_connect_identity_mask_and_sizes() -> None:

@@ -70,6 +70,36 @@ def test_embedding_pools_sequences_and_scales_numerics() -> None:
     torch.testing.assert_close(out[:, 4], batch.numeric[:, :1] * emb.numeric_weight[0])
 
 
+def test_a_shared_feature_indexes_the_rows_of_the_feature_it_shares_with() -> None:
+    shared = FeatureMap((
+        Feature("item", "categorical", vocab_size=9),
+        Feature("hist_item", "sequence", vocab_size=9, max_len=3, share_with="item"),
+        Feature("hour", "categorical", vocab_size=6),
+    ))
+    emb = FeatureEmbedding(shared, 4)
+    assert emb.table.num_embeddings == 9 + 6  # the history takes no rows of its own
+    batch = Batch(torch.tensor([[4, 2], [5, 3]]), torch.zeros(2, 0),
+                  (torch.tensor([[4, 7, 0], [0, 0, 0]]),), torch.zeros(2))
+    embedded = emb.embed(batch)
+    table = emb.table.weight
+    torch.testing.assert_close(embedded.sequences[0][0, 0], table[4])  # item 4's own row
+    torch.testing.assert_close(embedded.fields[0, 0], embedded.sequences[0][0, 0])
+    # categorical fields come first, hour's rows after item's; then the pooled history
+    torch.testing.assert_close(embedded.fields[0, 1], table[9 + 2])
+    assert embedded.masks[0].tolist() == [[True, True, False], [False, False, False]]
+    torch.testing.assert_close(embedded.fields[0, 2], (table[4] + table[7]) / 2)
+    assert not embedded.fields[1, 2].any()  # an empty history pools to zeros
+
+
+def test_sharing_with_an_unknown_feature_or_another_vocabulary_is_refused() -> None:
+    with pytest.raises(ValueError, match="shares with 'movie'"):
+        FeatureEmbedding(FeatureMap((Feature("item", "categorical", 9), Feature(
+            "hist", "sequence", 9, 3, share_with="movie"))), 4)
+    with pytest.raises(ValueError, match="vocabulary sizes differ"):
+        FeatureEmbedding(FeatureMap((Feature("item", "categorical", 9), Feature(
+            "hist", "sequence", 8, 3, share_with="item"))), 4)
+
+
 @pytest.mark.parametrize("name", model_names())
 def test_model_shapes(name: str) -> None:
     model = build_model(name, FEATURES, SMALL)

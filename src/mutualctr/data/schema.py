@@ -31,6 +31,10 @@ class FieldSpec:
     min_count: int = 1
     separator: str = "|"
     max_len: int = 0  # sequence fields: 0 means "longest in train"
+    # another categorical or sequence field whose vocabulary this one uses (fitted on both
+    # columns' training values), e.g. a history of items sharing the target item's ids, so a
+    # model can look both up in one embedding table (FuxiCTR's ``share_embedding``)
+    share_vocab: str = ""
 
     def __post_init__(self) -> None:
         if self.type not in FIELD_TYPES:
@@ -41,6 +45,8 @@ class FieldSpec:
             raise ValueError(f"field {self.name!r}: min_count must be >= 1, got {self.min_count}")
         if self.max_len < 0:
             raise ValueError(f"field {self.name!r}: max_len must be >= 0, got {self.max_len}")
+        if self.share_vocab and self.type == "numeric":
+            raise ValueError(f"field {self.name!r}: a numeric field has no vocabulary to share")
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,9 @@ class Feature:
     type: FieldType
     vocab_size: int = 0  # categorical / sequence: number of ids including PAD and OOV
     max_len: int = 0  # sequence: padded length
+    # the feature whose ids (and embedding rows) this one uses: a behaviour sequence of items
+    # shares with the target item, so target attention (DIN) compares rows of one table
+    share_with: str = ""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from torch import nn
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
-from mutualctr.models.embedding import FeatureEmbedding
+from mutualctr.models.embedding import Embedded, FeatureEmbedding
 from mutualctr.models.layers.mlp import MLP
 
 AuxiliaryLoss = Literal["none", "self_distillation", "tri_bce"]
@@ -148,13 +148,21 @@ class CTRModel(nn.Module):
         """
         return "none", ()
 
-    def forward(self, batch: Batch) -> ModelOutput:
-        return self.forward_embedded(batch, self.embedding(batch))
+    def represent_embedded(
+        self, batch: Batch, embedded: Embedded
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``represent`` from all of a batch's embeddings. Models that read behaviour
+        sequences position by position (DIN, DIEN, ...) override this; the others see the field
+        embeddings only, sequences mean-pooled."""
+        return self.represent(batch, embedded.fields)
 
-    def forward_embedded(self, batch: Batch, emb: torch.Tensor) -> ModelOutput:
-        """``forward`` from field embeddings ``[B, F, D]`` looked up elsewhere (EKTF's students
-        share one embedding)."""
-        h, residual = self.represent(batch, emb)
+    def forward(self, batch: Batch) -> ModelOutput:
+        return self.forward_embedded(batch, self.embedding.embed(batch))
+
+    def forward_embedded(self, batch: Batch, embedded: Embedded) -> ModelOutput:
+        """``forward`` from embeddings looked up elsewhere (EKTF's students share one
+        embedding)."""
+        h, residual = self.represent_embedded(batch, embedded)
         logit = self.head(h).squeeze(-1)
         if residual is not None:
             logit = logit + residual

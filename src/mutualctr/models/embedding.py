@@ -3,12 +3,16 @@
 Categorical and sequence ids are field-local (see :mod:`mutualctr.data.schema`); one table holds
 every field's rows, and per-field offsets turn local ids into rows, so a batch costs a single
 ``index_select`` whatever the number of fields (TorchRec's EmbeddingBagCollection idea, without
-sharding). Sequence (multi-hot) fields are mean-pooled over their non-padding ids. Numeric fields
+sharding). Sequence (multi-hot) fields are mean-pooled over their non-padding ids; models that
+read a sequence position by position (DIN, DIEN, ...) take the unpooled rows from
+:meth:`FeatureEmbedding.embed`. A feature with ``share_with`` (a behaviour history of items)
+takes no rows of its own: its ids index the rows of the feature it shares with. Numeric fields
 get one learned vector each, scaled by the value (as FuxiCTR does).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -16,6 +20,47 @@ from torch import nn
 
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import PAD_ID, FeatureMap
+
+
+@dataclass
+class Embedded:
+    """One batch's embeddings.
+
+    Attributes:
+        fields: ``[B, F, D]`` one vector per field (sequences mean-pooled), in
+            :class:`FeatureEmbedding`'s field order.
+        sequences: per sequence field (feature-map order), its rows ``[B, L, D]`` position by
+            position, padding positions included.
+        masks: per sequence field, ``[B, L]`` bool, True where the position holds an id.
+    """
+
+    fields: torch.Tensor
+    sequences: tuple[torch.Tensor, ...] = ()
+    masks: tuple[torch.Tensor, ...] = ()
+
+
+def _table_offsets(feature_map: FeatureMap) -> tuple[list[int], int]:
+    """Each categorical and sequence feature's first row in the shared table, and the table's
+    size. A feature that ``share_with`` another starts at that feature's row."""
+    sparse = feature_map.categorical + feature_map.sequence
+    names = [f.name for f in sparse]
+    own: dict[str, int] = {}
+    size = 0
+    for f in sparse:
+        if not f.share_with:
+            own[f.name] = size
+            size += f.vocab_size
+    offsets = []
+    for f in sparse:
+        target = f.share_with or f.name
+        if target not in own:
+            raise ValueError(f"feature {f.name!r} shares with {target!r}, which is not one of "
+                             f"the categorical or sequence features {names} with rows of its own")
+        if f.vocab_size != next(g.vocab_size for g in sparse if g.name == target):
+            raise ValueError(f"feature {f.name!r} shares with {target!r} but their vocabulary "
+                             "sizes differ")
+        offsets.append(own[target])
+    return offsets, size
 
 
 class FeatureEmbedding(nn.Module):
@@ -29,14 +74,13 @@ class FeatureEmbedding(nn.Module):
         super().__init__()
         self.feature_map = feature_map
         self.dim = dim
-        sparse = feature_map.categorical + feature_map.sequence
-        sizes = torch.tensor([f.vocab_size for f in sparse], dtype=torch.long)
-        offsets = torch.cumsum(sizes, 0) - sizes
+        row_offsets, rows = _table_offsets(feature_map)
+        offsets = torch.tensor(row_offsets, dtype=torch.long)
         n_cat = len(feature_map.categorical)
         self.register_buffer("cat_offsets", offsets[:n_cat].clone(), persistent=False)
         self.seq_lens = [f.max_len for f in feature_map.sequence]
         self.register_buffer("seq_offsets", offsets[n_cat:].clone(), persistent=False)
-        self.table = nn.Embedding(max(int(sizes.sum()), 1), dim)
+        self.table = nn.Embedding(max(rows, 1), dim)
         nn.init.normal_(self.table.weight, std=init_std)
         # no parameter for absent inputs: a (0, dim) one gets no gradient, which DDP refuses
         self.numeric_weight: nn.Parameter | None = None
@@ -58,7 +102,13 @@ class FeatureEmbedding(nn.Module):
         return self.feature_map.num_fields
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        """Field embeddings ``[B, F, D]``."""
+        return self.embed(batch).fields
+
+    def embed(self, batch: Batch) -> Embedded:
+        """Field embeddings plus each sequence's rows and mask (one gather for all)."""
         parts: list[torch.Tensor] = []
+        sequences, masks = [], []
         ids = [batch.categorical + self.cat_offsets]
         ids += [seq + off for seq, off in zip(batch.sequences, self.seq_offsets, strict=True)]
         flat_ids = ids[0] if len(ids) == 1 else torch.cat(ids, dim=1)
@@ -70,10 +120,15 @@ class FeatureEmbedding(nn.Module):
         parts.append(rows[:, :n_cat])
         start = n_cat
         for seq, length in zip(batch.sequences, self.seq_lens, strict=True):
-            mask = (seq != PAD_ID).unsqueeze(-1).to(rows.dtype)  # [B, L, 1]
-            pooled = (rows[:, start : start + length] * mask).sum(1)
+            present = seq != PAD_ID  # [B, L]
+            seq_rows = rows[:, start : start + length]
+            mask = present.unsqueeze(-1).to(rows.dtype)  # [B, L, 1]
+            pooled = (seq_rows * mask).sum(1)
             parts.append((pooled / mask.sum(1).clamp_min(1.0)).unsqueeze(1))
+            sequences.append(seq_rows)
+            masks.append(present)
             start += length
         if self.numeric_weight is not None:
             parts.append(batch.numeric.unsqueeze(-1) * self.numeric_weight)
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        fields = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return Embedded(fields, tuple(sequences), tuple(masks))

@@ -26,7 +26,7 @@ from torch import nn
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.models.base import CTRModel
-from mutualctr.models.embedding import FeatureEmbedding
+from mutualctr.models.embedding import Embedded, FeatureEmbedding
 
 ME_PREFIX = "me_"
 
@@ -41,7 +41,11 @@ class MultiTableEmbedding(nn.Module):
         )
 
     def forward(self, batch: Batch) -> torch.Tensor:
-        return torch.stack([table(batch) for table in self.tables], dim=2)
+        return self.embed(batch).fields
+
+    def embed(self, batch: Batch) -> Embedded:
+        """``fields`` ``[B, F, K, D]``; the ME variants' backbones read pooled fields only."""
+        return Embedded(torch.stack([table(batch) for table in self.tables], dim=2))
 
 
 class MultiEmbeddingModel(CTRModel):

@@ -34,6 +34,6 @@ class DistillationGroup(SharedEmbeddingGroup):
 
     def forward(self, batch: Batch) -> list[ModelOutput]:
         with torch.no_grad():
-            emb = self.embedding(batch)
+            emb = self.embedding.embed(batch)
             teacher = self.models[0].forward_embedded(batch, emb)
         return [teacher, self.models[1].forward_embedded(batch, emb)]

@@ -47,7 +47,7 @@ class SharedEmbeddingGroup(ModelGroup):
         return state
 
     def forward(self, batch: Batch) -> list[ModelOutput]:
-        emb = self.embedding(batch)
+        emb = self.embedding.embed(batch)
         return [student.forward_embedded(batch, emb) for student in self.models]
 
 
