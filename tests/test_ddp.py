@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from mutualctr.data.store import EncodedStore
 from mutualctr.data.synthetic import generate_criteo_synthetic
 from mutualctr.models.registry import model_names
 from mutualctr.training.checkpoint import MANIFEST_FILE
-from training_support import write_store
+from training_support import SEQUENCE_FEATURE_MAP, sequence_split, write_store
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -94,13 +95,22 @@ def test_two_cpu_processes_train_on_an_all_categorical_criteo_store(tmp_path: Pa
     assert 0.0 <= metrics["test"]["deepfm"]["auc"] <= 1.0
 
 
+def _numeric_and_sequence_store(tmp_path: Path) -> Path:
+    """Categorical, numeric, multi-hot and behaviour-history fields (one sharing the item's
+    ids): the store shape of logs with user histories."""
+    return write_store(tmp_path / "seq_store", {"train": 400, "valid": 100},
+                       SEQUENCE_FEATURE_MAP, sequence_split)
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("make_store", [_all_categorical_criteo_store,
+                                        _numeric_and_sequence_store])
 def test_every_registry_model_and_each_methods_group_train_under_ddp_with_identical_ranks(
-    tmp_path: Path,
+    tmp_path: Path, make_store: Callable[[Path], Path],
 ) -> None:
     # one launch trains them all in turn (tests/ddp_registry_driver.py), at their defaults
     results = tmp_path / "results.json"
-    _torchrun([str(_all_categorical_criteo_store(tmp_path)), str(results)],
+    _torchrun([str(make_store(tmp_path)), str(results)],
               program=(str(Path(__file__).with_name("ddp_registry_driver.py")),))
     outcome = json.loads(results.read_text())
     assert set(outcome) == {*model_names(), "mutual", "ektf", "cetnet"}

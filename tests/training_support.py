@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,17 +60,54 @@ def synthetic_split(rows: int, seed: int) -> SplitArrays:
     return SplitArrays(cat.astype(np.int32), x, (), label)
 
 
-def write_store(root: Path, rows: dict[str, int]) -> Path:
-    """A minimal encoded store folder (meta.json + arrays) holding synthetic splits."""
+HISTORY = 6
+SEQUENCE_FEATURE_MAP = FeatureMap(
+    features=(
+        Feature("user", "categorical", VOCAB),
+        Feature("item", "categorical", VOCAB),
+        Feature("hour", "categorical", VOCAB),
+        Feature("tags", "sequence", VOCAB, max_len=3),
+        Feature("hist_item", "sequence", VOCAB, max_len=HISTORY, share_with="item"),
+        Feature("x", "numeric"),
+        Feature("y", "numeric"),
+    )
+)
+
+
+def sequence_split(rows: int, seed: int) -> SplitArrays:
+    """Rows of :data:`SEQUENCE_FEATURE_MAP`: a multi-hot tag field, a behaviour history sharing
+    the item's ids (right-padded, some empty) and two numeric fields; a click is likelier when
+    the target item is in the history."""
+    rng = np.random.default_rng(seed)
+    cat = rng.integers(2, VOCAB, size=(rows, 3)).astype(np.int32)
+    tags = rng.integers(0, VOCAB, size=(rows, 3)).astype(np.int32)
+    lengths = rng.integers(0, HISTORY + 1, size=rows)
+    history = rng.integers(2, VOCAB, size=(rows, HISTORY)).astype(np.int32)
+    history[np.arange(HISTORY) >= lengths[:, None]] = 0
+    numeric = rng.normal(size=(rows, 2)).astype(np.float32)
+    seen = (history == cat[:, 1:2]).any(1)
+    logit = 2.0 * seen - 1.0 + 0.5 * numeric[:, 0] + 0.2 * (tags == 3).sum(1)
+    label = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(np.float32)
+    return SplitArrays(cat, numeric, (tags, history), label)
+
+
+def write_store(
+    root: Path, rows: dict[str, int], feature_map: FeatureMap = FEATURE_MAP,
+    make_split: Callable[[int, int], SplitArrays] = synthetic_split,
+) -> Path:
+    """A minimal encoded store folder (meta.json + arrays) holding synthetic splits:
+    ``make_split(rows, seed)``'s arrays for ``feature_map``."""
     root.mkdir(parents=True, exist_ok=True)
     for seed, (name, n) in enumerate(rows.items()):
-        split = synthetic_split(n, seed)
-        writer = SplitWriter(root / name, n, 3, 1, (), with_prob=False)
+        split = make_split(n, seed)
+        writer = SplitWriter(root / name, n, len(feature_map.categorical),
+                             len(feature_map.numeric),
+                             tuple(f.max_len for f in feature_map.sequence), with_prob=False)
         writer.append(split)
         writer.close()
     meta = {
         "format_version": STORE_FORMAT_VERSION,
-        "feature_map": FEATURE_MAP.to_dict(),
+        "feature_map": feature_map.to_dict(),
         "splits": {name: {"rows": n} for name, n in rows.items()},
     }
     write_json(root / META_FILE, meta)
