@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 
 import pytest
@@ -15,6 +14,8 @@ from mutualctr.errors import ConfigError
 from mutualctr.models.embedding import FeatureEmbedding
 from mutualctr.models.layers import FeatureGate
 from mutualctr.models.registry import build_model, get_model_class, model_config, model_names
+from training_support import SMALL
+from training_support import small_model_config as small
 
 FEATURES = FeatureMap((
     Feature("user", "categorical", vocab_size=12),
@@ -24,23 +25,9 @@ FEATURES = FeatureMap((
     Feature("hour", "categorical", vocab_size=6),
     Feature("age", "numeric"),
 ))
-SMALL = {"embedding_dim": 8}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def small(name: str) -> dict:
-    """Embedding 8 and every hidden-layer list of the model at width 16, to keep tests fast."""
-    config_class = get_model_class(name).config_class
-    overrides: dict = dict(SMALL)
-    for f in dataclasses.fields(config_class):
-        default = getattr(config_class(), f.name)
-        if f.name.endswith("units") and default:
-            overrides[f.name] = [16] * min(len(default), 2)
-    if "head_dim" in {f.name for f in dataclasses.fields(config_class)}:
-        overrides["head_dim"] = 4
-    return overrides
 
 
 def make_batch(rows: int, seed: int = 0) -> Batch:

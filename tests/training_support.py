@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,8 +15,25 @@ from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.data.store import META_FILE, STORE_FORMAT_VERSION, SplitArrays, SplitWriter
 from mutualctr.files import write_json
 from mutualctr.models.base import CTRModel, ModelConfig
+from mutualctr.models.registry import get_model_class
 
 VOCAB = 12
+SMALL = {"embedding_dim": 8}
+
+
+def small_model_config(name: str) -> dict:
+    """Registry model ``name`` at embedding 8 and every hidden-layer list at width 16, to keep
+    tests fast."""
+    config_class = get_model_class(name).config_class
+    overrides: dict = dict(SMALL)
+    for f in dataclasses.fields(config_class):
+        default = getattr(config_class(), f.name)
+        if f.name.endswith("units") and default:
+            overrides[f.name] = [16] * min(len(default), 2)
+    if "head_dim" in {f.name for f in dataclasses.fields(config_class)}:
+        overrides["head_dim"] = 4
+    return overrides
+
 FEATURE_MAP = FeatureMap(
     features=(
         Feature("a", "categorical", VOCAB),

@@ -67,20 +67,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def export(run_dir: str | Path, fmt: str, out: Path | None = None) -> Path:
     """Export ``run_dir``'s final weights; returns the written model file."""
+    trained = load_trained(run_dir)
+    suffix = ".pt" if fmt == "torchscript" else ".onnx"
+    out = out or Path(run_dir) / "export" / f"model{suffix}"
+    return write_exported(trained.group, trained.objective, trained.feature_map, fmt, out)
+
+
+def write_exported(
+    group: nn.Module, objective: Objective, feature_map: FeatureMap, fmt: str, out: Path,
+) -> Path:
+    """``group`` with ``objective``'s predictions as a ``fmt`` model file at ``out``, and its
+    signature beside it; returns ``out``."""
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
         raise MutualCTRError(
             "ONNX export needs the `onnx` package: `pip install onnx` (or the extra "
             "`mutualctr[onnx]`), or use --format torchscript"
         )
-    trained = load_trained(run_dir)
-    inputs = example_inputs(trained.feature_map)
-    names = list(trained.objective.predict(trained.group(_as_batch(inputs))))
-    model = ExportedModel(trained.group, trained.objective, names).eval()
-    suffix = ".pt" if fmt == "torchscript" else ".onnx"
-    out = out or Path(run_dir) / "export" / f"model{suffix}"
+    inputs = example_inputs(feature_map)
+    names = list(objective.predict(group(_as_batch(inputs))))
+    model = ExportedModel(group, objective, names).eval()
     out.parent.mkdir(parents=True, exist_ok=True)
-    input_names = ["categorical", "numeric"] + [f"seq_{f.name}" for f in
-                                                trained.feature_map.sequence]
+    input_names = ["categorical", "numeric"] + [f"seq_{f.name}" for f in feature_map.sequence]
     with torch.no_grad(), warnings.catch_warnings():
         # the tracer warns about loops over fields and members: fixed per model, safe to bake
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
@@ -95,7 +102,7 @@ def export(run_dir: str | Path, fmt: str, out: Path | None = None) -> Path:
     if fmt == "onnx":
         input_names = onnx_inputs(out)
     signature = {"format": fmt, "inputs": input_names, "outputs": names,
-                 "feature_map": trained.feature_map.to_dict()}
+                 "feature_map": feature_map.to_dict()}
     write_json(signature_path(out), signature)
     return out
 
