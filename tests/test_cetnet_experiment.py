@@ -19,6 +19,8 @@ from mutualctr.experiments.cetnet import (
     CETNetExperimentConfig,
     group_ids,
     load_records,
+    main_alpha_table,
+    main_table,
     plan,
     run_experiment,
     scaling_beside_paper,
@@ -27,7 +29,7 @@ from mutualctr.experiments.cetnet import (
 from mutualctr.methods.cetnet import ABLATIONS, Variant
 from mutualctr.methods.cetnet import build_cetnet as build_built
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
-from training_support import FEATURE_MAP, write_store
+from training_support import FEATURE_MAP, SEQUENCE_FEATURE_MAP, sequence_split, write_store
 
 SMALL = {"dnn": {"hidden_units": [8]}, "pnn": {"hidden_units": [8]}}
 
@@ -120,12 +122,13 @@ def test_default_scaling_plan_is_the_papers_table_4() -> None:
 
 
 def record(key: str, table: str, row: str, method: str, scale: int, seed: int,
-           auc: float) -> dict:
+           auc: float, valid_auc: float = 0.5) -> dict:
     """A run's record as the experiment writes it; CETNet groups carry member predictions
     too (set far from the fused one, so a test that used them would show it)."""
     test = {"fused": {"auc": auc}, "dnn_1": {"auc": 0.1}, "pnn_2": {"auc": 0.9}}
+    valid = {"fused": {"auc": valid_auc}, "dnn_1": {"auc": 0.99}, "pnn_2": {"auc": 0.99}}
     return {"key": key, "table": table, "row": row, "method": method, "scale": scale,
-            "seed": seed, "monitor": "fused", "parameters": 1, "test": test}
+            "seed": seed, "monitor": "fused", "parameters": 1, "valid": valid, "test": test}
 
 
 def test_scaling_report_puts_the_papers_table_4_beside_ours() -> None:
@@ -194,6 +197,57 @@ def test_significance_pairs_groups_by_seed_not_members() -> None:
     one_seed = significance(records, CETNetExperimentConfig(data="x", tables=("ablation",),
                                                             pairs=("dnn+pnn",)))
     assert "one seed" in one_seed
+
+
+def test_default_main_plan_is_the_papers_table_1() -> None:
+    # Liu et al. 4.1.3: baselines at embedding 64, each CETNet member at 32, alpha in
+    # {0.1, 0.5, 1.0}; Table 1's eleven rows
+    config = CETNetExperimentConfig(data="x", tables=("main",))
+    jobs = {(j.row, j.label): j for j in plan(config)}
+    singles = ("xdeepfm", "dcnv2", "dhen", "wukong", "din", "dien", "interformer")
+    pairs = ("din+dien", "interformer+interformer", "interformer+dcnv2", "interformer+dhen")
+    assert set(jobs) == {(m, "alone") for m in singles} | {
+        (p, f"alpha {a}") for p in pairs for a in ("0.1", "0.5", "1")}
+    assert all(jobs[(m, "alone")].config.model_config["embedding_dim"] == 64 for m in singles)
+    same = jobs[("interformer+interformer", "alpha 0.5")].config
+    assert (same.models, same.embedding_dim, same.alpha) == (["interformer"] * 2, 32, 0.5)
+    assert same.use_kl and same.member_losses and same.stop_gradient
+    assert CETNetExperimentConfig().tables == ("scaling", "ablation")  # main needs sequences
+
+
+def test_main_table_reports_the_alpha_best_on_validation_beside_table_1() -> None:
+    config = CETNetExperimentConfig(data="x", tables=("main",), main_rows=("din", "din+dien"),
+                                    seeds=2)
+    records = [record("main/din", "main", "din", "alone", 1, s, 0.70) for s in (1, 2)]
+    # alpha 0.5 is best on validation though alpha 1 is best on test: 0.5 is reported
+    for alpha, valid, test in ((0.1, 0.60, 0.71), (0.5, 0.66, 0.72), (1.0, 0.62, 0.90)):
+        records += [record(f"main/din+dien/alpha_{alpha:g}", "main", "din+dien",
+                           f"alpha {alpha:g}", 2, s, test + s / 100, valid) for s in (1, 2)]
+    text = main_table(records, config)
+    # Liu et al., Table 1, CETNet (DIN+DIEN): Amazon 0.8846 / 0.8869 / 0.4346
+    assert "| CETNet (DIN + DIEN) | 0.5 | n/a | n/a | 0.7350 ± 0.0071 | n/a | 0.8846 | 0.8869 |" \
+        in text
+    assert "| DIN |  | n/a | n/a | 0.7000 ± 0.0000 | n/a | 0.8830 | 0.8858 | 0.4319 |" in text
+    assert "| CETNet (DIN + DIEN) | 0.6000 | 0.6600 | 0.6200 |" in main_alpha_table(records,
+                                                                                 config)
+    tests = significance(records, config)
+    assert "| CETNet (DIN + DIEN) vs DIN alone | 2 | +0.0350 |" in tests
+
+
+def test_tiny_main_table_on_a_store_with_histories(tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    data = write_store(tmp_path / "seq", {"train": 600, "valid": 200, "test": 300},
+                       SEQUENCE_FEATURE_MAP, sequence_split)
+    config = small_config(data, tables=("main",), main_rows=("dnn", "dnn+pnn"),
+                          main_embedding_dim=8, member_embedding_dim=4, alphas=(0.1, 1.0),
+                          group_field="user")
+    text = run_experiment(config, tmp_path / "out", log=lambda _: None)
+    records = load_records(tmp_path / "out")
+    assert sorted(r["key"] for r in records) == [
+        "main/dnn", "main/dnn+pnn/alpha_0.1", "main/dnn+pnn/alpha_1"]
+    assert "| CETNet (DNN + IPNN) |" in text and "## Main comparison (Table 1 layout)" in text
+    pair = next(r for r in records if r["key"] == "main/dnn+pnn/alpha_1")
+    assert 0.0 < pair["test"]["fused"]["gauc_users"] <= 1.0
 
 
 def test_tiny_experiment_writes_both_tables(store: Path, tmp_path: Path) -> None:

@@ -1,8 +1,14 @@
 """``mutualctr experiment cetnet``: CETNet against single- and multi-embedding scaling, and the
 paper's ablations (Liu et al., "A Collaborative Ensemble Framework for CTR Prediction").
 
-Two tables, each a set of runs (one run folder per configuration and seed under
+Three tables, each a set of runs (one run folder per configuration and seed under
 ``OUT/runs/``), then a report built from the run folders only:
+
+* ``main`` (the paper's Table 1, section 4.2; not run by default, it needs a store with
+  behaviour sequences): baselines alone at embedding 64 (xDeepFM, DCNv2, DHEN, Wukong, DIN,
+  DIEN, InterFormer) and CETNet pairs of members at 32 (DIN + DIEN, InterFormer + InterFormer,
+  + DCNv2, + DHEN), each pair at every ``alpha`` of :data:`~cetnet_paper.MAIN_ALPHAS`, the one
+  with the best mean validation AUC reported (section 4.1.3 tunes alpha on validation).
 
 * ``scaling`` (the paper's Table 4, section 4.4.2): for each base model (DNN, IPNN, DCNv2,
   FinalMLP) at embedding budget ``k`` times the base size ``D`` (the paper's 10): SE, the model
@@ -57,8 +63,11 @@ from mutualctr.training.restore import load_trained
 from mutualctr.training.runfolder import PREDICTIONS_FILE
 
 RESULTS_FILE = "record.json"  # one per run folder: its place in the tables and its scores
-TABLES = ("scaling", "ablation")
-DISPLAY = {"dnn": "DNN", "pnn": "IPNN", "dcnv2": "DCNv2", "finalmlp": "FinalMLP"}
+TABLES = ("scaling", "ablation", "main")
+DEFAULT_TABLES = ("scaling", "ablation")
+DISPLAY = {"dnn": "DNN", "pnn": "IPNN", "dcnv2": "DCNv2", "finalmlp": "FinalMLP",
+           "xdeepfm": "xDeepFM", "dhen": "DHEN", "wukong": "Wukong", "din": "DIN",
+           "dien": "DIEN", "interformer": "InterFormer"}
 # Section 4.4.2: "Ours-sum, which sums the final embeddings, and Ours-concat, which concatenates
 # them"; both are CETNet (confidence weights, KL, member losses), only the combination differs.
 OURS_FUSION: dict[str, FusionMode] = {"Ours-sum": "confidence_sum", "Ours-concat": "confidence"}
@@ -74,10 +83,14 @@ class CETNetExperimentConfig:
     ``seeds`` runs per configuration use ``train.seed``, ``train.seed + 1`` ..."""
 
     data: str = ""
-    tables: tuple[str, ...] = TABLES
+    tables: tuple[str, ...] = DEFAULT_TABLES
     scaling_models: tuple[str, ...] = ("dnn", "pnn", "dcnv2", "finalmlp")
     scales: tuple[int, ...] = paper.SCALES
     pairs: tuple[str, ...] = ("dcnv2+finalmlp", "pnn+dnn")
+    main_rows: tuple[str, ...] = paper.MAIN_ROWS  # a model alone, or CETNet over "a+b"
+    main_embedding_dim: int = param(paper.MAIN_BASELINE_EMBEDDING_DIM, ge=1)
+    member_embedding_dim: int = param(paper.MAIN_MEMBER_EMBEDDING_DIM, ge=1)
+    alphas: tuple[float, ...] = paper.MAIN_ALPHAS  # main table: alpha picked on validation
     embedding_dim: int = param(paper.BASE_EMBEDDING_DIM, ge=1)  # the paper's base size
     alpha: float = param(0.1, ge=0.0)
     seeds: int = param(1, ge=1)
@@ -107,11 +120,14 @@ def _single(name: str, overrides: dict[str, Any]) -> tuple[Method, Any]:
     return independent.METHOD, independent.IndependentConfig(model=name, model_config=overrides)
 
 
-def _cetnet(models: Sequence[str], config: CETNetExperimentConfig, variant: Variant
+def _cetnet(models: Sequence[str], config: CETNetExperimentConfig, variant: Variant = CETNET,
+            embedding_dim: int | None = None, alpha: float | None = None,
             ) -> tuple[Method, Any]:
+    """CETNet over ``models`` at the config's base embedding size and alpha unless given."""
     return cetnet.METHOD, cetnet.CETNetConfig(
-        models=list(models), embedding_dim=config.embedding_dim, alpha=config.alpha,
-        group_field=config.group_field, model_config=config.model_config, **variant.switches())
+        models=list(models), embedding_dim=embedding_dim or config.embedding_dim,
+        alpha=config.alpha if alpha is None else alpha, group_field=config.group_field,
+        model_config=config.model_config, **variant.switches())
 
 
 def _slug(label: str) -> str:
@@ -133,6 +149,20 @@ def _scaling_jobs(name: str, k: int, config: CETNetExperimentConfig) -> list[Job
         jobs.append(Job(f"scaling/{name}/{_slug(label)}_{k}x", "scaling", name, label, k,
                         *_cetnet([name] * k, config, variant)))
     return jobs
+
+
+def _main_jobs(row: str, config: CETNetExperimentConfig) -> list[Job]:
+    """Table 1's ``row``: a model alone at the baselines' embedding size, or CETNet over the
+    ``+``-joined models at the members' size, once per alpha."""
+    models = [m.strip() for m in row.split("+")]
+    if len(models) == 1:
+        overrides = {**config.model_config.get(row, {}),
+                     "embedding_dim": config.main_embedding_dim}
+        return [Job(f"main/{row}", "main", row, "alone", 1, *_single(row, overrides))]
+    return [Job(f"main/{'+'.join(models)}/alpha_{alpha:g}", "main", row, f"alpha {alpha:g}",
+                len(models), *_cetnet(models, config, embedding_dim=config.member_embedding_dim,
+                                      alpha=alpha))
+            for alpha in config.alphas]
 
 
 def plan(config: CETNetExperimentConfig) -> list[Job]:
@@ -160,6 +190,10 @@ def plan(config: CETNetExperimentConfig) -> list[Job]:
             for variant in ABLATIONS:
                 add(Job(f"ablation/{'+'.join(models)}/{_slug(variant.label)}", "ablation", pair,
                         variant.label, len(models), *_cetnet(models, config, variant)))
+    if "main" in config.tables:
+        for row in config.main_rows:
+            for job in _main_jobs(row, config):
+                add(job)
     return list(jobs.values())
 
 
@@ -190,7 +224,7 @@ def run_job(
                                 background_rate)
     record = {"key": job.key, "table": job.table, "row": job.row, "method": job.label,
               "scale": job.scale, "seed": seed, "monitor": monitor, "parameters": parameters,
-              "test": test}
+              "valid": result.metrics["valid"], "test": test}
     files.write_json(root / RESULTS_FILE, record)
     return record
 
@@ -320,6 +354,62 @@ def _theirs(table: int, dataset: str, name: str, method: str, k: int, improvemen
     return _percent(None if base is None else paper.improvement(value, base))
 
 
+def _main_choice(records: list[dict[str, Any]], row: str) -> list[dict[str, Any]]:
+    """Table 1's ``row``: the model alone, or the CETNet alpha whose runs have the best mean
+    validation AUC of the fused prediction (the paper tunes alpha on validation)."""
+    found = _select(records, table="main", row=row)
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for r in found:
+        by_label.setdefault(r["method"], []).append(r)
+    if not by_label:
+        return []
+
+    def valid_auc(label: str) -> float:
+        values = [r["valid"][r["monitor"]]["auc"] for r in by_label[label]]
+        return math.fsum(values) / len(values)
+
+    return by_label[max(sorted(by_label), key=valid_auc)]
+
+
+def _main_title(row: str) -> str:
+    models = [DISPLAY.get(m, m) for m in row.split("+")]
+    return models[0] if len(models) == 1 else f"CETNet ({' + '.join(models)})"
+
+
+MAIN_METRICS = ("gauc_users", "gauc_impressions", "auc", "logloss")
+
+
+def main_table(records: list[dict[str, Any]], config: CETNetExperimentConfig) -> str:
+    """Table 1 layout: ours (the alpha picked on validation, every metric) beside Liu et al.'s
+    gAUC, AUC and LogLoss on each of their three data sets."""
+    header = ["method", "alpha", *(f"ours {METRIC_NAMES[m]}" for m in MAIN_METRICS),
+              *(f"{dataset} {name}" for dataset in paper.ABLATION_DATASETS
+                for name in ("gAUC", "AUC", "LogLoss"))]
+    rows = []
+    for row in config.main_rows:
+        chosen = _main_choice(records, row)
+        alpha = chosen[0]["method"].removeprefix("alpha ") if chosen and "+" in row else ""
+        rows.append([_main_title(row), alpha, *(_cell(chosen, m) for m in MAIN_METRICS),
+                     *(_figure(paper.main_figure(row, dataset, m), 4)
+                       for dataset in paper.ABLATION_DATASETS
+                       for m in paper.ABLATION_METRICS)])
+    return report.markdown_table(header, rows)
+
+
+def main_alpha_table(records: list[dict[str, Any]], config: CETNetExperimentConfig) -> str:
+    """Validation AUC of each CETNet row at each alpha (mean over seeds): the tuning."""
+    header = ["method", *(f"alpha {a:g}" for a in config.alphas)]
+    rows = []
+    for row in (r for r in config.main_rows if "+" in r):
+        cells = []
+        for alpha in config.alphas:
+            runs = _select(records, table="main", row=row, method=f"alpha {alpha:g}")
+            values = [r["valid"][r["monitor"]]["auc"] for r in runs]
+            cells.append(f"{math.fsum(values) / len(values):.4f}" if values else "n/a")
+        rows.append([_main_title(row), *cells])
+    return report.markdown_table(header, rows)
+
+
 def _pair_records(records: list[dict[str, Any]], pair: str, label: str
                   ) -> list[dict[str, Any]]:
     """A pair's variant, or ``model i alone`` (its i-th model trained by itself)."""
@@ -403,6 +493,11 @@ def _comparisons(config: CETNetExperimentConfig) -> list[tuple[str, dict[str, An
     """``(title, after, before)`` selections: CETNet against every other ablation row, and each
     of our fusions against SE and ME at the same scale."""
     found = []
+    if "main" in config.tables:
+        for row in (r for r in config.main_rows if "+" in r):
+            for member in dict.fromkeys(row.split("+")):
+                found.append((f"{_main_title(row)} vs {_main_title(member)} alone",
+                              {"main": row}, {"main": member}))
     if "ablation" in config.tables:
         for pair in config.pairs:
             for label in _ablation_labels(config)[1:]:
@@ -421,6 +516,8 @@ def _comparisons(config: CETNetExperimentConfig) -> list[tuple[str, dict[str, An
 
 
 def _records_of(records: list[dict[str, Any]], where: dict[str, Any]) -> list[dict[str, Any]]:
+    if "main" in where:
+        return _main_choice(records, where["main"])
     if "pair" in where:
         return _pair_records(records, where["pair"], where["label"])
     return _scaling_records(records, where["name"], where["method"], where["k"])
@@ -469,6 +566,13 @@ def write_report(out: Path, config: CETNetExperimentConfig) -> str:
                   "### CETNet's AUC improvement over each row (AUC_CETNet / AUC_row - 1)", "",
                   "Ours per pair beside Liu et al., Table 3 / Table 1 per data set.", "",
                   ablation_improvements(records, config), ""]
+    if "main" in config.tables:
+        parts += [f"## Main comparison (Table 1 layout): baselines at embedding "
+                  f"{config.main_embedding_dim}, CETNet members at {config.member_embedding_dim}",
+                  "", "Ours on this data beside Liu et al., Table 1 (their data sets). CETNet "
+                  "rows: the alpha with the best mean validation AUC.", "",
+                  main_table(records, config), "", "### Validation AUC per alpha", "",
+                  main_alpha_table(records, config), ""]
     parts += ["## Significance", "", significance(records, config), ""]
     text = "\n".join(parts)
     files.write_text(out / "report.md", text)
@@ -521,10 +625,12 @@ def run_experiment(
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "cetnet",
-        help="CETNet vs SE/ME scaling (Table 4) and its ablations (Table 3)",
+        help="CETNet vs SE/ME scaling (Table 4), its ablations (Table 3) and the sequence "
+        "models' comparison (Table 1: --tables main)",
         description="Run the CETNet experiment on an encoded store and write OUT/report.md.",
     )
     add_experiment_arguments(parser, keys="data, tables, scaling_models, scales, pairs, "
+                             "main_rows, main_embedding_dim, member_embedding_dim, alphas, "
                              "embedding_dim, alpha, seeds, group_field, model_config, train")
     parser.add_argument("--tables", nargs="+", choices=TABLES, help="alias of `tables`")
     parser.add_argument("--report-only", action="store_true",

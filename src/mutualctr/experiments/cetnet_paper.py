@@ -1,6 +1,9 @@
 """Liu et al.'s own figures ("A Collaborative Ensemble Framework for CTR Prediction", arXiv
 2411.13700), kept as data so the CETNet report prints them beside ours.
 
+* :data:`TABLE1`: the main comparison on AmazonElectronics, TaobaoAds and KuaiVideo (gAUC,
+  AUC, LogLoss): seven baselines at embedding size 64 and four CETNet pairs of members at 32
+  (section 4.1.3), keyed by this project's row specs (registry names joined by ``+``).
 * :data:`TABLE3`: the ablation of CETNet (InterFormer + DHEN) on AmazonElectronics, TaobaoAds
   and KuaiVideo (gAUC, AUC, LogLoss), under this project's variant labels, with the two members
   trained alone from Table 1 as ``model 1 alone`` (InterFormer) and ``model 2 alone`` (DHEN).
@@ -186,6 +189,36 @@ TABLE3: dict[str, dict[str, dict[str, float]]] = {
     "model 2 alone": _ablation(0.8776, 0.8799, 0.4367, 0.5708, 0.6505, 0.1929,
                                0.6593, 0.7428, 0.4372),
 }
+
+
+# Liu et al., Table 1 (the row "CETNet (InteFormer+DHEN)" is InterFormer + DHEN).
+TABLE1: dict[str, dict[str, dict[str, float]]] = {
+    "xdeepfm": _ablation(0.8770, 0.8793, 0.4382, 0.5718, 0.6402, 0.1938, 0.6622, 0.7427, 0.4371),
+    "dcnv2": _ablation(0.8766, 0.8791, 0.4395, 0.5735, 0.6486, 0.1930, 0.6618, 0.7420, 0.4390),
+    "dhen": _ablation(0.8776, 0.8799, 0.4367, 0.5708, 0.6505, 0.1929, 0.6593, 0.7428, 0.4372),
+    "wukong": _ablation(0.8729, 0.8767, 0.4482, 0.5656, 0.6411, 0.1935, 0.6578, 0.7417, 0.4375),
+    "din": _ablation(0.8830, 0.8858, 0.4319, 0.5752, 0.6510, 0.1928, 0.6657, 0.7440, 0.4409),
+    "dien": _ablation(0.8833, 0.8860, 0.4318, 0.5731, 0.6518, 0.1932, 0.6643, 0.7444, 0.4398),
+    "din+dien": _ablation(0.8846, 0.8869, 0.4346, 0.5758, 0.6536, 0.1922,
+                          0.6652, 0.7450, 0.4367),
+    "interformer": _ablation(0.8832, 0.8862, 0.4316, 0.5725, 0.6520, 0.1924,
+                             0.6632, 0.7445, 0.4356),
+    "interformer+interformer": _ablation(0.8842, 0.8868, 0.4297, 0.5762, 0.6530, 0.1931,
+                                         0.6646, 0.7453, 0.4360),
+    "interformer+dcnv2": _ablation(0.8848, 0.8870, 0.4423, 0.5724, 0.6527, 0.1921,
+                                   0.6610, 0.7428, 0.4353),
+    "interformer+dhen": _ablation(0.8860, 0.8882, 0.4247, 0.5767, 0.6536, 0.1930,
+                                  0.6637, 0.7456, 0.4349),
+}
+MAIN_ROWS: tuple[str, ...] = tuple(TABLE1)
+MAIN_BASELINE_EMBEDDING_DIM = 64  # section 4.1.3: every baseline at its best, embedding 64
+MAIN_MEMBER_EMBEDDING_DIM = 32  # each CETNet member at 32, its other settings unchanged
+MAIN_ALPHAS: tuple[float, ...] = (0.1, 0.5, 1.0)  # alpha tuned in this set
+
+
+def main_figure(row: str, dataset: str, metric: str) -> float | None:
+    """Table 1's ``metric`` for ``row`` on ``dataset`` (None for a row the paper lacks)."""
+    return TABLE1.get(row, {}).get(dataset, {}).get(metric)
 
 
 def scaling_table_for(epochs: int) -> int:
