@@ -10,6 +10,7 @@ and returns the metrics that ``metrics.json`` holds.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
@@ -18,7 +19,7 @@ from mutualctr.config import to_dict
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.methods.base import Method
-from mutualctr.training import distributed
+from mutualctr.training import distributed, memory
 from mutualctr.training.restore import model_spec
 from mutualctr.training.runfolder import METHOD_KEY, is_finished, open_run, read_metrics
 from mutualctr.training.trainer import Metrics, OnEpoch, fit, resolve_device, seed_everything
@@ -73,6 +74,11 @@ def run(
     store = EncodedStore.open(data)
     dist = distributed.init(resolve_device(train.device))
     try:
+        # before the run folder is touched: a run that cannot fit leaves nothing behind
+        line = memory.check_fits(memory.estimate_build(method.build, config, store),
+                                 memory.available_bytes())
+        if dist.is_main:
+            print(f"memory: {line}", file=log if log is not None else sys.stderr)
         folder = open_run(out, stored, overwrite=overwrite, dist=dist,
                           device=resolve_device(train.device, dist))
         try:
