@@ -10,6 +10,7 @@ from mutualctr.data.readers import FORMATS, ReaderOptions
 from mutualctr.data.readers.base import ON_BAD_ROW_CHOICES
 from mutualctr.data.readers.tabular import load_spec
 from mutualctr.data.store import EncodedStore, SplitArrays
+from mutualctr.errors import ConfigError
 from mutualctr.metrics import auc
 
 
@@ -39,7 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="MovieLens: label = rating >= this")
     prep.add_argument("--drop-rating", type=float, default=None,
                       help="MovieLens: leave out ratings equal to this (e.g. 3)")
-    prep.add_argument("--probs", type=Path, help="true click probabilities, one per line")
+    prep.add_argument("--history-len", type=int, default=0, metavar="N",
+                      help="MovieLens: each rating also gets the user's N newest earlier "
+                      "ratings (hist_item, hist_genre) and the movie's genre (0: off)")
+    prep.add_argument("--probs", type=Path, help="true click probabilities, one per data row "
+                      "(criteo, csv, parquet)")
     prep.add_argument("--on-bad-row", default="error", choices=ON_BAD_ROW_CHOICES)
     prep.add_argument("--overwrite", action="store_true",
                       help="rebuild a store built from other inputs or settings")
@@ -49,14 +54,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info.add_argument("store", type=Path)
     info.set_defaults(func=run_info)
 
-    synth = actions.add_parser("synth", help="Criteo-format click logs from a hidden model")
+    synth = actions.add_parser("synth", help="click logs from a hidden model: Criteo format, "
+                               "or a behaviour-sequence log (--sequences)")
     synth.add_argument("--rows", type=int, required=True)
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--out", type=Path, required=True)
     synth.add_argument("--probs", type=Path, help="also write each row's true probability")
-    synth.add_argument("--regime", default="default", choices=("default", "criteo"),
+    synth.add_argument("--regime", default=None, choices=("default", "criteo"),
                        help="criteo: ID vocabularies 30x larger, so deep models overfit after "
                        "one epoch as on real Criteo (prepare with --min-count 2)")
+    synth.add_argument("--sequences", action="store_true",
+                       help="a time-ordered CSV log of users whose clicks depend on their "
+                       "earlier clicks, with OUT's schema (<stem>.schema.yaml) beside it")
+    synth.add_argument("--history-len", type=int, default=None, metavar="N",
+                       help="--sequences: the clicks the hidden model looks back on, and the "
+                       "schema's history max_len (default 50)")
     synth.set_defaults(func=run_synth)
 
 
@@ -68,6 +80,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         tabular=load_spec(args.schema) if args.schema is not None else None,
         criteo_numeric=args.criteo_numeric, frappe_form=args.frappe_form,
         rating_threshold=args.rating_threshold, drop_rating=args.drop_rating,
+        history_len=args.history_len,
     )
     result = prepare(
         args.inputs, args.out, args.format, reader_options=options,
@@ -87,12 +100,32 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
+    if args.sequences:
+        return _synth_sequences(args)
     from mutualctr.data.synthetic import generate_criteo_synthetic
 
+    if args.history_len is not None:
+        raise ConfigError("--history-len goes with --sequences")
     generate_criteo_synthetic(
-        args.out, args.rows, args.seed, probs_out=args.probs, regime=args.regime
+        args.out, args.rows, args.seed, probs_out=args.probs, regime=args.regime or "default"
     )
     print(f"wrote {args.rows} rows to {args.out}" + (f" and {args.probs}" if args.probs else ""))
+    return 0
+
+
+def _synth_sequences(args: argparse.Namespace) -> int:
+    from mutualctr.data.synthetic_sequences import DEFAULT_HISTORY_LEN, generate_sequence_log
+
+    if args.regime is not None:
+        raise ConfigError("--regime is for the Criteo-format generator, not --sequences")
+    schema = generate_sequence_log(args.out, args.rows, args.seed, probs_out=args.probs,
+                                   history_len=DEFAULT_HISTORY_LEN if args.history_len is None
+                                   else args.history_len)
+    probs = f" --probs {args.probs}" if args.probs else ""
+    print(f"wrote {args.rows} rows to {args.out}, its schema to {schema}"
+          + (f" and {args.probs}" if args.probs else "")
+          + f"\nprepare it with: mutualctr data prepare {args.out} --format csv --schema "
+          f"{schema}{probs} --split time --time-column time --out STORE")
     return 0
 
 
@@ -118,6 +151,7 @@ def describe(store: EncodedStore, with_auc: bool) -> str:
     for feature in store.feature_map.features:
         size = "numeric" if feature.type == "numeric" else f"vocab {feature.vocab_size:,}"
         extra = f", max_len {feature.max_len}" if feature.type == "sequence" else ""
+        extra += f", ids of {feature.share_with}" if feature.share_with else ""
         lines.append(f"  {feature.name:<18} {feature.type:<12} {size}{extra}")
     skipped = meta["skipped"]
     lines.append(f"skipped rows: {skipped['rows']:,}")

@@ -6,9 +6,17 @@ missing value (the empty string, or null in integer columns, see ``readers.base`
 its own, kept whenever it occurs in train whatever its count. Kept values are numbered ``2..``
 by decreasing train count, ties by value, so ids do not depend on chunking or row order.
 
+Shared vocabularies: a field with ``share_vocab: OWNER`` has no vocabulary of its own. One
+vocabulary is fitted for the owner and every field naming it, on the union of their train
+tokens (counts summed, the owner's ``min_count``), and encodes all of them, so equal raw values
+get equal ids (a behaviour history and its target item look up the same embedding rows); the
+feature map records the owner as the sharer's ``share_with``.
+
 Numeric fields: standardised with the train mean and standard deviation (population); a missing
 value becomes ``0`` (the mean). Sequence fields are split on their separator, encoded token by
-token and padded with ``0`` (or truncated) to ``max_len`` (``0`` in the schema: longest in train).
+token and padded with ``0`` (or truncated) to ``max_len`` (``0`` in the schema: longest in train),
+keeping the first tokens; a sequence column may also be a list array (its lists are the tokens;
+an empty list encodes as all padding).
 
 Fitting streams: :class:`EncoderFitter` keeps per-value counts (memory grows with vocabulary
 sizes, not rows). The fitted :class:`Encoder` serialises to JSON.
@@ -82,8 +90,14 @@ def with_dictionaries(chunk: ParsedChunk, schema: Schema) -> ParsedChunk:
 
 def _tokens(col: pa.Array, separator: str) -> tuple[pa.Array, np.ndarray]:
     """A sequence column's tokens (flat) and the number of tokens per row."""
-    lists = pc.split_pattern(col, separator)
-    return pc.list_flatten(lists), pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+    lists = col if pa.types.is_list(col.type) else pc.split_pattern(col, separator)
+    lengths = pc.list_value_length(lists).fill_null(0)
+    return pc.list_flatten(lists), lengths.to_numpy(zero_copy_only=False)
+
+
+def vocabulary_of(spec: FieldSpec) -> str:
+    """The field whose vocabulary encodes ``spec``: its ``share_vocab`` owner, or itself."""
+    return spec.share_vocab or spec.name
 
 
 class EncoderFitter:
@@ -91,7 +105,9 @@ class EncoderFitter:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self.counts = {f.name: _Counts() for f in schema.fields if f.type != "numeric"}
+        self.counts = {
+            f.name: _Counts() for f in schema.fields if f.type != "numeric" and not f.share_vocab
+        }
         self.longest = dict.fromkeys((f.name for f in schema.fields if f.type == "sequence"), 0)
         self.moments = {f.name: np.zeros(3) for f in schema.fields if f.type == "numeric"}
 
@@ -99,10 +115,10 @@ class EncoderFitter:
         for spec in self.schema.fields:
             col = chunk.columns[spec.name]
             if spec.type == "categorical":
-                self.counts[spec.name].add(col)
+                self.counts[vocabulary_of(spec)].add(col)
             elif spec.type == "sequence":
                 tokens, lengths = _tokens(col, spec.separator)
-                self.counts[spec.name].add(tokens)
+                self.counts[vocabulary_of(spec)].add(tokens)
                 self.longest[spec.name] = max(self.longest[spec.name], int(lengths.max(initial=0)))
             else:
                 present = col[~np.isnan(col)]
@@ -117,6 +133,10 @@ class EncoderFitter:
                 std = float(np.sqrt(max(squares / n - mean**2, 0.0))) if n else 0.0
                 scalers[spec.name] = (float(mean), std if std > 0 else 1.0)
                 continue
+            if spec.type == "sequence":
+                max_lens[spec.name] = spec.max_len or max(self.longest[spec.name], 1)
+            if spec.share_vocab:
+                continue
             table = self.counts[spec.name].merged()
             values = table["value"]
             missing = (
@@ -126,13 +146,14 @@ class EncoderFitter:
             keep = pc.or_(pc.greater_equal(table["count"], spec.min_count), missing)
             kept = table.filter(keep).sort_by([("count", "descending"), ("value", "ascending")])
             vocabs[spec.name] = kept["value"].combine_chunks()
-            if spec.type == "sequence":
-                max_lens[spec.name] = spec.max_len or max(self.longest[spec.name], 1)
         return Encoder(self.schema, vocabs, max_lens, scalers)
 
 
 class Encoder:
-    """Turns :class:`ParsedChunk` s into :class:`SplitArrays` (see the module docstring)."""
+    """Turns :class:`ParsedChunk` s into :class:`SplitArrays` (see the module docstring).
+
+    ``vocabs`` holds one vocabulary per owner: fields that share one have no entry.
+    """
 
     def __init__(
         self, schema: Schema, vocabs: dict[str, pa.Array], max_lens: dict[str, int],
@@ -142,6 +163,7 @@ class Encoder:
         self.vocabs = vocabs
         self.max_lens = max_lens
         self.scalers = scalers
+        self.vocabulary_of = {f.name: vocabulary_of(f) for f in schema.fields}
 
     @property
     def feature_map(self) -> FeatureMap:
@@ -150,30 +172,32 @@ class Encoder:
             if spec.type == "numeric":
                 features.append(Feature(spec.name, "numeric"))
             else:
-                size = FIRST_VALUE_ID + len(self.vocabs[spec.name])
-                features.append(
-                    Feature(spec.name, spec.type, size, self.max_lens.get(spec.name, 0))
-                )
+                size = FIRST_VALUE_ID + len(self.vocabs[vocabulary_of(spec)])
+                features.append(Feature(spec.name, spec.type, size,
+                                        self.max_lens.get(spec.name, 0), spec.share_vocab))
         return FeatureMap(tuple(features))
 
     def _ids(self, name: str, values: pa.Array) -> np.ndarray:
         if pa.types.is_dictionary(values.type):
             indices = values.indices.to_numpy(zero_copy_only=False)
             return self._ids(name, values.dictionary)[indices]
-        index = pc.index_in(values, value_set=self.vocabs[name])
+        index = pc.index_in(values, value_set=self.vocabs[self.vocabulary_of[name]])
         ids = index.fill_null(OOV_ID - FIRST_VALUE_ID).to_numpy(zero_copy_only=False)
         return (ids + FIRST_VALUE_ID).astype(np.int32)
 
     def _sequence(self, spec: FieldSpec, col: pa.Array) -> np.ndarray:
         tokens, lengths = _tokens(col, spec.separator)
-        ids = self._ids(spec.name, tokens)
         length = self.max_lens[spec.name]
         out = np.full((len(lengths), length), PAD_ID, dtype=np.int32)
-        starts = np.cumsum(lengths) - lengths
-        position = np.arange(len(ids)) - np.repeat(starts, lengths)
-        row = np.repeat(np.arange(len(lengths)), lengths)
-        fits = position < length
-        out[row[fits], position[fits]] = ids[fits]
+        # each token's place in the flat output: its row's first slot plus its index in the row
+        # (built in place: behaviour histories make many tokens per chunk)
+        rows = np.arange(len(lengths))
+        place = np.arange(len(tokens), dtype=np.int64)
+        place += np.repeat(rows * length - (np.cumsum(lengths) - lengths), lengths)
+        if (lengths > length).any():  # keep each row's first max_len tokens
+            fits = place < np.repeat((rows + 1) * length, lengths)
+            place, tokens = place[fits], tokens.filter(pa.array(fits))
+        out.reshape(-1)[place] = self._ids(spec.name, tokens)
         return out
 
     def _numeric(self, spec: FieldSpec, col: np.ndarray) -> np.ndarray:

@@ -50,6 +50,7 @@ from mutualctr.files import write_errors, write_json
 SplitMethod = Literal["random", "chronological", "time", "files"]
 SPLIT_METHODS: tuple[str, ...] = ("random", "chronological", "time", "files")
 TIME_FORMATS = ("movielens", "csv", "parquet")  # readers that can give each row's time
+PROB_FORMATS = {"criteo": 0, "csv": 1, "parquet": 0}  # --probs: lines before the first row
 CHECKSUM_BLOCK = 1 << 20
 CACHE_FILE = ".first-pass.arrow"  # typed rows of the first pass, removed when done
 PREFETCH_DEPTH = 1  # parsed chunks waiting for the encoder; each one is memory in flight
@@ -179,10 +180,12 @@ class _TimeSplitter:
 
 
 class _ProbStream:
-    """True click probabilities, one per line of ``path``, served for increasing line numbers."""
+    """True click probabilities, one per line of ``path`` for each data row in order (line k
+    for the k-th row: the data's line ``k + header_lines``), served for increasing lines."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, header_lines: int = 0) -> None:
         self.path = path
+        self.header_lines = header_lines
         self.chunks = read_delimited(path, BadRows("error"), delimiter=",",
                                      column_names=["probability"], quoted=False)
         self.buffer = np.zeros(0)
@@ -202,15 +205,16 @@ class _ProbStream:
         self.buffer = np.concatenate([self.buffer, values])
         return True
 
-    def take(self, lines: np.ndarray) -> np.ndarray:
-        if not len(lines):
+    def take(self, data_lines: np.ndarray) -> np.ndarray:
+        if not len(data_lines):
             return np.zeros(0, dtype=np.float32)
+        lines = data_lines - self.header_lines
         last = int(lines[-1])
         while self.first + len(self.buffer) <= last:
             if not self._read_more():
                 raise DataError(
                     f"has {self.first + len(self.buffer) - 1} lines but the data has a row on "
-                    f"line {last}", file=str(self.path),
+                    f"line {last + self.header_lines}", file=str(self.path),
                 )
         out = self.buffer[lines - self.first].astype(np.float32)
         self.buffer = self.buffer[last + 1 - self.first :]
@@ -394,14 +398,13 @@ class _FirstPass:
 
 def _first_pass(
     reader: Reader, inputs: Sequence[Path], splitter: _Splitter | _TimeSplitter, n_splits: int,
-    probs: Path | None, on_bad_row: OnBadRow, cache: Path,
+    prob_stream: _ProbStream | None, on_bad_row: OnBadRow, cache: Path,
 ) -> _FirstPass:
     """Parse and validate every row once: split, count, fit on train, cache the typed rows."""
     bad_rows = BadRows(on_bad_row)
     fitter = EncoderFitter(reader.schema)
     rows = np.zeros(n_splits, dtype=np.int64)
     positives = np.zeros(n_splits, dtype=np.int64)
-    prob_stream = _ProbStream(probs) if probs is not None else None
     writer = None
     try:
         for index, chunk in _prefetched(_chunks(reader, inputs, bad_rows)):
@@ -467,8 +470,9 @@ def prepare(
     if not inputs:
         raise ConfigError("no input files")
     _check_split(split, fmt, len(inputs))
-    if probs is not None and (fmt != "criteo" or len(inputs) != 1):
-        raise ConfigError("--probs needs --format criteo and a single input file")
+    if probs is not None and (fmt not in PROB_FORMATS or len(inputs) != 1):
+        raise ConfigError("--probs needs --format criteo, csv or parquet and a single input "
+                          "file")
     reader = make_reader(fmt, reader_options, time_column=split.time_column)
     described = _describe_inputs(_source_files(fmt, inputs) + ([probs] if probs else []))
     settings = json.loads(json.dumps({  # as meta.json will hold them (tuples -> lists)
@@ -484,8 +488,9 @@ def prepare(
     out.mkdir(parents=True, exist_ok=True)
     cache = out / CACHE_FILE
     try:
-        first = _first_pass(reader, inputs, splitter, len(split_names), probs, on_bad_row,
-                            cache)
+        prob_stream = _ProbStream(probs, PROB_FORMATS[fmt]) if probs is not None else None
+        first = _first_pass(reader, inputs, splitter, len(split_names), prob_stream,
+                            on_bad_row, cache)
         _write_splits(out, split_names, first, cache, with_prob=probs is not None,
                       fields=[f.name for f in reader.schema.fields])
     finally:

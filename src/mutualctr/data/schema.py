@@ -13,6 +13,7 @@ Index conventions for categorical and sequence ids (field-local, per field):
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -47,6 +48,16 @@ class FieldSpec:
             raise ValueError(f"field {self.name!r}: max_len must be >= 0, got {self.max_len}")
         if self.share_vocab and self.type == "numeric":
             raise ValueError(f"field {self.name!r}: a numeric field has no vocabulary to share")
+        if self.share_vocab == self.name:
+            raise ValueError(f"field {self.name!r}: share_vocab names the field itself")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As recorded in ``meta.json``; no ``share_vocab`` key when it is unset, so schemas
+        recorded before it existed still compare equal (a store built from them is reused)."""
+        data = asdict(self)
+        if not self.share_vocab:
+            del data["share_vocab"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -56,8 +67,30 @@ class Schema:
     fields: tuple[FieldSpec, ...]
     label: str
 
+    def __post_init__(self) -> None:
+        """Field names are unique; a ``share_vocab`` names another field of the schema that has
+        a vocabulary (categorical or sequence) and owns it, i.e. shares none itself (one
+        vocabulary per group, fitted on the union of the group's columns)."""
+        repeated = sorted(n for n, k in Counter(f.name for f in self.fields).items() if k > 1)
+        if repeated:
+            raise ValueError(f"field names must be unique; repeated: {', '.join(repeated)}")
+        by_name = {f.name: f for f in self.fields}
+        for spec in self.fields:
+            if not spec.share_vocab:
+                continue
+            owner = by_name.get(spec.share_vocab)
+            if owner is None:
+                raise ValueError(f"field {spec.name!r}: share_vocab {spec.share_vocab!r} is not "
+                                 "a field of the schema")
+            if owner.type == "numeric":
+                raise ValueError(f"field {spec.name!r}: share_vocab {owner.name!r} is numeric "
+                                 "and has no vocabulary")
+            if owner.share_vocab:
+                raise ValueError(f"field {spec.name!r}: share_vocab {owner.name!r} itself uses "
+                                 f"the vocabulary of {owner.share_vocab!r}; name that one")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "fields": [asdict(f) for f in self.fields]}
+        return {"label": self.label, "fields": [f.to_dict() for f in self.fields]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Schema:

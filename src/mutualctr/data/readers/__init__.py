@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mutualctr.config import from_dict, to_dict
+from mutualctr.config import from_dict
 from mutualctr.data.readers.avazu import AvazuReader
 from mutualctr.data.readers.base import Reader
 from mutualctr.data.readers.criteo import CriteoReader
@@ -27,20 +27,23 @@ class ReaderOptions:
     frappe_form: str = "auto"
     rating_threshold: float = 4.0
     drop_rating: float | None = None
+    history_len: int = 0  # MovieLens: the newest earlier ratings per row (0: no histories)
 
     def settings(self, fmt: str) -> dict[str, Any]:
-        """The options that matter for ``fmt``, as recorded in ``meta.json``."""
+        """The options that matter for ``fmt``, as recorded in ``meta.json`` (an option added
+        later is recorded only when set, so stores built before it are still reused)."""
         relevant: dict[str, Any] = {"min_count": self.min_count}
         if fmt in ("csv", "parquet"):
-            relevant["tabular"] = to_dict(self.tabular)
+            relevant["tabular"] = self.tabular.settings() if self.tabular is not None else None
         elif fmt == "criteo":
             relevant["criteo_numeric"] = self.criteo_numeric
         elif fmt == "frappe":
             relevant["frappe_form"] = self.frappe_form
         elif fmt == "movielens":
             relevant.update(rating_threshold=self.rating_threshold, drop_rating=self.drop_rating)
+            if self.history_len:
+                relevant["history_len"] = self.history_len
         return relevant
-
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> ReaderOptions:
@@ -57,6 +60,9 @@ def make_reader(fmt: str, options: ReaderOptions, time_column: str | None = None
     if time_column is not None and fmt not in ("csv", "parquet"):
         raise ConfigError(f"a time column can only be named for --format csv or parquet, not "
                           f"{fmt!r}")
+    if options.history_len and fmt != "movielens":
+        raise ConfigError("--history-len is a MovieLens option; csv and parquet logs take a "
+                          "'history' key in the schema file")
     counts = {} if options.min_count is None else {"min_count": options.min_count}
     if fmt == "criteo":
         return CriteoReader(numeric=options.criteo_numeric, **counts)
@@ -66,7 +72,8 @@ def make_reader(fmt: str, options: ReaderOptions, time_column: str | None = None
         return FrappeReader(form=options.frappe_form, **counts)
     if fmt == "movielens":
         return MovieLensReader(threshold=options.rating_threshold,
-                               drop_rating=options.drop_rating, **counts)
+                               drop_rating=options.drop_rating,
+                               history_len=options.history_len, **counts)
     if fmt in ("csv", "parquet"):
         if options.tabular is None:
             raise ConfigError(f"--format {fmt} needs --schema FILE.yaml")

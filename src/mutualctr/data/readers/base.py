@@ -8,7 +8,10 @@ number, e.g. Unix seconds) for ``--split time``. Columns by field type:
 * categorical: ``pa.StringArray`` without nulls, the empty string being the missing value, or
   ``pa.Int64Array`` (Criteo's discretised integers), null being the missing value;
 * numeric: ``float64`` numpy array, ``NaN`` where missing;
-* sequence: ``pa.StringArray`` holding the raw, separator-joined tokens ("" when missing).
+* sequence: ``pa.StringArray`` holding the raw, separator-joined tokens ("" when missing), or
+  a list array of tokens (Parquet ``list<...>`` columns, behaviour histories: see
+  ``readers.history``), its values text or dictionary-encoded text; an empty list has no
+  token (all padding once encoded).
 
 A reader called with ``allow_unlabelled=True`` (prediction inputs) also accepts a file without
 the label column, recognised per format by its header or its number of columns; its labels are
@@ -65,6 +68,38 @@ class ParsedChunk:
             lines=self.lines[mask],
             raw=self.raw.filter(arrow_mask) if self.raw.num_columns else self.raw,
             time=None if self.time is None else self.time[mask],
+        )
+
+    def select(self, rows: np.ndarray) -> ParsedChunk:
+        """The rows at the indices ``rows``, in that order."""
+        indices = pa.array(rows, pa.int64())
+        return ParsedChunk(
+            columns={
+                name: col[rows] if isinstance(col, np.ndarray) else col.take(indices)
+                for name, col in self.columns.items()
+            },
+            label=self.label[rows],
+            lines=self.lines[rows],
+            raw=self.raw.take(indices) if self.raw.num_columns else self.raw,
+            time=None if self.time is None else self.time[rows],
+        )
+
+    @staticmethod
+    def concat(first: ParsedChunk, second: ParsedChunk) -> ParsedChunk:
+        """The rows of ``first`` followed by those of ``second`` (same columns)."""
+        def joined(a: Any, b: Any) -> Any:
+            return np.concatenate([a, b]) if isinstance(a, np.ndarray) else pa.concat_arrays(
+                [a, b])
+
+        return ParsedChunk(
+            columns={name: joined(col, second.columns[name])
+                     for name, col in first.columns.items()},
+            label=np.concatenate([first.label, second.label]),
+            lines=np.concatenate([first.lines, second.lines]),
+            raw=pa.concat_tables([first.raw, second.raw]) if first.raw.num_columns
+            else first.raw,
+            time=None if first.time is None or second.time is None
+            else np.concatenate([first.time, second.time]),
         )
 
 

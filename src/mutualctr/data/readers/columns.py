@@ -39,6 +39,33 @@ def utf8(col: pa.Array, field: str, issues: list[Issue]) -> pa.StringArray:
     return pc.if_else(pa.array(bad), b"", col).cast(pa.string())
 
 
+def is_list(col: pa.Array) -> bool:
+    """Whether ``col`` holds lists (Parquet ``list<...>``, large or fixed-size lists too)."""
+    return (pa.types.is_list(col.type) or pa.types.is_large_list(col.type)
+            or pa.types.is_fixed_size_list(col.type))
+
+
+def token_lists(col: pa.Array) -> pa.ListArray:
+    """A list column as lists of text tokens: values cast to text, a missing value becoming
+    ``""`` (the missing token); a missing list becomes ``[""]``, as an empty CSV cell does, while
+    an empty list stays empty (no token). Raises ``pa.ArrowInvalid`` or
+    ``pa.ArrowNotImplementedError`` when the values do not cast to text."""
+    lists = col.cast(pa.list_(pa.string()))
+    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+    missing = ~lists.is_valid().to_numpy(zero_copy_only=False)
+    values = pc.fill_null(pc.list_flatten(lists), "")
+    if not missing.any():
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
+        return pa.ListArray.from_arrays(pa.array(offsets), values)
+    counts = np.where(missing, 1, np.nan_to_num(lengths).astype(np.int64))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    row = np.repeat(np.arange(len(counts)), counts)
+    source = np.cumsum(np.where(missing, 0, counts)) - np.where(missing, 0, counts)
+    taken = np.where(missing[row], len(values), source[row] + np.arange(len(row)) - offsets[row])
+    padded = pa.concat_arrays([values, pa.array([""], pa.string())])
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), padded.take(taken))
+
+
 NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 

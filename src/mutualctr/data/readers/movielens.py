@@ -9,6 +9,19 @@ and counted in ``meta.json`` under ``skipped.filtered``. Fields, all categorical
 for a movie not in it), ``hour`` and ``weekday`` (Monday = 0) of the UTC timestamp. Each row's
 time is its timestamp (for ``--split time``).
 
+With ``history_len = N`` (``--history-len``) each rating also gets the user's earlier ratings
+(``readers.history``: strictly earlier timestamps, newest ``N``): ``hist_item`` (sharing
+``item``'s vocabulary) and ``hist_genre`` (sharing ``genre``'s), where ``genre`` is a movie's
+rarest genre -- the one fewest movies of the movies file have, ties by name -- a categorical
+field of its own. One genre per history position keeps ``hist_item`` and ``hist_genre``
+aligned; the rarest is the most specific one ("Comedy|Romance" -> Romance,
+"Adventure|Animation|Children|Comedy|Fantasy" -> Animation), where the first listed would be
+the alphabetical first. Ratings files are sorted by user, then movie: the reader sorts each
+user's consecutive ratings by time (holding one user's ratings at a time), builds the
+histories, and gives the rows back in file order. A user whose ratings are not together in the
+file gets the rows of a later stretch checked against the earlier ones: earlier in time is a
+bad row (``history.BACKWARDS``).
+
 A prediction input may have no rating: ``userId,movieId,timestamp`` (CSV header) or
 ``UserID::MovieID::Timestamp`` (``.dat``); nothing is then left out by ``drop_rating``.
 """
@@ -16,6 +29,7 @@ A prediction input may have no rating: ``userId,movieId,timestamp`` (CSV header)
 from __future__ import annotations
 
 import gzip
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +40,7 @@ import pyarrow.csv as pa_csv
 
 from mutualctr.data.readers import columns
 from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
+from mutualctr.data.readers.history import HistoryBuilder, HistorySpec, time_sorted_user_runs
 from mutualctr.data.readers.text import (
     DEFAULT_BLOCK_SIZE,
     first_line_width,
@@ -33,9 +48,10 @@ from mutualctr.data.readers.text import (
     read_delimited,
 )
 from mutualctr.data.schema import FieldSpec, Schema
-from mutualctr.errors import DataError
+from mutualctr.errors import ConfigError, DataError
 
 FIELDS = ("user", "item", "genres", "hour", "weekday")
+HISTORY_COLUMNS = ("item", "genre")  # with --history-len: genre, hist_item, hist_genre
 DAT_COLUMNS = ("userId", "_1", "movieId", "_2", "rating", "_3", "timestamp")  # split on ":"
 DAT_UNLABELLED = ("userId", "_1", "movieId", "_2", "timestamp")
 CSV_COLUMNS = ("userId", "movieId", "rating", "timestamp")
@@ -83,21 +99,34 @@ def load_genres(movies: Path) -> tuple[pa.StringArray, pa.StringArray]:
             table.column("genres").combine_chunks())
 
 
+def rarest_genres(genres: pa.StringArray) -> pa.StringArray:
+    """Each movie's rarest genre among its ``|``-separated ones: the genre the fewest movies of
+    ``genres`` have, ties by name ("" for a movie without genres)."""
+    listed = [g.split("|") if g else [""] for g in genres.to_pylist()]
+    movies = Counter(genre for names in listed for genre in set(names))
+    return pa.array([min(names, key=lambda g: (movies[g], g)) for names in listed], pa.string())
+
+
 class MovieLensReader:
     def __init__(
         self, min_count: int = 1, threshold: float = 4.0, drop_rating: float | None = None,
-        block_size: int = DEFAULT_BLOCK_SIZE,
+        block_size: int = DEFAULT_BLOCK_SIZE, history_len: int = 0,
     ) -> None:
+        if history_len < 0:
+            raise ConfigError(f"--history-len must be >= 0, got {history_len}")
         self.threshold = threshold
         self.drop_rating = drop_rating
         self.block_size = block_size
-        self.schema = Schema(
-            fields=tuple(
-                FieldSpec(n, "sequence" if n == "genres" else "categorical", min_count=min_count)
-                for n in FIELDS
-            ),
-            label="rating",
+        self.history = (HistorySpec("user", "timestamp", HISTORY_COLUMNS, max_len=history_len)
+                        if history_len else None)
+        fields = tuple(
+            FieldSpec(n, "sequence" if n == "genres" else "categorical", min_count=min_count)
+            for n in FIELDS
         )
+        if self.history is not None:
+            fields += (FieldSpec("genre", "categorical", min_count=min_count),
+                       *self.history.fields)
+        self.schema = Schema(fields=fields, label="rating")
 
     def _raw_chunks(
         self, path: Path, bad_rows: BadRows, allow_unlabelled: bool,
@@ -120,7 +149,22 @@ class MovieLensReader:
         self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
     ) -> Iterator[ParsedChunk]:
         path = ratings_path(path)
+        chunks = self._parsed_chunks(path, bad_rows, allow_unlabelled)
+        if self.history is None:
+            yield from chunks
+            return
+        builder = HistoryBuilder(self.history, path, bad_rows, order_hint=(
+            "each user's ratings must be together in the file, as GroupLens ships them"))
+        for chunk in time_sorted_user_runs(chunks, "user"):
+            assert chunk.time is not None
+            built = builder.add(chunk, chunk.columns["user"], chunk.time)
+            yield built.select(np.argsort(built.lines, kind="stable"))  # file order again
+
+    def _parsed_chunks(
+        self, path: Path, bad_rows: BadRows, allow_unlabelled: bool,
+    ) -> Iterator[ParsedChunk]:
         movie_ids, movie_genres = load_genres(movies_file(path))
+        movie_genre = rarest_genres(movie_genres) if self.history is not None else None
         chunks, labelled = self._raw_chunks(path, bad_rows, allow_unlabelled)
         for table, lines in chunks:
             issues: list[Issue] = []
@@ -146,6 +190,8 @@ class MovieLensReader:
                 "hour": pa.array((seconds % SECONDS_PER_DAY) // 3600).cast(pa.string()),
                 "weekday": pa.array((days + EPOCH_WEEKDAY) % 7).cast(pa.string()),
             }
+            if movie_genre is not None:
+                parsed["genre"] = pc.fill_null(pc.take(movie_genre, where), "")
             label = ((numbers["rating"] >= self.threshold).astype(np.float32) if labelled
                      else columns.unknown_labels(table.num_rows))
             chunk = checked_chunk(path, bad_rows, issues, parsed, label, lines, table, stamp)

@@ -8,29 +8,40 @@ Schema file::
       - {name: user, type: categorical, min_count: 2}
       - {name: price, type: numeric}
       - {name: tags, type: sequence, separator: "|", max_len: 5}
+    history:                       # optional: behaviour histories from this log (readers.history)
+      user: user                   # the column of user ids
+      time: ts                     # the column of event times (numbers)
+      columns: [item, category]    # categorical fields; each gives a sequence field hist_<column>
+      max_len: 50                  # newest events kept
+      events: all                  # or positive: only rows labelled 1 enter histories
 
 Unknown keys are errors naming the key. CSV files need a header line; Parquet columns may be of
-any type that casts to text (categorical), to a number (numeric) or is text (sequence). In
-Parquet files the "line" of an error is the 1-based row number.
+any type that casts to text (categorical), to a number (numeric) or, for a sequence, is text
+(split on the separator) or a list of values that cast to text (``list<...>``: a missing list
+is the missing token, an empty list has no token). In Parquet files the "line" of an error is
+the 1-based row number. A field may name another field's vocabulary (``share_vocab``); the
+history fields share their column's.
 
 A prediction input may have no label column. ``time_column`` (``--time-column`` of
 ``--split time``) names a column of numbers (e.g. Unix seconds) giving each row's time; a row
-whose time is missing or not a number is a bad row.
+whose time is missing or not a number is a bad row, for the history's time column as well.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mutualctr.config import from_dict, load_yaml
+from mutualctr.config import from_dict, load_yaml, to_dict
 from mutualctr.data.readers import columns
-from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk, require_columns
+from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, require_columns
+from mutualctr.data.readers.history import HistoryBuilder, HistorySpec
 from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, header_of, read_delimited
 from mutualctr.data.schema import FieldSpec, Schema
 from mutualctr.errors import ConfigError, DataError
@@ -46,6 +57,31 @@ class TabularSpec:
     label_values: dict[str, float] = field(
         default_factory=lambda: {"0": 0.0, "1": 1.0, "false": 0.0, "true": 1.0}
     )
+    history: HistorySpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.history is not None:
+            kinds = {f.name: f.type for f in self.fields}
+            for name in self.history.columns:
+                if kinds.get(name) != "categorical":
+                    raise ValueError(f"history: column {name!r} must be a categorical field")
+        self.schema()  # checks field names and share_vocab
+
+    def schema(self, min_count: int | None = None) -> Schema:
+        """The fields (each given ``min_count`` if set), then the history fields."""
+        fields = self.fields if min_count is None else tuple(
+            replace(f, min_count=min_count) for f in self.fields)
+        history = self.history.fields if self.history is not None else ()
+        return Schema(fields=fields + history, label=self.label)
+
+    def settings(self) -> dict[str, Any]:
+        """As recorded in ``meta.json`` (no ``history`` key without one, and fields as
+        ``FieldSpec.to_dict`` gives them, so stores built before either existed are reused)."""
+        recorded = to_dict(self)
+        recorded["fields"] = [f.to_dict() for f in self.fields]
+        if self.history is None:
+            del recorded["history"]
+        return recorded
 
 
 def load_spec(path: Path) -> TabularSpec:
@@ -66,18 +102,15 @@ class TabularReader:
         self.parquet = parquet
         self.time_column = time_column
         self.block_size = block_size
-        fields = spec.fields
-        if min_count is not None:
-            fields = tuple(
-                FieldSpec(f.name, f.type, min_count, f.separator, f.max_len) for f in fields
-            )
-        self.schema = Schema(fields=fields, label=spec.label)
+        self.schema = spec.schema(min_count)
 
     def _needed(self, labelled: bool) -> list[str]:
         names = [self.spec.label] if labelled else []
         names += [f.name for f in self.spec.fields]
         if self.time_column is not None:
             names.append(self.time_column)
+        if self.spec.history is not None:
+            names += [self.spec.history.user, self.spec.history.time]
         return list(dict.fromkeys(names))
 
     def _columns(self, path: Path, names: Sequence[str], allow_unlabelled: bool) -> list[str]:
@@ -101,14 +134,29 @@ class TabularReader:
             yield pa.Table.from_batches([batch]), np.arange(start, start + batch.num_rows)
             start += batch.num_rows
 
-    def _time(self, table: pa.Table, issues: list[Issue]) -> np.ndarray | None:
-        if self.time_column is None:
-            return None
-        name = self.time_column
-        values = columns.floats(table.column(name).combine_chunks(), name, issues)
-        if np.isnan(values).any():
-            issues.append(Issue(np.isnan(values), name, "time is missing"))
-        return values
+    def _times(self, table: pa.Table, issues: list[Issue]) -> dict[str, np.ndarray]:
+        """Each time column's numbers (``--time-column``, the history's), by name."""
+        names = [self.time_column] if self.time_column is not None else []
+        names += [self.spec.history.time] if self.spec.history is not None else []
+        times = {}
+        for name in dict.fromkeys(names):
+            values = columns.floats(table.column(name).combine_chunks(), name, issues)
+            if np.isnan(values).any():
+                issues.append(Issue(np.isnan(values), name, "time is missing"))
+            times[name] = values
+        return times
+
+    def _field(self, path: Path, spec: FieldSpec, col: pa.Array, issues: list[Issue]) -> Any:
+        if spec.type == "numeric":
+            return columns.floats(col, spec.name, issues)
+        if spec.type == "sequence" and columns.is_list(col):
+            try:
+                return columns.token_lists(col)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise DataError(f"a sequence column must be text or a list of values that cast "
+                                f"to text, got {col.type}", file=str(path),
+                                field=spec.name) from None
+        return columns.utf8(col, spec.name, issues)
 
     def read(
         self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
@@ -119,6 +167,9 @@ class TabularReader:
             self._columns(path, header_of(path, self.spec.delimiter), allow_unlabelled)
             chunks = read_delimited(path, bad_rows, delimiter=self.spec.delimiter,
                                     block_size=self.block_size)
+        history = self.spec.history
+        builder = None if history is None else HistoryBuilder(
+            history, path, bad_rows, order_hint="sort the log by time, or by user then time")
         for table, lines in chunks:
             issues: list[Issue] = []
             label = (
@@ -127,10 +178,18 @@ class TabularReader:
                 if self.spec.label in table.column_names
                 else columns.unknown_labels(table.num_rows)
             )
-            parsed = {}
-            for spec in self.spec.fields:
-                col = table.column(spec.name).combine_chunks()
-                convert = columns.floats if spec.type == "numeric" else columns.utf8
-                parsed[spec.name] = convert(col, spec.name, issues)
-            time = self._time(table, issues)
-            yield checked_chunk(path, bad_rows, issues, parsed, label, lines, table, time)
+            parsed = {spec.name: self._field(path, spec, table.column(spec.name).combine_chunks(),
+                                             issues)
+                      for spec in self.spec.fields}
+            times = self._times(table, issues)
+            users = (columns.utf8(table.column(history.user).combine_chunks(), history.user,
+                                  issues) if history is not None else None)
+            keep = bad_rows.check(path, lines, issues)
+            time = times[self.time_column] if self.time_column is not None else None
+            chunk = ParsedChunk(parsed, label, lines, table, time)
+            if not keep.all():
+                chunk = chunk.take(keep)
+            if builder is not None:
+                assert history is not None and users is not None
+                chunk = builder.add(chunk, users.filter(pa.array(keep)), times[history.time][keep])
+            yield chunk

@@ -1,0 +1,327 @@
+"""Behaviour histories built from a time-ordered log, chunk by chunk, in bounded memory.
+
+Used by the MovieLens reader (``--history-len``) and the csv / parquet reader (the schema's
+``history`` key). For a row ``r`` of user ``u`` at time ``t`` and each history column ``c``::
+
+    hist_c(r) = [c(e) for each event e of u with time(e) < t]   oldest first, newest max_len kept
+
+* strictly earlier: rows at the same time as ``r`` (``r`` itself included) never enter its
+  history, so nothing at or after the row a history is a feature of is in it (no leakage);
+* events are the user's rows (``events: all``) or only its rows labelled positive
+  (``events: positive``, a click history); every row gets a history either way;
+* most recent last; a user's first row has an empty history (all padding once encoded); with
+  more than ``max_len`` earlier events the newest ``max_len`` are kept, so the encoder's
+  left-to-right cut to ``max_len`` keeps exactly these;
+* the columns of one spec share their events: position ``k`` of ``hist_item`` and of
+  ``hist_category`` describe the same event (what target attention pairs).
+
+Input order: each user's rows come in non-decreasing time (a log sorted by time, or grouped by
+user and sorted by time within each user). The builder never sorts, which would need the whole
+log: a row earlier than a previous row of its user is a bad row (``--on-bad-row error`` stops
+with its file, line and the time column; ``skip`` drops and counts it).
+:func:`time_sorted_user_runs` serves files grouped by user but not sorted by time within a user
+(MovieLens): it sorts each run of one user's consecutive rows, holding one run at a time.
+
+Memory: per user, the newest ``max_len`` events before its latest event time and the newest
+``max_len`` at that time (not yet visible to rows at that same time), as int32 codes: at most
+``8 * max_len`` bytes per user and history column; plus one code per distinct user and per
+distinct value of each history column. Each chunk is handled with vectorised array operations
+(no Python loop over rows); histories come out as list arrays of dictionary-encoded values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk
+from mutualctr.data.schema import FieldSpec
+
+HistoryEvents = Literal["all", "positive"]
+HISTORY_PREFIX = "hist_"
+BACKWARDS = ("earlier than a previous row of the same user (histories need each user's rows "
+             "in time order)")
+
+
+def history_name(column: str) -> str:
+    """The sequence field holding the history of ``column``: ``hist_<column>``."""
+    return HISTORY_PREFIX + column
+
+
+@dataclass(frozen=True)
+class HistorySpec:
+    """Which histories to build: the schema file's ``history`` key (see ``docs/data.md``)."""
+
+    user: str  # the column of user ids
+    time: str  # the column of event times (numbers, e.g. Unix seconds)
+    columns: tuple[str, ...]  # categorical fields whose earlier values make hist_<column>
+    max_len: int = 50
+    events: HistoryEvents = "all"
+
+    def __post_init__(self) -> None:
+        if not self.columns:
+            raise ValueError("history: 'columns' is empty")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"history: a column is named twice in {list(self.columns)}")
+        if self.max_len < 1:
+            raise ValueError(f"history: max_len must be >= 1, got {self.max_len}")
+
+    @property
+    def fields(self) -> tuple[FieldSpec, ...]:
+        """One sequence field per column, sharing that column's vocabulary."""
+        return tuple(FieldSpec(history_name(c), "sequence", max_len=self.max_len, share_vocab=c)
+                     for c in self.columns)
+
+
+def _ragged(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every item of consecutive groups of ``lengths`` items: its group and its index in
+    the group (``[2, 0, 3]`` -> ``[0, 0, 2, 2, 2]``, ``[0, 1, 0, 1, 2]``)."""
+    group = np.repeat(np.arange(len(lengths)), lengths)
+    starts = np.cumsum(lengths) - lengths
+    return group, np.arange(len(group)) - starts[group]
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The ranges ``[starts[i], starts[i] + lengths[i])`` one after the other (16 bytes per item
+    at the peak: the histories of a chunk can hold ``max_len`` items per row)."""
+    out = np.arange(int(lengths.sum()), dtype=np.int64)
+    out += np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return out
+
+
+class _Codes:
+    """Dense integer codes of one column's distinct values, in order of first appearance."""
+
+    def __init__(self) -> None:
+        self.index: dict[Any, int] = {}
+        self.values: list[Any] = []
+
+    def encode(self, values: pa.Array) -> np.ndarray:
+        encoded = pc.dictionary_encode(values, null_encoding="encode")
+        lookup = np.empty(len(encoded.dictionary), dtype=np.int32)
+        for k, value in enumerate(encoded.dictionary.to_pylist()):
+            code = self.index.get(value)
+            if code is None:
+                code = self.index[value] = len(self.values)
+                self.values.append(value)
+            lookup[k] = code
+        return lookup[encoded.indices.to_numpy(zero_copy_only=False)]
+
+    def decode(self, codes: np.ndarray) -> pa.DictionaryArray:
+        """``codes`` as a dictionary array holding only the values they use."""
+        used = np.zeros(len(self.values), dtype=bool)
+        used[codes] = True
+        distinct = np.flatnonzero(used)
+        local = np.zeros(len(self.values), dtype=np.int32)
+        local[distinct] = np.arange(len(distinct), dtype=np.int32)
+        dictionary = pa.array([self.values[k] for k in distinct], pa.string())
+        return pa.DictionaryArray.from_arrays(pa.array(local[codes]), dictionary)
+
+
+class _UserState:
+    """Per user code: the newest ``max_len`` events before ``pending_time`` (committed) and the
+    newest ``max_len`` events at ``pending_time`` (pending), as value codes per history column,
+    and the user's latest row time (for the order check). Arrays grow by doubling."""
+
+    def __init__(self, max_len: int, n_columns: int) -> None:
+        self.committed = [np.zeros((0, max_len), np.int32) for _ in range(n_columns)]
+        self.pending = [np.zeros((0, max_len), np.int32) for _ in range(n_columns)]
+        self.n_committed = np.zeros(0, np.int64)
+        self.n_pending = np.zeros(0, np.int64)
+        self.pending_time = np.zeros(0)
+        self.last_time = np.zeros(0)
+
+    def grow(self, users: int) -> None:
+        old = len(self.last_time)
+        if users <= old:
+            return
+        size = max(users, 2 * old, 1024)
+
+        def grown(a: np.ndarray, fill: float) -> np.ndarray:
+            out = np.full((size, *a.shape[1:]), fill, dtype=a.dtype)
+            out[:old] = a
+            return out
+
+        self.committed = [grown(a, 0) for a in self.committed]
+        self.pending = [grown(a, 0) for a in self.pending]
+        self.n_committed, self.n_pending = grown(self.n_committed, 0), grown(self.n_pending, 0)
+        self.pending_time = grown(self.pending_time, -np.inf)
+        self.last_time = grown(self.last_time, -np.inf)
+
+
+@dataclass
+class _Events:
+    """The events of the users of one chunk as one sequence, by (user, time, input order):
+    each user's state first (committed events, then pending), then the chunk's events."""
+
+    group: np.ndarray  # [E] the user's index among the chunk's distinct users
+    time: np.ndarray  # [E] (committed events: -inf, they precede everything the user has)
+    codes: list[np.ndarray]  # per history column, [E]
+    start: np.ndarray  # [G] where each user's events begin
+    count: np.ndarray  # [G]
+
+
+class HistoryBuilder:
+    """Adds the ``hist_<column>`` columns of ``spec`` to the chunks of one file, read in order.
+
+    One builder per file read: its state is that file's users' recent events.
+    """
+
+    def __init__(self, spec: HistorySpec, path: Path, bad_rows: BadRows,
+                 order_hint: str = "") -> None:
+        self.spec = spec
+        self.path = path
+        self.bad_rows = bad_rows
+        self.order_hint = order_hint
+        self.users = _Codes()
+        self.values = [_Codes() for _ in spec.columns]
+        self.state = _UserState(spec.max_len, len(spec.columns))
+
+    def add(self, chunk: ParsedChunk, users: pa.Array, times: np.ndarray) -> ParsedChunk:
+        """``chunk`` (its rows' users and times aligned with it) with the history columns
+        added, less the rows that go back in time when bad rows are skipped."""
+        user = self.users.encode(users)
+        self.state.grow(len(self.users.values))
+        backwards = self._backwards(user, times)
+        if backwards.any():
+            reason = BACKWARDS + (f"; {self.order_hint}" if self.order_hint else "")
+            issue = Issue(backwards, self.spec.time, reason, pa.array(times))
+            keep = self.bad_rows.check(self.path, chunk.lines, [issue])
+            chunk, user, times = chunk.take(keep), user[keep], times[keep]
+        np.maximum.at(self.state.last_time, user, times)
+        values = [codes.encode(chunk.columns[c])
+                  for codes, c in zip(self.values, self.spec.columns, strict=True)]
+        is_event = chunk.label > 0 if self.spec.events == "positive" else np.ones(len(chunk), bool)
+        present, group = np.unique(user, return_inverse=True)
+        events, ends = self._events(present, group, times, is_event, values)
+        self._remember(present, events)
+        starts = np.maximum(events.start[group], ends - self.spec.max_len)
+        lengths = ends - starts
+        offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+        taken = _ranges(starts, lengths)
+        histories = {
+            history_name(c): pa.ListArray.from_arrays(offsets, codes.decode(event_codes[taken]))
+            for c, codes, event_codes in zip(self.spec.columns, self.values, events.codes,
+                                             strict=True)
+        }
+        return replace(chunk, columns={**chunk.columns, **histories})
+
+    def _backwards(self, user: np.ndarray, times: np.ndarray) -> np.ndarray:
+        """Rows earlier than a previous row of their user, in this chunk or an earlier one."""
+        if not len(user):
+            return np.zeros(0, dtype=bool)
+        order = np.argsort(user, kind="stable")
+        by_user, by_time = user[order], times[order]
+        group = np.cumsum(np.concatenate([[0], by_user[1:] != by_user[:-1]]))
+        _, rank = np.unique(by_time, return_inverse=True)
+        span = int(rank.max()) + 1
+        # the running maximum of (group, rank) keys is the latest time so far within the group
+        latest = np.maximum.accumulate(group * span + rank) - group * span
+        sorted_bad = (rank < latest) | (by_time < self.state.last_time[by_user])
+        bad = np.empty(len(user), dtype=bool)
+        bad[order] = sorted_bad
+        return bad
+
+    def _events(
+        self, present: np.ndarray, group: np.ndarray, times: np.ndarray, is_event: np.ndarray,
+        values: list[np.ndarray],
+    ) -> tuple[_Events, np.ndarray]:
+        """The chunk's users' event sequence, and for every row where its history ends: the
+        number of that sequence's events that sort before the row, rows sorting before the
+        events of their own time (so a row sees no event at its time)."""
+        state, n_groups = self.state, len(present)
+        n_committed, n_pending = state.n_committed[present], state.n_pending[present]
+        c_group, c_index = _ragged(n_committed)
+        p_group, p_index = _ragged(n_pending)
+        rows = np.arange(len(group))
+        # items: committed events, pending events, the chunk's rows (queries), its events
+        item_group = np.concatenate([c_group, p_group, group, group[is_event]])
+        item_time = np.concatenate([np.full(len(c_group), -np.inf),
+                                    state.pending_time[present][p_group], times,
+                                    times[is_event]])
+        item_kind = np.concatenate([np.ones(len(c_group) + len(p_group), np.int8),
+                                    np.zeros(len(rows), np.int8),
+                                    np.ones(int(is_event.sum()), np.int8)])
+        order = np.lexsort((item_kind, item_time, item_group))  # stable: ties keep input order
+        sorted_event = item_kind[order] == 1
+        before = np.cumsum(sorted_event) - sorted_event  # events sorting before each item
+        n_state = len(c_group) + len(p_group)
+        ends = np.empty(len(rows), dtype=np.int64)
+        queries = ~sorted_event
+        ends[order[queries] - n_state] = before[queries]
+        event_items = order[sorted_event]
+        chunk_event = event_items >= n_state + len(rows)
+        taken = np.where(chunk_event, event_items - len(rows), event_items)  # skip the queries
+        codes = [
+            np.concatenate([committed[present[c_group], c_index],
+                            pending[present[p_group], p_index], value[is_event]])[taken]
+            for committed, pending, value in zip(state.committed, state.pending, values,
+                                                 strict=True)
+        ]
+        count = n_committed + n_pending + np.bincount(group[is_event], minlength=n_groups)
+        events = _Events(item_group[event_items], item_time[event_items], codes,
+                         np.cumsum(count) - count, count)
+        return events, ends
+
+    def _remember(self, present: np.ndarray, events: _Events) -> None:
+        """Each user's new state: its newest events at its latest event time (pending) and the
+        newest before them (committed), ``max_len`` of each at most."""
+        state, max_len = self.state, self.spec.max_len
+        has = events.count > 0
+        users, start, end = present[has], events.start[has], (events.start + events.count)[has]
+        n = len(events.time)
+        run_starts = np.ones(n, dtype=bool)
+        run_starts[1:] = (events.group[1:] != events.group[:-1]) | (
+            events.time[1:] != events.time[:-1])
+        run_start = np.maximum.accumulate(np.where(run_starts, np.arange(n), 0))
+        last_run = run_start[end - 1]
+        for arrays, counts, first, stop in (
+            (state.committed, state.n_committed, np.maximum(start, last_run - max_len), last_run),
+            (state.pending, state.n_pending, np.maximum(last_run, end - max_len), end),
+        ):
+            lengths = stop - first
+            owner, k = _ragged(lengths)
+            for array, codes in zip(arrays, events.codes, strict=True):
+                array[users[owner], k] = codes[first[owner] + k]
+            counts[users] = lengths
+        state.pending_time[users] = events.time[end - 1]
+
+
+def time_sorted_user_runs(chunks: Iterable[ParsedChunk], user: str) -> Iterator[ParsedChunk]:
+    """The rows of ``chunks`` re-cut so that no run of consecutive rows of one user spans two
+    chunks, each chunk sorted by (run, time, input order).
+
+    For files grouped by user but not sorted by time within a user (MovieLens ratings are
+    sorted by user, then movie). Memory: the rows of one run (the most active user's rows).
+    A user whose rows are not all together gets one run per stretch; a later run earlier in
+    time than an earlier one is then a bad row for :class:`HistoryBuilder`.
+    """
+    held: ParsedChunk | None = None
+    for chunk in chunks:
+        if held is not None:
+            chunk = ParsedChunk.concat(held, chunk)
+        if not len(chunk):
+            continue
+        users = chunk.columns[user]
+        other = pc.not_equal(users, users[-1]).to_numpy(zero_copy_only=False)
+        cut = int(np.flatnonzero(other)[-1]) + 1 if other.any() else 0
+        position = np.arange(len(chunk))
+        held = chunk.take(position >= cut)
+        if cut:
+            yield _sorted_by_run_and_time(chunk.take(position < cut), user)
+    if held is not None and len(held):
+        yield _sorted_by_run_and_time(held, user)
+
+
+def _sorted_by_run_and_time(chunk: ParsedChunk, user: str) -> ParsedChunk:
+    assert chunk.time is not None
+    users = chunk.columns[user]
+    changes = pc.not_equal(users[1:], users[:-1]).to_numpy(zero_copy_only=False)
+    run = np.concatenate([[0], np.cumsum(changes)])
+    return chunk.select(np.lexsort((chunk.time, run)))
