@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prep.add_argument("--seed", type=int, default=0, help="seed of the random split")
     prep.add_argument("--min-count", type=int, default=None,
                       help="rarer train values become OOV (default: Criteo 10, Avazu 2, else 1)")
+    prep.add_argument("--hash-buckets", type=int, default=0, metavar="N",
+                      help="hash a field into N buckets when it would keep more than N values "
+                      "(bounds every embedding table; default: never)")
     prep.add_argument("--schema", type=Path, help="schema YAML (csv / parquet formats)")
     prep.add_argument("--criteo-numeric", action="store_true",
                       help="keep Criteo's integer fields numeric (log, standardised)")
@@ -80,7 +83,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         tabular=load_spec(args.schema) if args.schema is not None else None,
         criteo_numeric=args.criteo_numeric, frappe_form=args.frappe_form,
         rating_threshold=args.rating_threshold, drop_rating=args.drop_rating,
-        history_len=args.history_len,
+        history_len=args.history_len, hash_buckets=args.hash_buckets,
     )
     result = prepare(
         args.inputs, args.out, args.format, reader_options=options,

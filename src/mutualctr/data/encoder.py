@@ -18,6 +18,13 @@ token and padded with ``0`` (or truncated) to ``max_len`` (``0`` in the schema: 
 keeping the first tokens; a sequence column may also be a list array (its lists are the tokens;
 an empty list encodes as all padding).
 
+Hashed fields (production systems' answer to Criteo-size vocabularies): a field whose kept
+train vocabulary would have more than ``hash_buckets`` values (the field's own setting, else
+``data prepare --hash-buckets``) gets no vocabulary; each value ``v`` becomes id
+``2 + stable_hash(v) mod hash_buckets``, so its table has ``hash_buckets + 2`` rows whatever the
+data, and values never seen in train land in a bucket instead of OOV. Smaller fields keep their
+vocabularies.
+
 Fitting streams: :class:`EncoderFitter` keeps per-value counts (memory grows with vocabulary
 sizes, not rows). The fitted :class:`Encoder` serialises to JSON.
 """
@@ -95,6 +102,41 @@ def _tokens(col: pa.Array, separator: str) -> tuple[pa.Array, np.ndarray]:
     return pc.list_flatten(lists), lengths.to_numpy(zero_copy_only=False)
 
 
+_HASH_MULTIPLIER = 0x100000001B3  # FNV-1's 64-bit prime
+_HASH_OFFSET = 0xCBF29CE484222325  # FNV-1's 64-bit offset basis (the empty text's hash is not 0)
+_MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # splitmix64's finaliser constants
+
+
+def stable_hash(values: pa.Array) -> np.ndarray:
+    """A uint64 hash of each value's UTF-8 text, the same on every machine and run (Python's
+    ``hash`` is salted per process): the polynomial ``sum_i byte_i * P^i mod 2^64`` over the
+    bytes, plus the length and FNV's offset basis, through splitmix64's finaliser. Vectorised over the Arrow buffers;
+    null is hashed as the missing token."""
+    text = pc.cast(values, pa.large_string()).fill_null(MISSING_TOKEN)
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset:text.offset + len(text) + 1]
+    data = np.frombuffer(text.buffers()[2] or b"", np.uint8)[offsets[0]:offsets[-1]]
+    lengths = np.diff(offsets)
+    if len(lengths) == 0:
+        return np.zeros(0, np.uint64)
+    starts = offsets[:-1] - offsets[0]
+    position = np.arange(len(data)) - np.repeat(starts, lengths)
+    powers = np.array([pow(_HASH_MULTIPLIER, i, 1 << 64)
+                       for i in range(max(int(lengths.max(initial=0)), 1))], np.uint64)
+    terms = data.astype(np.uint64) * powers[position]
+    sums = np.zeros(len(lengths), np.uint64)
+    nonempty = lengths > 0
+    if nonempty.any():
+        sums[nonempty] = np.add.reduceat(terms, starts[nonempty])
+    h = sums + lengths.astype(np.uint64) + np.uint64(_HASH_OFFSET)
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(_MIX[0])
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(_MIX[1])
+    h ^= h >> np.uint64(31)
+    return h
+
+
 def vocabulary_of(spec: FieldSpec) -> str:
     """The field whose vocabulary encodes ``spec``: its ``share_vocab`` owner, or itself."""
     return spec.share_vocab or spec.name
@@ -103,8 +145,9 @@ def vocabulary_of(spec: FieldSpec) -> str:
 class EncoderFitter:
     """Accumulates train statistics chunk by chunk; :meth:`finish` returns the :class:`Encoder`."""
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, hash_buckets: int = 0) -> None:
         self.schema = schema
+        self.hash_buckets = hash_buckets  # for fields without their own
         self.counts = {
             f.name: _Counts() for f in schema.fields if f.type != "numeric" and not f.share_vocab
         }
@@ -125,7 +168,7 @@ class EncoderFitter:
                 self.moments[spec.name] += (len(present), present.sum(), np.square(present).sum())
 
     def finish(self) -> Encoder:
-        vocabs, max_lens, scalers = {}, {}, {}
+        vocabs, max_lens, scalers, hashed = {}, {}, {}, {}
         for spec in self.schema.fields:
             if spec.type == "numeric":
                 n, total, squares = self.moments[spec.name]
@@ -145,21 +188,28 @@ class EncoderFitter:
             )
             keep = pc.or_(pc.greater_equal(table["count"], spec.min_count), missing)
             kept = table.filter(keep).sort_by([("count", "descending"), ("value", "ascending")])
-            vocabs[spec.name] = kept["value"].combine_chunks()
-        return Encoder(self.schema, vocabs, max_lens, scalers)
+            buckets = spec.hash_buckets or self.hash_buckets
+            if buckets and kept.num_rows > buckets:
+                hashed[spec.name] = buckets
+                vocabs[spec.name] = pa.array([], values.type)
+            else:
+                vocabs[spec.name] = kept["value"].combine_chunks()
+        return Encoder(self.schema, vocabs, max_lens, scalers, hashed)
 
 
 class Encoder:
     """Turns :class:`ParsedChunk` s into :class:`SplitArrays` (see the module docstring).
 
     ``vocabs`` holds one vocabulary per owner: fields that share one have no entry.
+    ``hashed`` maps an owner hashed into buckets to their number (its vocabulary is empty).
     """
 
     def __init__(
         self, schema: Schema, vocabs: dict[str, pa.Array], max_lens: dict[str, int],
-        scalers: dict[str, tuple[float, float]],
+        scalers: dict[str, tuple[float, float]], hashed: dict[str, int] | None = None,
     ) -> None:
         self.schema = schema
+        self.hashed = hashed or {}
         self.vocabs = vocabs
         self.max_lens = max_lens
         self.scalers = scalers
@@ -172,7 +222,8 @@ class Encoder:
             if spec.type == "numeric":
                 features.append(Feature(spec.name, "numeric"))
             else:
-                size = FIRST_VALUE_ID + len(self.vocabs[vocabulary_of(spec)])
+                owner = vocabulary_of(spec)
+                size = FIRST_VALUE_ID + self.hashed.get(owner, len(self.vocabs[owner]))
                 features.append(Feature(spec.name, spec.type, size,
                                         self.max_lens.get(spec.name, 0), spec.share_vocab))
         return FeatureMap(tuple(features))
@@ -181,7 +232,11 @@ class Encoder:
         if pa.types.is_dictionary(values.type):
             indices = values.indices.to_numpy(zero_copy_only=False)
             return self._ids(name, values.dictionary)[indices]
-        index = pc.index_in(values, value_set=self.vocabs[self.vocabulary_of[name]])
+        owner = self.vocabulary_of[name]
+        if owner in self.hashed:
+            buckets = np.uint64(self.hashed[owner])
+            return (stable_hash(values) % buckets).astype(np.int32) + FIRST_VALUE_ID
+        index = pc.index_in(values, value_set=self.vocabs[owner])
         ids = index.fill_null(OOV_ID - FIRST_VALUE_ID).to_numpy(zero_copy_only=False)
         return (ids + FIRST_VALUE_ID).astype(np.int32)
 
@@ -235,6 +290,7 @@ class Encoder:
             },
             "max_lens": self.max_lens,
             "scalers": {name: list(v) for name, v in self.scalers.items()},
+            **({"hashed": self.hashed} if self.hashed else {}),
         }
 
     @classmethod
@@ -247,4 +303,5 @@ class Encoder:
             },
             max_lens={name: int(v) for name, v in data["max_lens"].items()},
             scalers={name: (float(v[0]), float(v[1])) for name, v in data["scalers"].items()},
+            hashed={name: int(n) for name, n in data.get("hashed", {}).items()},
         )

@@ -398,11 +398,11 @@ class _FirstPass:
 
 def _first_pass(
     reader: Reader, inputs: Sequence[Path], splitter: _Splitter | _TimeSplitter, n_splits: int,
-    prob_stream: _ProbStream | None, on_bad_row: OnBadRow, cache: Path,
+    prob_stream: _ProbStream | None, on_bad_row: OnBadRow, cache: Path, hash_buckets: int = 0,
 ) -> _FirstPass:
     """Parse and validate every row once: split, count, fit on train, cache the typed rows."""
     bad_rows = BadRows(on_bad_row)
-    fitter = EncoderFitter(reader.schema)
+    fitter = EncoderFitter(reader.schema, hash_buckets)
     rows = np.zeros(n_splits, dtype=np.int64)
     positives = np.zeros(n_splits, dtype=np.int64)
     writer = None
@@ -490,7 +490,7 @@ def prepare(
     try:
         prob_stream = _ProbStream(probs, PROB_FORMATS[fmt]) if probs is not None else None
         first = _first_pass(reader, inputs, splitter, len(split_names), prob_stream,
-                            on_bad_row, cache)
+                            on_bad_row, cache, reader_options.hash_buckets)
         _write_splits(out, split_names, first, cache, with_prob=probs is not None,
                       fields=[f.name for f in reader.schema.fields])
     finally:

@@ -36,6 +36,9 @@ class FieldSpec:
     # columns' training values), e.g. a history of items sharing the target item's ids, so a
     # model can look both up in one embedding table (FuxiCTR's ``share_embedding``)
     share_vocab: str = ""
+    # a field with more than this many values kept in train is hashed into this many buckets
+    # instead of getting one id per value (0: never); bounds its embedding table
+    hash_buckets: int = 0
 
     def __post_init__(self) -> None:
         if self.type not in FIELD_TYPES:
@@ -46,17 +49,22 @@ class FieldSpec:
             raise ValueError(f"field {self.name!r}: min_count must be >= 1, got {self.min_count}")
         if self.max_len < 0:
             raise ValueError(f"field {self.name!r}: max_len must be >= 0, got {self.max_len}")
+        if self.hash_buckets < 0:
+            raise ValueError(f"field {self.name!r}: hash_buckets must be >= 0, got "
+                             f"{self.hash_buckets}")
         if self.share_vocab and self.type == "numeric":
             raise ValueError(f"field {self.name!r}: a numeric field has no vocabulary to share")
         if self.share_vocab == self.name:
             raise ValueError(f"field {self.name!r}: share_vocab names the field itself")
 
     def to_dict(self) -> dict[str, Any]:
-        """As recorded in ``meta.json``; no ``share_vocab`` key when it is unset, so schemas
-        recorded before it existed still compare equal (a store built from them is reused)."""
+        """As recorded in ``meta.json``; no ``share_vocab`` or ``hash_buckets`` key when unset,
+        so schemas recorded before they existed still compare equal (a store built from them
+        is reused)."""
         data = asdict(self)
-        if not self.share_vocab:
-            del data["share_vocab"]
+        for key in ("share_vocab", "hash_buckets"):  # added later: recorded only when set
+            if not data[key]:
+                del data[key]
         return data
 
 

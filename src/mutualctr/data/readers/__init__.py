@@ -28,11 +28,14 @@ class ReaderOptions:
     rating_threshold: float = 4.0
     drop_rating: float | None = None
     history_len: int = 0  # MovieLens: the newest earlier ratings per row (0: no histories)
+    hash_buckets: int = 0  # fields with more kept values are hashed into this many buckets
 
     def settings(self, fmt: str) -> dict[str, Any]:
         """The options that matter for ``fmt``, as recorded in ``meta.json`` (an option added
         later is recorded only when set, so stores built before it are still reused)."""
         relevant: dict[str, Any] = {"min_count": self.min_count}
+        if self.hash_buckets:
+            relevant["hash_buckets"] = self.hash_buckets
         if fmt in ("csv", "parquet"):
             relevant["tabular"] = self.tabular.settings() if self.tabular is not None else None
         elif fmt == "criteo":
