@@ -12,6 +12,7 @@ get one learned vector each, scaled by the value (as FuxiCTR does).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,8 +108,6 @@ class FeatureEmbedding(nn.Module):
 
     def embed(self, batch: Batch) -> Embedded:
         """Field embeddings plus each sequence's rows and mask (one gather for all)."""
-        parts: list[torch.Tensor] = []
-        sequences, masks = [], []
         ids = [batch.categorical + self.cat_offsets]
         ids += [seq + off for seq, off in zip(batch.sequences, self.seq_offsets, strict=True)]
         flat_ids = ids[0] if len(ids) == 1 else torch.cat(ids, dim=1)
@@ -116,19 +115,29 @@ class FeatureEmbedding(nn.Module):
         # nn.Embedding's embedding_dense_backward.
         rows = self.table.weight.index_select(0, flat_ids.flatten())
         rows = rows.view(*flat_ids.shape, self.dim)  # [B, n_cat + sum(seq_lens), dim]
-        n_cat = batch.categorical.shape[1]
-        parts.append(rows[:, :n_cat])
-        start = n_cat
-        for seq, length in zip(batch.sequences, self.seq_lens, strict=True):
-            present = seq != PAD_ID  # [B, L]
-            seq_rows = rows[:, start : start + length]
-            mask = present.unsqueeze(-1).to(rows.dtype)  # [B, L, 1]
-            pooled = (seq_rows * mask).sum(1)
-            parts.append((pooled / mask.sum(1).clamp_min(1.0)).unsqueeze(1))
-            sequences.append(seq_rows)
-            masks.append(present)
-            start += length
-        if self.numeric_weight is not None:
-            parts.append(batch.numeric.unsqueeze(-1) * self.numeric_weight)
-        fields = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        return Embedded(fields, tuple(sequences), tuple(masks))
+        return embedded_from_rows(batch, rows, self.seq_lens, self.numeric_weight)
+
+
+def embedded_from_rows(
+    batch: Batch, rows: torch.Tensor, seq_lens: Sequence[int],
+    numeric_weight: torch.Tensor | None,
+) -> Embedded:
+    """:class:`Embedded` from the looked-up rows ``[B, positions, D]`` (categorical fields,
+    then every sequence position, wherever they were looked up: one table here, TorchRec's
+    shards in :mod:`mutualctr.training.sharding`): sequences mean-pooled over their non-padding
+    ids, numeric fields as value times weight."""
+    n_cat = batch.categorical.shape[1]
+    parts, sequences, masks = [rows[:, :n_cat]], [], []
+    start = n_cat
+    for seq, length in zip(batch.sequences, seq_lens, strict=True):
+        present = seq != PAD_ID  # [B, L]
+        seq_rows = rows[:, start : start + length]
+        mask = present.unsqueeze(-1).to(rows.dtype)  # [B, L, 1]
+        parts.append(((seq_rows * mask).sum(1) / mask.sum(1).clamp_min(1.0)).unsqueeze(1))
+        sequences.append(seq_rows)
+        masks.append(present)
+        start += length
+    if numeric_weight is not None:
+        parts.append(batch.numeric.unsqueeze(-1) * numeric_weight)
+    fields = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+    return Embedded(fields, tuple(sequences), tuple(masks))
