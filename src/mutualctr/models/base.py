@@ -48,13 +48,16 @@ def init_linear_layers(model: nn.Module) -> None:
 @dataclass
 class ModelOutput:
     """``logit`` [B] and representation ``h`` [B, H]; models whose paper trains with an extra
-    loss on sub-network predictions also give those sub-logits ``[S, B]`` and name the loss
-    (see :mod:`mutualctr.training.objectives.auxiliary`)."""
+    loss on sub-network predictions also give those sub-logits ``[S, B]`` and name the loss,
+    and a model whose paper's extra loss reads its internals gives that loss itself, weighted,
+    as the scalar ``extra_loss`` (DIEN's next-behaviour loss, in training mode only); see
+    :mod:`mutualctr.training.objectives.auxiliary`."""
 
     logit: torch.Tensor
     h: torch.Tensor
     aux_logits: torch.Tensor | None = None
     aux_loss: AuxiliaryLoss = "none"
+    extra_loss: torch.Tensor | None = None
 
 
 @dataclass

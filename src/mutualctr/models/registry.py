@@ -21,23 +21,28 @@ from mutualctr.models.dcn import DCN
 from mutualctr.models.dcnv2 import DCNv2
 from mutualctr.models.dcnv3 import DCNv3
 from mutualctr.models.deepfm import DeepFM
+from mutualctr.models.dhen import DHEN
+from mutualctr.models.dien import DIEN
+from mutualctr.models.din import DIN
 from mutualctr.models.dnn import DNN
 from mutualctr.models.ecn import ECN
 from mutualctr.models.fibinet import FiBiNET
 from mutualctr.models.final import FINAL
 from mutualctr.models.finalmlp import FinalMLP
 from mutualctr.models.fm import FM
+from mutualctr.models.interformer import InterFormer
 from mutualctr.models.lr import LR
 from mutualctr.models.multi_embedding import multi_embedding_variants
 from mutualctr.models.pnn import PNN
 from mutualctr.models.wide_deep import WideDeep
+from mutualctr.models.wukong import Wukong
 from mutualctr.models.xdeepfm import XDeepFM
 
 _MODELS: dict[str, type[CTRModel]] = {
     cls.name: cls
     for cls in (
         LR, FM, DNN, WideDeep, DeepFM, DCN, DCNv2, PNN, FiBiNET, XDeepFM, AutoInt, FinalMLP,
-        FINAL, ECN, DCNv3, DAGFM,
+        FINAL, ECN, DCNv3, DAGFM, DIN, DIEN, InterFormer, DHEN, Wukong,
     )
 }
 _MODELS.update(multi_embedding_variants(_MODELS))  # me_dnn, me_pnn ... (Guo et al. 2024)

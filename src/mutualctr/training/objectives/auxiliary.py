@@ -12,9 +12,15 @@ their mean.
   adaptive weights without saying whether gradients pass through them; the authors' code (in
   FuxiCTR) lets them, and so do we, so the loss is the published one.
 
+A model whose extra loss reads its own internals computes it and gives it, already weighted,
+as :attr:`ModelOutput.extra_loss`; it is added as it is:
+
+* DIEN (Zhou et al., AAAI 2019): ``aux_loss_alpha * L_aux``, the interest extractor's
+  next-behaviour loss (:class:`mutualctr.models.dien.NextBehaviourLoss`).
+
 The independent and mutual-learning objectives add these terms to each member's loss, so a
 model trains with its paper's loss alone or in a group. EKTF, CETNet and the KD baselines
-define their own students' losses and leave them out.
+define their own students' losses and leave them out (DIEN's included).
 """
 
 from __future__ import annotations
@@ -31,6 +37,15 @@ def auxiliary_loss(output: ModelOutput, label: torch.Tensor, bce: torch.Tensor
                    ) -> torch.Tensor | None:
     """The extra loss of one model (``None`` if its paper has none); ``bce`` is the batch-mean
     BCE of its prediction."""
+    sub_network = _sub_network_loss(output, label, bce)
+    if output.extra_loss is None:
+        return sub_network
+    return output.extra_loss if sub_network is None else sub_network + output.extra_loss
+
+
+def _sub_network_loss(output: ModelOutput, label: torch.Tensor, bce: torch.Tensor
+                      ) -> torch.Tensor | None:
+    """The loss named by ``output.aux_loss`` on the sub-network logits."""
     if output.aux_loss == "none":
         return None
     sub = output.aux_logits  # [S, B]
