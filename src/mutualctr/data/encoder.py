@@ -110,8 +110,8 @@ _MIX = (0xBF58476D1CE4E5B9, 0x94D049BB133111EB)  # splitmix64's finaliser consta
 def stable_hash(values: pa.Array) -> np.ndarray:
     """A uint64 hash of each value's UTF-8 text, the same on every machine and run (Python's
     ``hash`` is salted per process): the polynomial ``sum_i byte_i * P^i mod 2^64`` over the
-    bytes, plus the length and FNV's offset basis, through splitmix64's finaliser. Vectorised over the Arrow buffers;
-    null is hashed as the missing token."""
+    bytes, plus the length and FNV's offset basis, through splitmix64's finaliser. Vectorised
+    over the Arrow buffers; null is hashed as the missing token."""
     text = pc.cast(values, pa.large_string()).fill_null(MISSING_TOKEN)
     text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
     offsets = np.frombuffer(text.buffers()[1], np.int64)[text.offset:text.offset + len(text) + 1]
