@@ -1,120 +1,176 @@
 """Training-step time of a group of N identical models: batched (stacked parameters under vmap)
-against one model and against a naive loop over N separate models.
+against one model and against a naive loop over N separate models, on three data shapes.
 
-    python benchmarks/bench_group.py [--model deepfm] [--members 4] [--batch-size 4000]
+    python benchmarks/bench_group.py [--model deepfm] [--members 4] [--shapes small,criteo,large]
+        [--precision float32,bfloat16] [--threads 1] [--repeats 10] [--system-allocator]
 
-A step is forward + mutual-learning loss + backward + Adam update, on a Criteo-shaped feature
-map (13 numeric + 26 categorical fields). Prints milliseconds per step and the ratios; the goal
-for 4 DeepFMs is batched <= 3x one model (naive is about 4x).
+A step is what the trainer runs: forward (under bfloat16 autocast for ``bfloat16``), the
+objective on float32 logits (BCE for one model, the mutual-learning loss for a group),
+backward, gradient clipping and the trainer's fused Adam with its L2 groups. Shapes:
+
+* ``small``: 10 categorical fields, 10,853 values in all, batch 4096 (a MovieLens-sized store);
+* ``criteo``: 13 numeric + 26 categorical fields of 2,000 values each, batch 4000;
+* ``large``: 39 categorical fields, 610k values in all (the field sizes of the ``criteo``
+  synthetic regime after ``--min-count 2``), batch 4000.
+
+The steps of one shape are timed round-robin in one process (the same load for all), as the
+median CPU time per step of this process (all its threads), and printed with the ratios to one
+model. ``--system-allocator`` leaves glibc's allocator as it is instead of keeping freed memory
+as the trainer does (mutualctr.training.allocator), to measure what that setting is worth.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
+from mutualctr.config import TrainConfig
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.models.registry import build_model
+from mutualctr.training.allocator import retain_freed_memory
+from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup
+from mutualctr.training.objectives.base import Objective
+from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.objectives.mutual import MutualObjective
+from mutualctr.training.precision import run_group
+from mutualctr.training.trainer import build_optimizer
+
+# Field sizes of the ``criteo`` synthetic regime's 4M-row store after --min-count 2 (1.08M
+# values); the ``large`` shape scales them to 610k values, as on its 2M-row store.
+CRITEO_REGIME_VOCABS = (
+    29, 80, 50, 38, 216, 143, 77, 44, 112, 18, 32, 26, 52, 32929, 585, 137105, 144237, 307, 27,
+    49207, 635, 12, 26939, 32826, 147093, 29304, 29, 39226, 108342, 12, 52608, 41687, 15,
+    140928, 21, 17, 44517, 108, 46457,
+)
+SMALL_VOCABS = (610, 9000, 20, 50, 30, 12, 7, 24, 100, 1000)
 
 
-def criteo_like_feature_map(vocab: int) -> FeatureMap:
-    numeric = tuple(Feature(f"I{i}", "numeric") for i in range(1, 14))
-    categorical = tuple(Feature(f"C{i}", "categorical", vocab_size=vocab) for i in range(1, 27))
-    return FeatureMap(categorical + numeric)
+@dataclass(frozen=True)
+class Shape:
+    feature_map: FeatureMap
+    batch_size: int
+
+    @property
+    def values(self) -> int:
+        return sum(f.vocab_size for f in self.feature_map.categorical)
 
 
-def random_batch(feature_map: FeatureMap, size: int, vocab: int) -> Batch:
+def _categorical(sizes: tuple[int, ...]) -> tuple[Feature, ...]:
+    return tuple(Feature(f"C{i}", "categorical", vocab_size=n) for i, n in enumerate(sizes))
+
+
+def make_shape(name: str) -> Shape:
+    if name == "small":
+        return Shape(FeatureMap(_categorical(SMALL_VOCABS)), 4096)
+    if name == "criteo":
+        numeric = tuple(Feature(f"I{i}", "numeric") for i in range(1, 14))
+        return Shape(FeatureMap(_categorical((2000,) * 26) + numeric), 4000)
+    if name == "large":
+        scale = 610_000 / sum(CRITEO_REGIME_VOCABS)
+        return Shape(FeatureMap(_categorical(tuple(max(3, round(n * scale))
+                                                   for n in CRITEO_REGIME_VOCABS))), 4000)
+    raise SystemExit(f"unknown shape {name!r}: small, criteo or large")
+
+
+def random_batch(shape: Shape, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    fm, size = shape.feature_map, shape.batch_size
+    ids = [torch.randint(0, f.vocab_size, (size,), generator=g) for f in fm.categorical]
     return Batch(
-        categorical=torch.randint(0, vocab, (size, len(feature_map.categorical))),
-        numeric=torch.rand(size, len(feature_map.numeric)),
+        categorical=torch.stack(ids, dim=1),
+        numeric=torch.rand(size, len(fm.numeric), generator=g),
         sequences=(),
-        label=torch.randint(0, 2, (size,)).float(),
+        label=(torch.rand(size, generator=g) < 0.25).float(),
     )
 
 
-def time_steps(
-    steps: dict[str, Callable[[], None]], repeats: int
-) -> dict[str, tuple[float, float]]:
-    """Median (wall, CPU) seconds per call of each step after warm-up, timed round-robin so
-    that load from other processes affects all alike. CPU time (all threads of this process)
-    is the fairer measure on a busy machine."""
+def training_step(
+    group: torch.nn.Module, objective: Objective, batch: Batch, dtype: torch.dtype,
+) -> Callable[[], None]:
+    """The trainer's step for ``group``: loss on float32 outputs, backward, clipping, Adam."""
+    step_module = torch.nn.ModuleDict({"group": group, "objective": objective})
+    config = TrainConfig()
+    optimizer = build_optimizer(step_module, config)
+
+    def step() -> None:
+        loss = objective(run_group(group, batch, dtype), batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(step_module.parameters(), config.grad_clip, foreach=True)
+        optimizer.step()
+
+    return step
+
+
+def time_steps(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
+    """Median CPU seconds (this process, all threads) per call of each step after warm-up,
+    timed round-robin so that load from other processes affects all alike."""
     for step in steps.values():
         for _ in range(3):
             step()
-    times: dict[str, list[tuple[float, float]]] = {name: [] for name in steps}
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            wall, cpu = time.perf_counter(), time.process_time()
+            start = time.process_time()
             step()
-            times[name].append((time.perf_counter() - wall, time.process_time() - cpu))
-    return {
-        name: (sorted(w for w, _ in t)[len(t) // 2], sorted(c for _, c in t)[len(t) // 2])
-        for name, t in times.items()
+            times[name].append(time.process_time() - start)
+    return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def bench_shape(args: argparse.Namespace, shape_name: str, dtype: torch.dtype) -> None:
+    shape = make_shape(shape_name)
+    batch = random_batch(shape)
+    names = [f"m{i}" for i in range(args.members)]
+    torch.manual_seed(0)
+    models = [build_model(args.model, shape.feature_map) for _ in names]
+    steps = {
+        "one": training_step(ModelGroup(models[:1], names[:1]), IndependentObjective(names[:1]),
+                             batch, dtype),
+        "naive": training_step(ModelGroup(models, names), MutualObjective(names), batch, dtype),
+        "batched": training_step(BatchedModelGroup(models, names), MutualObjective(names),
+                                 batch, dtype),
     }
+    timings = time_steps(steps, args.repeats)
+    fm = shape.feature_map
+    print(f"{shape_name}: {fm.num_fields} fields, {shape.values:,} values, batch "
+          f"{shape.batch_size}, {str(dtype).removeprefix('torch.')}, load "
+          f"{os.getloadavg()[0]:.1f}", flush=True)
+    one = timings["one"]
+    for label, key in (("one model", "one"), ("naive loop", "naive"),
+                       ("batched group", "batched")):
+        line = f"  {label:<14} {1000 * timings[key]:8.1f} ms/step (cpu)"
+        if key != "one":
+            line += f"  {timings[key] / one:.2f}x one model"
+        print(line, flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="deepfm")
     parser.add_argument("--members", type=int, default=4)
-    parser.add_argument("--batch-size", type=int, default=4000)
-    parser.add_argument("--vocab", type=int, default=2000, help="ids per categorical field")
+    parser.add_argument("--shapes", default="small,criteo,large")
+    parser.add_argument("--precision", default="float32,bfloat16",
+                        help="comma-separated: float32, bfloat16 (autocast)")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="do not keep freed memory as the trainer does")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    feature_map = criteo_like_feature_map(args.vocab)
-    batch = random_batch(feature_map, args.batch_size, args.vocab)
-    names = [f"m{i}" for i in range(args.members)]
-    models = [build_model(args.model, feature_map) for _ in names]
-    bce = torch.nn.BCEWithLogitsLoss()
+    kept = False if args.system_allocator else retain_freed_memory()
+    print(f"{args.model}, {args.members} members, {args.threads} thread(s), torch "
+          f"{torch.__version__}, freed memory {'kept' if kept else 'returned (glibc default)'}")
+    for name in args.shapes.split(","):
+        for precision in args.precision.split(","):
+            bench_shape(args, name, getattr(torch, precision))
 
-    single_opt = torch.optim.Adam(models[0].parameters(), lr=1e-3)
-
-    def single_step() -> None:
-        single_opt.zero_grad()
-        bce(models[0](batch).logit, batch.label).backward()
-        single_opt.step()
-
-    objective = MutualObjective(names)
-    naive_opt = torch.optim.Adam([p for m in models for p in m.parameters()], lr=1e-3)
-
-    def naive_step() -> None:
-        naive_opt.zero_grad()
-        objective([m(batch) for m in models], batch).loss.backward()
-        naive_opt.step()
-
-    group = BatchedModelGroup(models, names)
-    batched_opt = torch.optim.Adam(group.parameters(), lr=1e-3)
-
-    def batched_step() -> None:
-        batched_opt.zero_grad()
-        objective(group(batch), batch).loss.backward()
-        batched_opt.step()
-
-    timings = time_steps(
-        {"one": single_step, "naive": naive_step, "batched": batched_step}, args.repeats
-    )
-    print(
-        f"{args.model}, batch {args.batch_size}, {args.members} members, "
-        f"{args.threads} threads, torch {torch.__version__}"
-    )
-    one_wall, one_cpu = timings["one"]
-    naive_wall, naive_cpu = timings["naive"]
-    for label, key in (("one model", "one"), ("naive loop", "naive"), ("batched group", "batched")):
-        wall, cpu = timings[key]
-        line = f"{label:<14} wall {1000 * wall:8.1f} ms/step  cpu {1000 * cpu:8.1f} ms/step"
-        if key != "one":
-            line += (f"  ({wall / one_wall:.2f}x one model wall, {cpu / one_cpu:.2f}x cpu; "
-                     f"{wall / naive_wall:.2f}x / {cpu / naive_cpu:.2f}x the naive loop)")
-        print(line)
 
 if __name__ == "__main__":
     main()

@@ -66,13 +66,18 @@ def build_store(work: Path, rows: int) -> Path:
     return store
 
 
-def run_ours(name: str, store: EncodedStore, epochs: int, threads: int) -> dict[str, Any]:
-    seed_everything(SEED)
+def run_ours(name: str, store: EncodedStore, epochs: int, threads: int,
+             overrides: dict[str, Any] | None = None, seed: int = SEED,
+             batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    """Train ``name`` (embedding 16, MLP [400, 200, 100], then ``overrides``) and test it."""
+    seed_everything(seed)
     model = build_model(name, store.feature_map,
-                        {"embedding_dim": EMBEDDING_DIM, "hidden_units": list(HIDDEN_UNITS)})
-    config = TrainConfig(epochs=epochs, batch_size=BATCH_SIZE, eval_batch_size=BATCH_SIZE, lr=LR,
-                         embedding_l2=0.0, net_l2=0.0, grad_clip=10.0, seed=SEED,
-                         device="cpu", num_threads=threads)
+                        {"embedding_dim": EMBEDDING_DIM, "hidden_units": list(HIDDEN_UNITS),
+                         **(overrides or {})})
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, eval_batch_size=batch_size,
+                         lr=LR, embedding_l2=0.0, net_l2=0.0, grad_clip=10.0, seed=seed,
+                         device="cpu", num_threads=threads,
+                         amp=False)  # float32 as FuxiCTR's side; bench_amp.py measures bf16
     with open(os.devnull, "w") as quiet:
         trainer = Trainer(ModelGroup([model], [name]), IndependentObjective([name]), config,
                           log=quiet)
@@ -88,12 +93,15 @@ def run_ours(name: str, store: EncodedStore, epochs: int, threads: int) -> dict[
 
 
 def run_fuxictr(name: str, store: Path, work: Path, fuxi_python: str, epochs: int,
-                threads: int) -> dict[str, Any]:
+                threads: int, options: tuple[str, ...] = (), seed: int = SEED,
+                batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    """``fuxictr_reference/run_models.py`` on ``store`` with the same setup as :func:`run_ours`
+    (``options``: further command-line options of it, e.g. ``--hidden-units 200,80``)."""
     command = [fuxi_python, str(REFERENCE_DIR / "run_models.py"), "--store", str(store),
                "--work", str(work / "fuxictr"), "--models", name, "--epochs", str(epochs),
                "--threads", str(threads), "--embedding-dim", str(EMBEDDING_DIM),
                "--hidden-units", ",".join(map(str, HIDDEN_UNITS)),
-               "--batch-size", str(BATCH_SIZE), "--lr", str(LR), "--seed", str(SEED)]
+               "--batch-size", str(batch_size), "--lr", str(LR), "--seed", str(seed), *options]
     done = subprocess.run(command, capture_output=True, text=True, cwd=REFERENCE_DIR)
     if done.returncode != 0:
         raise SystemExit(f"FuxiCTR {name} failed ({done.returncode}):\n{done.stderr[-3000:]}")

@@ -50,7 +50,7 @@ def train(group: torch.nn.Module, steps: int = 3) -> list[torch.Tensor]:
         return [o.logit for o in group(make_batch(99))]
 
 
-@pytest.mark.parametrize("name", ["deepfm", "dcn", "pnn", "fibinet"])
+@pytest.mark.parametrize("name", ["deepfm", "dcn", "pnn", "fibinet", "din", "me_dnn"])
 def test_batched_forward_equals_separate_models(name: str) -> None:
     models = make_models(name)
     batched = BatchedModelGroup(models, NAMES)
@@ -77,7 +77,11 @@ def test_stacked_parameters_are_real_parameters_in_the_state_dict() -> None:
     batched = BatchedModelGroup(make_models(), NAMES)
     params = dict(batched.named_parameters())
     table = params["stacked.embedding.table.weight"]
-    assert isinstance(table, torch.nn.Parameter) and table.shape[0] == len(NAMES)
+    # embedding tables are stored [rows, members, dim] (one lookup serves every member); the
+    # state dict gives them members first, like every other stacked tensor
+    assert isinstance(table, torch.nn.Parameter) and table.shape[1] == len(NAMES)
+    assert batched.state_dict()["stacked.embedding.table.weight"].shape[0] == len(NAMES)
+    assert params["stacked.mlp.layers.0.weight"].shape[0] == len(NAMES)
     # the trainer's L2 split sees the same embedding/network parameters as in one model
     def embedding_params(module: torch.nn.Module) -> set[str]:
         types = {name: type(m) for name, m in module.named_modules()}
@@ -117,3 +121,29 @@ def test_only_identical_architectures_batch() -> None:
     assert not can_batch(deepfm[:1])
     with pytest.raises(ConfigError):
         BatchedModelGroup([deepfm[0], other], ["a", "b"])
+
+
+def test_autocast_keeps_the_members_layers_in_bfloat16_and_close_to_separate_models() -> None:
+    models = make_models()
+    batched = BatchedModelGroup(make_models(), NAMES)
+    seen: list[torch.dtype] = []
+    batched.stacked.mlp.layers[0].register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    batch = make_batch(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        outputs = batched(batch)
+        wanted = [model(batch) for model in models]
+    assert seen == [torch.bfloat16]  # as in one model: vmap's bias add does not promote
+    for out, ref in zip(outputs, wanted, strict=True):
+        torch.testing.assert_close(out.logit.float(), ref.logit.float(), rtol=0, atol=0.05)
+
+
+def test_forward_leaves_the_architecture_as_it_was() -> None:
+    batched = BatchedModelGroup(make_models(), NAMES)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        batched(make_batch(0))
+    batched(make_batch(0))
+    overridden = [name for name, m in batched.stacked.named_modules()
+                  if {"embed", "forward"} & set(vars(m))]
+    assert overridden == []
+    member = batched.unstack()[0]
+    torch.testing.assert_close(member(make_batch(3)).logit, batched(make_batch(3))[0].logit)

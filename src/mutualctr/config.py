@@ -294,13 +294,16 @@ class TrainConfig:
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     seed: int = param(2024, ge=0)
     device: str = "auto"  # auto (cuda if available) | cpu | cuda | cuda:N
-    amp: bool = False  # bfloat16 autocast for the forward pass
+    # bfloat16 autocast of forward passes: auto (where the hardware has it), true, false
+    amp: bool | Literal["auto"] = "auto"
     num_threads: int = param(0, ge=0)  # torch intra-op threads; 0 = leave torch's default
     checkpoint_every_steps: int = param(0, ge=0)  # 0 = only at the end of every epoch
     keep_checkpoints: int = param(2, ge=1)  # newest checkpoints kept (the best one besides)
     max_train_rows: int = param(0, ge=0)  # train on the first N rows only; 0 = all of them
     log_every_steps: int = param(50, ge=1)  # progress line and tracked step scalars
     tracking: Literal["none", "tensorboard", "mlflow"] = "none"  # training/tracking.py
+    # embedding tables under torchrun: replicated (DDP) or sharded by TorchRec (sharding.py)
+    sharding: Literal["none", "table_wise", "row_wise"] = "none"
 
     def __post_init__(self) -> None:
         if self.device != "auto" and not (

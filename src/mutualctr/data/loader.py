@@ -39,12 +39,14 @@ class BatchLoader:
         rank, world_size: this process's shard of the batches.
         drop_last: drop the last batch when it is partial.
         shuffle_block_rows: rows per contiguous block read and permuted in memory.
+        pin_memory: put the batches in page-locked memory, so that their copy to a CUDA device
+            can run asynchronously (``Batch.to(device, non_blocking=True)``).
     """
 
     def __init__(
         self, split: SplitArrays, batch_size: int, shuffle: bool = False, seed: int = 0,
         rank: int = 0, world_size: int = 1, drop_last: bool = False,
-        shuffle_block_rows: int = DEFAULT_SHUFFLE_BLOCK_ROWS,
+        shuffle_block_rows: int = DEFAULT_SHUFFLE_BLOCK_ROWS, pin_memory: bool = False,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -60,6 +62,7 @@ class BatchLoader:
         self.rank = rank
         self.world_size = world_size
         self.drop_last = drop_last
+        self.pin_memory = pin_memory
         self.block_rows = shuffle_block_rows if shuffle else max(len(split), 1)
         n = len(split)
         self.total_batches = n // batch_size if drop_last else -(-n // batch_size)
@@ -78,7 +81,7 @@ class BatchLoader:
         order = _EpochOrder(self.split, self.block_rows, self.shuffle, self.seed, epoch)
         n, b = len(self.split), self.batch_size
         for j in self._global_batch_ids(start):
-            yield _to_batch(order.rows(j * b, min((j + 1) * b, n)))
+            yield _to_batch(order.rows(j * b, min((j + 1) * b, n)), self.pin_memory)
 
 
 class _EpochOrder:
@@ -127,12 +130,16 @@ class _EpochOrder:
         return pieces[0] if len(pieces) == 1 else SplitArrays.concat(pieces)
 
 
-def _to_batch(rows: SplitArrays) -> Batch:
+def _to_batch(rows: SplitArrays, pin_memory: bool = False) -> Batch:
+    def tensor(a: np.ndarray, dtype: type) -> torch.Tensor:
+        t = torch.from_numpy(np.array(a, dtype=dtype))
+        return t.pin_memory() if pin_memory else t
+
     def ids(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.array(a, dtype=np.int64))
+        return tensor(a, np.int64)
 
     def floats(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.array(a, dtype=np.float32))
+        return tensor(a, np.float32)
 
     return Batch(
         categorical=ids(rows.categorical),

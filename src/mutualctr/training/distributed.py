@@ -18,8 +18,11 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.nn.utils import get_total_norm
 
 from mutualctr.data.store import SplitArrays
+from mutualctr.training import sharding
 
 
 @dataclass(frozen=True)
@@ -126,3 +129,54 @@ def any_rank(flag: bool, info: DistInfo, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+def parallelize(module: nn.Module, tables: str, info: DistInfo, device: torch.device) -> nn.Module:
+    """The module a training step calls: ``module`` itself in a single process, DDP over the
+    processes, or with ``tables`` (``train.sharding``: ``table_wise`` / ``row_wise``) its
+    embedding tables sharded by TorchRec and the rest under DDP (see
+    :mod:`mutualctr.training.sharding`; ``module`` is changed in place)."""
+    if not info.enabled:
+        return module
+    if tables == "none":
+        return DistributedDataParallel(module)
+    return sharding.shard(module, tables, device)
+
+
+def with_sharded_state(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """``optimizer``, whose ``state_dict`` (then called on every rank) keeps the moments of
+    sharded tables per process (:func:`mutualctr.training.sharding.keep_sharded_optimizer_state`);
+    unchanged when nothing is sharded."""
+    return sharding.keep_sharded_optimizer_state(optimizer)
+
+
+def grad_norm(params: list[torch.Tensor], info: DistInfo) -> torch.Tensor:
+    """The L2 norm of the gradients of ``params`` over the whole model.
+
+    Replicated parameters have the same (averaged) gradient on every rank; a sharded table's
+    gradient is split between the ranks, so the squares of their parts are summed over them.
+    Every rank gets the same norm, hence the same clipping. Without sharded tables it is the
+    norm of the local gradients, as before.
+    """
+    shards = [p.grad for p in params if sharding.is_sharded(p)]
+    norm = get_total_norm([p.grad for p in params if not sharding.is_sharded(p)], foreach=True)
+    if not info.enabled or not shards:
+        return norm
+    squares = get_total_norm(shards, foreach=True).square()
+    dist.all_reduce(squares)
+    return (norm.square() + squares).sqrt()
+
+
+def eval_batch_size(rows: int, batch_size: int, info: DistInfo) -> int:
+    """``batch_size``, or the next size up that gives every rank's :func:`row_slice` of
+    ``rows`` rows the same number of batches.
+
+    The slices hold ``q = rows // K`` or ``q + 1`` rows; when ``q`` is a multiple of the batch
+    size the longer slices would need one batch more. A sharded table is looked up by all
+    ranks together, so they must run the same number of batches.
+    """
+    short = rows // info.world_size
+    size = batch_size
+    while info.enabled and short and rows % info.world_size and short % size == 0:
+        size += 1
+    return size

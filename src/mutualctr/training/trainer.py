@@ -11,7 +11,6 @@ predictions and the final weights (see :mod:`mutualctr.training.runfolder`).
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import sys
@@ -23,8 +22,7 @@ from typing import Any, TextIO
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.nn.utils import clip_grads_with_norm_, get_total_norm
+from torch.nn.utils import clip_grads_with_norm_
 
 from mutualctr import metrics as metric_fns
 from mutualctr.config import TrainConfig
@@ -33,8 +31,10 @@ from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import SplitArrays
 from mutualctr.errors import DataError, MutualCTRError
 from mutualctr.training import checkpoint, distributed, tracking
+from mutualctr.training.allocator import retain_freed_memory
 from mutualctr.training.distributed import DistInfo
 from mutualctr.training.objectives.base import Objective
+from mutualctr.training.precision import model_kinds, precision_name, resolve_precision, run_group
 from mutualctr.training.progress import Progress
 from mutualctr.training.runfolder import RunFolder
 from mutualctr.training.selection import Selector
@@ -87,13 +87,6 @@ def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
     return device
 
 
-def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast of forward passes when ``enabled`` (``train.amp``)."""
-    if not enabled:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
 def is_embedding_parameter(name: str, module_types: dict[str, type]) -> bool:
     """Embedding parameters get ``embedding_l2``, all others ``net_l2``.
 
@@ -130,14 +123,15 @@ def build_optimizer(modules: nn.Module, config: TrainConfig) -> torch.optim.Opti
 
 
 class _Step(nn.Module):
-    """Group + objective as one module, so DDP sees every trainable parameter at once."""
+    """Group + objective as one module, so DDP sees every trainable parameter at once. The
+    group runs in ``dtype`` (autocast), the objective on its float32 outputs."""
 
-    def __init__(self, group: nn.Module, objective: Objective) -> None:
+    def __init__(self, group: nn.Module, objective: Objective, dtype: torch.dtype) -> None:
         super().__init__()
-        self.group, self.objective = group, objective
+        self.group, self.objective, self.dtype = group, objective, dtype
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, Any], list[torch.Tensor]]:
-        outputs = self.group(batch)
+        outputs = run_group(self.group, batch, self.dtype)
         out = self.objective(outputs, batch)
         return out.loss, out.parts, [o.logit for o in outputs]
 
@@ -158,16 +152,18 @@ class Trainer:
         self.run = run if self.dist.is_main else None
         self.log = log if log is not None else sys.stderr
         self.device = resolve_device(config.device, self.dist)
+        if self.device.type == "cpu":
+            retain_freed_memory()  # reuse each step's large blocks (see training/allocator.py)
         if config.num_threads:
             torch.set_num_threads(config.num_threads)
         self.group = group.to(self.device)
         self.objective = objective.to(self.device)
         self.names = list(getattr(group, "names", objective.member_names))
-        self.step_module = _Step(self.group, self.objective)
-        self.train_module: nn.Module = (
-            DistributedDataParallel(self.step_module) if self.dist.enabled else self.step_module
-        )
-        self.optimizer = build_optimizer(self.step_module, config)
+        self.dtype = resolve_precision(config.amp, self.device, model_kinds(self.group))
+        self.step_module = _Step(self.group, self.objective, self.dtype)
+        self.train_module = distributed.parallelize(self.step_module, config.sharding, self.dist,
+                                                    self.device)
+        self.optimizer = distributed.with_sharded_state(build_optimizer(self.step_module, config))
         self.base_lr = config.lr
         self.plateau = (
             torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -239,11 +235,12 @@ class Trainer:
         """Called on every rank at the same steps: each rank's RNG state is kept. ``best``: the
         epoch just ended is the best so far (its checkpoint outlives ``keep_checkpoints``)."""
         rng_states = distributed.gather_objects(checkpoint.rng_state(), self.dist)
+        state = self.state_dict(rng_states)  # on every rank: sharded tables gather collectively
         if self.run is None:
             return
         where = {"epoch": self.epoch, "step_in_epoch": self.step_in_epoch,
                  "global_step": self.global_step}
-        self.run.write_checkpoint(self.state_dict(rng_states), where, best=best,
+        self.run.write_checkpoint(state, where, best=best,
                                   keep=self.config.keep_checkpoints)
 
     def resume(self) -> bool:
@@ -319,12 +316,11 @@ class Trainer:
         return name
 
     def _train_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
-        with autocast(self.device, self.config.amp):
-            loss, parts, logits = self.train_module(batch)
+        loss, parts, logits = self.train_module(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in self.step_module.parameters() if p.grad is not None]
-        norm = get_total_norm([p.grad for p in params], foreach=True)
+        norm = distributed.grad_norm(params, self.dist)
         bad = not (torch.isfinite(loss) and torch.isfinite(norm))
         if distributed.any_rank(bad, self.dist, self.device):
             raise NonFiniteError(self._non_finite_message(loss.detach(), parts, logits))
@@ -363,8 +359,9 @@ class Trainer:
         part = distributed.row_slice(split, self.dist)
         if len(part) == 0:
             raise DataError("cannot evaluate on an empty split (or fewer rows than processes)")
-        local = predict_split(self.group, self.objective, part, self.config.eval_batch_size,
-                              self.device, self.config.amp)
+        batch_size = distributed.eval_batch_size(len(split), self.config.eval_batch_size,
+                                                 self.dist)
+        local = predict_split(self.group, self.objective, part, batch_size, self.device)
         predictions = {
             name: distributed.gather(p, self.dist, self.device) for name, p in local.items()
         }
@@ -387,7 +384,8 @@ class Trainer:
         if len(train) == 0:
             raise DataError("the training split is empty")
         loader = BatchLoader(train, config.batch_size, shuffle=True, seed=config.seed,
-                             rank=self.dist.rank, world_size=self.dist.world_size)
+                             rank=self.dist.rank, world_size=self.dist.world_size,
+                             pin_memory=self.device.type == "cuda")
         if len(loader) == 0:
             raise DataError(f"the training split has {len(train)} rows: fewer than one batch "
                             f"per process (batch_size {config.batch_size})")
@@ -431,6 +429,7 @@ class Trainer:
             "best_epoch": self.selector.best_epochs(),
             "rows_per_second": progress.rows_per_second * self.dist.world_size,
             "seconds": time.perf_counter() - start,
+            "precision": precision_name(self.dtype),  # of the training steps
         }
         self.history.append(record)
         if self.run is not None:
@@ -459,10 +458,11 @@ class Trainer:
             }
         if self.finalize is not None:
             result = self.finalize(result, test_predictions)
+        weights = self.final_weights()  # on every rank: sharded tables gather collectively
         if self.run is not None:
             if test is not None:
                 self.run.write_predictions(labels, test_predictions)
-            self.run.write_weights(self.final_weights())
+            self.run.write_weights(weights)
             self.run.write_metrics(result)  # last: its presence marks the run finished
         return FitResult(result, self.history, self.selector.best_epochs(), test_predictions)
 
@@ -487,15 +487,17 @@ def _first_rows(split: SplitArrays, rows: int) -> SplitArrays:
 @torch.inference_mode()
 def predict_split(
     group: nn.Module, objective: Objective, split: SplitArrays, batch_size: int,
-    device: torch.device, amp: bool = False,
+    device: torch.device,
 ) -> dict[str, np.ndarray]:
-    """Every named prediction of ``objective`` over ``split``, in row order (eval mode)."""
+    """Every named prediction of ``objective`` over ``split``, in row order (eval mode), in
+    float32 whatever precision trained the models (``train.amp`` applies to training steps),
+    so that ``metrics.json`` is what ``evaluate``, ``predict`` and ``export`` reproduce."""
     group.eval()
     objective.eval()
     chunks: dict[str, list[np.ndarray]] = {}
-    for batch in BatchLoader(split, batch_size).batches(0):
-        with autocast(device, amp):
-            preds = objective.predict(group(batch.to(device)))
+    loader = BatchLoader(split, batch_size, pin_memory=device.type == "cuda")
+    for batch in loader.batches(0):
+        preds = objective.predict(group(batch.to(device, non_blocking=True)))
         for name, p in preds.items():
             chunks.setdefault(name, []).append(p.float().cpu().numpy())
     return {name: np.concatenate(c) for name, c in chunks.items()}

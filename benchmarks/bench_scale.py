@@ -1,0 +1,177 @@
+"""Criteo size on one machine: how each stage's cost grows from 1M to 10M to 45M rows.
+
+For each size, in order, each stage a command of its own (so its peak RSS is its own):
+
+1. ``mutualctr data synth --regime criteo --rows N --seed 0``: Criteo-format rows with Criteo's
+   vocabulary sizes (seed fixed);
+2. ``mutualctr data prepare --format criteo --min-count 2``: the encoded store;
+3. ``mutualctr train --model deepfm --epochs 1``: one DeepFM, one epoch;
+4. ``mutualctr mutual --init RUN x4 --epochs 1``: a batched group of four DeepFMs finetuned
+   mutually from that run for one epoch.
+
+Per stage: wall time, rows/s (rows of the stage's input; training: training-split rows), peak
+RSS of the command (``wait4``'s ``ru_maxrss``), disk its output takes. Then each figure's growth
+against the smallest size, and against the goals: prepare's peak RSS at the largest size within
+1.3x of the smallest; training RSS = parameters + optimizer + a constant (no growth with rows:
+the store is memory-mapped); the group's epoch at most 2x one model's. ``--plot`` draws the
+growth curves. Usage::
+
+    python benchmarks/bench_scale.py --rows 1000000 10000000 45000000 --work SCRATCH \\
+        --json scale.json --plot scale.png
+
+Disk: about 11 GB of raw text and 7 GB of store at 45M rows (SCRATCH is left in place); the
+summary can be redrawn from ``--json`` with ``--report-only``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STAGES = ("synth", "prepare", "train", "group")
+GOALS = {"prepare": "peak RSS within 1.3x of the smallest size",
+         "train": "peak RSS flat in rows (model + optimizer + constant)",
+         "group": "epoch at most 2x one model's"}
+
+
+def measure(command: list[str], log: Path) -> dict[str, float]:
+    """Run ``command``; its wall time and peak RSS (MiB). Output goes to ``log``."""
+    start = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(command)} failed; see {log}")
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
+
+
+def disk_mib(*paths: Path) -> float:
+    total = 0
+    for path in paths:
+        files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+        total += sum(p.stat().st_size for p in files)
+    return total / 2**20
+
+
+def stage_commands(rows: int, work: Path, batch_size: int, threads: int
+                   ) -> dict[str, tuple[list[str], list[Path]]]:
+    """Each stage's command and the outputs whose size is its disk use."""
+    def cli(*args: str) -> list[str]:
+        return [sys.executable, "-m", "mutualctr", *args]
+
+    raw, probs, store = work / "raw.txt", work / "probs.txt", work / "store"
+    single, group = work / "deepfm", work / "group"
+    common = ["--set", f"train.batch_size={batch_size}", "--set", f"train.num_threads={threads}",
+              "--epochs", "1", "--overwrite"]
+    return {
+        "synth": (cli("data", "synth", "--regime", "criteo", "--rows", str(rows), "--seed",
+                      "0", "--out", str(raw), "--probs", str(probs)), [raw, probs]),
+        "prepare": (cli("data", "prepare", "--format", "criteo", str(raw), "--probs",
+                        str(probs), "--min-count", "2", "--out", str(store), "--overwrite"),
+                    [store]),
+        "train": (cli("train", "--data", str(store), "--model", "deepfm", "--out",
+                      str(single), *common), [single]),
+        "group": (cli("mutual", "--data", str(store), "--init", *[str(single)] * 4, "--out",
+                      str(group), *common), [group]),
+    }
+
+
+def training_rows(store: Path) -> int:
+    meta = json.loads((store / "meta.json").read_text())
+    return int(meta["splits"]["train"]["rows"])
+
+
+def run_size(rows: int, work: Path, batch_size: int, threads: int) -> dict[str, Any]:
+    work.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"rows": rows}
+    for stage, (command, outputs) in stage_commands(rows, work, batch_size, threads).items():
+        print(f"[{rows:,} rows] {stage} ...", flush=True)
+        figures = measure(command, work / f"{stage}.log")
+        stage_rows = training_rows(work / "store") if stage in ("train", "group") else rows
+        figures |= {"rows_per_s": stage_rows / figures["wall_s"], "disk_mib": disk_mib(*outputs)}
+        results[stage] = figures
+        print("    " + ", ".join(f"{k} {v:,.1f}" for k, v in figures.items()), flush=True)
+    return results
+
+
+def summary(results: list[dict[str, Any]]) -> str:
+    """One markdown table per figure: each stage per size, and its growth over the smallest."""
+    base = results[0]
+    lines = []
+    for figure in ("wall_s", "rows_per_s", "peak_rss_mib", "disk_mib"):
+        lines += [f"### {figure}", "", "| stage | " + " | ".join(
+            f"{r['rows']:,}" for r in results) + " | growth |",
+            "|---|" + "---|" * (len(results) + 1)]
+        for stage in STAGES:
+            cells = [f"{r[stage][figure]:,.1f}" for r in results]
+            growth = results[-1][stage][figure] / base[stage][figure]
+            lines.append(f"| {stage} | " + " | ".join(cells) + f" | {growth:.2f}x |")
+        lines.append("")
+    lines += ["### goals", ""]
+    last = results[-1]
+
+    def rss_growth(stage: str) -> float:
+        return last[stage]["peak_rss_mib"] / base[stage]["peak_rss_mib"]
+
+    lines.append(f"- prepare peak RSS {rss_growth('prepare'):.2f}x the smallest size's "
+                 f"({GOALS['prepare']})")
+    lines.append(f"- training peak RSS {rss_growth('train'):.2f}x ({GOALS['train']}; the "
+                 "parameters grow with the vocabulary)")
+    for r in results:
+        lines.append(f"- {r['rows']:,} rows: group epoch / one model's epoch = "
+                     f"{r['group']['wall_s'] / r['train']['wall_s']:.2f}x ({GOALS['group']})")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [r["rows"] for r in results]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, figure, title in zip(axes, ("wall_s", "peak_rss_mib", "disk_mib"),
+                                 ("wall time (s)", "peak RSS (MiB)", "disk (MiB)"), strict=True):
+        for stage in STAGES:
+            ax.plot(sizes, [r[stage][figure] for r in results], marker="o", label=stage)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("rows")
+        ax.set_title(title)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000, 45_000_000])
+    parser.add_argument("--work", type=Path, required=True, help="scratch folder (kept)")
+    parser.add_argument("--batch-size", type=int, default=4000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", type=Path, help="write (or with --report-only read) results")
+    parser.add_argument("--plot", type=Path, help="growth curves as an image")
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    if args.report_only:
+        results = json.loads(args.json.read_text())
+    else:
+        results = [run_size(n, args.work / f"rows_{n}", args.batch_size, args.threads)
+                   for n in sorted(args.rows)]
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=1))
+    print(summary(results))
+    if args.plot:
+        plot(results, args.plot)
+
+
+if __name__ == "__main__":
+    main()
