@@ -25,6 +25,7 @@ from mutualctr.models.layers.sequence import (
     masked_softmax,
 )
 from mutualctr.models.registry import build_model
+from mutualctr.training.groups.batched import BatchedModelGroup
 from mutualctr.training.objectives.auxiliary import auxiliary_loss
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.objectives.mutual import MutualObjective
@@ -313,6 +314,30 @@ def test_vmap_over_stacked_models_with_histories_matches_each_model(name: str) -
 
     expected = torch.stack([m(batch).logit for m in models])
     torch.testing.assert_close(torch.vmap(run)(params, buffers), expected)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_batched_group_trains_as_its_members_would(name: str) -> None:
+    """Training mode (batch statistics) and backward under ``vmap``: the logits, and the
+    weights after a step, equal the separate models'."""
+    torch.manual_seed(0)
+    models = [build_model(name, FEATURES, SMALL) for _ in range(2)]
+    group = BatchedModelGroup(models, ["a", "b"])
+    batch = make_batch(32, 7)
+
+    def sgd_step(parameters: list[torch.Tensor], logits: torch.Tensor) -> torch.Tensor:
+        logits.sum().backward()
+        torch.optim.SGD(parameters, lr=0.01).step()
+        return logits.detach()
+
+    grouped = sgd_step(list(group.parameters()), torch.stack([o.logit for o in group(batch)]))
+    separate = sgd_step([p for m in models for p in m.parameters()],
+                        torch.stack([m(batch).logit for m in models]))
+    torch.testing.assert_close(grouped, separate)
+    for i, model in enumerate(models):
+        after = group.member_state_dict(i)
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(after[key], value, msg=key)
 
 
 def test_din_learns_the_target_history_match_that_a_pooled_dnn_misses() -> None:

@@ -44,10 +44,15 @@ class NextBehaviourLoss(nn.Module):
 
     Negatives: the paper draws ``e^`` from the item set; FuxiCTR reads it from an extra
     negative-history field of the data set. Our stores have none, so the negative at position
-    ``t+1`` is the previous row's behaviour at ``t+1`` in the batch (``roll`` by one row): the
-    training loader shuffles rows, so it is another user's behaviour, drawn from the behaviour
-    distribution rather than uniformly from the items, at no cost and without random state
-    (identical under ``vmap``). Rows in store order (no shuffle) would pair neighbours.
+    ``t+1`` is the previous row's behaviour at ``t+1`` in the batch (the first row's: the last
+    row's): the training loader shuffles rows, so it is another user's behaviour, drawn from the
+    behaviour distribution rather than uniformly from the items, at no cost and without random
+    state (identical under ``vmap``). Rows in store order (no shuffle) would pair neighbours.
+
+    Only the real pairs are scored: they are gathered by the mask's indices, a number that
+    depends on the batch (about half of the ``B (L - 1)`` slots on the synthetic sequence data)
+    but not on the parameters, so ``vmap`` over stacked copies, which share the batch, still
+    applies; on a GPU the count costs one synchronisation per step.
     """
 
     def __init__(self, dim: int, hidden: tuple[int, ...], activation: str, dropout: float
@@ -61,14 +66,16 @@ class NextBehaviourLoss(nn.Module):
         """The loss (a scalar) from the extracted interests and the behaviours ``[B, L, d]``
         with their mask ``[B, L]``. The first layer's interest part is computed once for the
         positive and the negative (:class:`ScoringMLP`)."""
-        negatives, negative_mask = behaviours.roll(1, dims=0), mask.roll(1, dims=0)
+        previous_row = mask.roll(1, dims=0)
+        rows, steps = (mask[:, 1:] & previous_row[:, 1:]).nonzero(as_tuple=True)
         w_interest, w_behaviour = self.mlp.blocks(self.dim, self.dim)
-        before = F.linear(interests[:, :-1], w_interest, self.mlp.first.bias)
-        positive = self.mlp.score(before + F.linear(behaviours[:, 1:], w_behaviour))
-        negative = self.mlp.score(before + F.linear(negatives[:, 1:], w_behaviour))
-        valid = (mask[:, 1:] & negative_mask[:, 1:]).to(interests.dtype)
+        before = F.linear(interests[rows, steps], w_interest, self.mlp.first.bias)
+        positive = self.mlp.score(before + F.linear(behaviours[rows, steps + 1], w_behaviour))
+        negative = self.mlp.score(
+            before + F.linear(behaviours[(rows - 1) % mask.shape[0], steps + 1], w_behaviour)
+        )
         terms = F.softplus(-positive) + F.softplus(negative)  # BCE(1, .) + BCE(0, .)
-        return (terms * valid).sum() / valid.sum().clamp_min(1.0)
+        return terms.sum() / max(terms.numel(), 1)
 
 
 class DIEN(CTRModel):
@@ -98,8 +105,8 @@ class DIEN(CTRModel):
             self.attention = BilinearAttention(width, c.attention_softmax)
             self.evolution = AttentionalGRU(width, width)
             if c.aux_loss_alpha > 0:
-                self.next_behaviour = NextBehaviourLoss(width, c.aux_hidden_units, c.aux_activation,
-                                                  c.dropout)
+                self.next_behaviour = NextBehaviourLoss(width, c.aux_hidden_units,
+                                                        c.aux_activation, c.dropout)
         self.mlp = activation_mlp(self.flat_dim, c.hidden_units, c.activation, c.dropout,
                                   c.batch_norm)
         return self.mlp.out_dim

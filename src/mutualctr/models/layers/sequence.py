@@ -203,9 +203,10 @@ class AttentionalGRU(nn.Module):
     def forward(self, inputs: torch.Tensor, attention: torch.Tensor | None = None
                 ) -> torch.Tensor:
         """The states ``h_1 .. h_L`` ``[B, L, H]``."""
-        # unbind, not x[:, t]: the backward of L selects would write L full-size zero tensors
+        # the input side of every step in one product; unbind, not x[:, t]: the backward of L
+        # selects would write L full-size zero tensors
         steps = self.input_gates(inputs).unbind(1)  # L x [B, 3H]
-        weights = attention.unsqueeze(-1).unbind(1) if attention is not None else None
+        weights = None if attention is None else attention.unsqueeze(-1).unbind(1)
         h = inputs.new_zeros(inputs.shape[0], self.hidden_dim)
         states = []
         for t, x_gates in enumerate(steps):
