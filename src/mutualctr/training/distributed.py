@@ -72,7 +72,12 @@ def _attempt_store(world_size: int) -> dist.Store | None:
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group once every rank is done with it: without the barrier a rank
+    that tears its gloo connections down while a peer still sends can make that peer's
+    transport thread abort the process at exit ("terminate called without an active
+    exception") after the work itself has finished."""
     if info.enabled and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
