@@ -57,14 +57,6 @@ def test_embedding_pools_sequences_and_scales_numerics() -> None:
     torch.testing.assert_close(out[:, 4], batch.numeric[:, :1] * emb.numeric_weight[0])
 
 
-def test_numeric_vectors_start_as_fuxictrs_linear_embedding() -> None:
-    # FuxiCTR: nn.Linear(1, D, bias=False) per numeric field, Xavier-normal, std sqrt(2/(1+D))
-    torch.manual_seed(0)
-    numeric = FeatureMap(tuple(Feature(f"x{i}", "numeric") for i in range(400)))
-    weight = FeatureEmbedding(numeric, 16).numeric_weight
-    assert weight.std().item() == pytest.approx((2 / 17) ** 0.5, rel=0.03)
-
-
 def test_a_shared_feature_indexes_the_rows_of_the_feature_it_shares_with() -> None:
     shared = FeatureMap((
         Feature("item", "categorical", vocab_size=9),

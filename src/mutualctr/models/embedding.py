@@ -87,11 +87,7 @@ class FeatureEmbedding(nn.Module):
         self.numeric_weight: nn.Parameter | None = None
         if feature_map.numeric:
             self.numeric_weight = nn.Parameter(torch.empty(len(feature_map.numeric), dim))
-            # FuxiCTR embeds a numeric field with nn.Linear(1, dim, bias=False), which its
-            # reset_parameters draws Xavier-normal: std sqrt(2 / (1 + dim)). Starting these
-            # vectors at the categorical rows' 1e-4 instead cost DIEN 0.007 test AUC against
-            # FuxiCTR's on a store with numeric fields (docs/benchmarks.md, "Sequence models")
-            nn.init.normal_(self.numeric_weight, std=(2.0 / (1 + dim)) ** 0.5)
+            nn.init.normal_(self.numeric_weight, std=init_std)
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str,
                               *args: Any, **kwargs: Any) -> None:
