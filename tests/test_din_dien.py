@@ -364,7 +364,7 @@ def test_dien_auxiliary_loss_is_lower_for_true_next_behaviours_than_for_shuffled
     torch.manual_seed(0)
     model = train(build_model("dien", FEATURES, {"embedding_dim": 8, "hidden_units": [16],
                                                  "aux_hidden_units": [16]}),
-                  steps=100, chained=True)
+                  steps=200, chained=True)
     batch = make_batch(2048, 999, chained=True)
     # each row's real behaviours in a random order, padding kept at the end
     g = torch.Generator().manual_seed(5)
@@ -434,3 +434,19 @@ def test_objectives_add_the_extra_loss_to_each_member() -> None:
     mutual = MutualObjective(["a", "b"], weight=0.0)([plain, dien], batch)
     assert mutual.loss.item() == pytest.approx(sum(bce) + 0.3)
     assert auxiliary_loss(plain, label, torch.tensor(bce[0])) is None
+
+
+def test_a_batched_group_of_diens_keeps_each_members_auxiliary_loss() -> None:
+    from mutualctr.training.groups.batched import BatchedModelGroup
+    from training_support import SEQUENCE_FEATURE_MAP, sequence_split
+
+    torch.manual_seed(0)
+    models = [build_model("dien", SEQUENCE_FEATURE_MAP, {"embedding_dim": 8}) for _ in range(2)]
+    split = sequence_split(64, seed=2)
+    batch = Batch(torch.from_numpy(split.categorical).long(), torch.from_numpy(split.numeric),
+                  tuple(torch.from_numpy(s).long() for s in split.sequences),
+                  torch.from_numpy(split.label))
+    group = BatchedModelGroup(models, ["a", "b"]).train()
+    outputs = group(batch)
+    assert all(o.extra_loss is not None and o.extra_loss.ndim == 0 for o in outputs)
+    assert all(torch.isfinite(o.extra_loss) for o in outputs)

@@ -247,6 +247,8 @@ class BatchedModelGroup(nn.Module):
             tensors = {"logit": out.logit, "h": out.h}
             if out.aux_logits is not None:
                 tensors["aux_logits"] = out.aux_logits
+            if out.extra_loss is not None:  # DIEN's next-behaviour loss, one per member
+                tensors["extra_loss"] = out.extra_loss
             return tensors
 
         members = {path: (e.fields, *e.sequences) for path, e in looked_up.items()}
