@@ -50,7 +50,7 @@ def test_exported_model_predicts_as_the_model(name: str, fmt: str, tmp_path: Pat
         got = got.numpy()
     else:
         wanted_inputs = json.loads(signature_path(out).read_text())["inputs"]
-        session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        (got,) = session.run(None, {n: named[n] for n in wanted_inputs})
+        runtime = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        (got,) = runtime.run(None, {n: named[n] for n in wanted_inputs})
     assert got.shape == (ROWS,)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
