@@ -57,6 +57,30 @@ def test_embedding_pools_sequences_and_scales_numerics() -> None:
     torch.testing.assert_close(out[:, 4], batch.numeric[:, :1] * emb.numeric_weight[0])
 
 
+@pytest.mark.parametrize(("model", "overrides", "std"), [
+    ("dnn", {}, 1e-4),  # as the categorical rows
+    ("dnn", {"numeric_init": "xavier"}, (2 / 17) ** 0.5),  # FuxiCTR's nn.Linear(1, 16)
+    ("me_dnn", {"numeric_init": "xavier", "num_embeddings": 2}, (2 / 17) ** 0.5),
+    ("dien", {}, (2 / 17) ** 0.5),  # DIEN's default: FuxiCTR's start
+])
+def test_numeric_vectors_start_as_configured(model: str, overrides: dict, std: float) -> None:
+    torch.manual_seed(0)
+    numeric = FeatureMap((Feature("item", "categorical", vocab_size=9),
+                          Feature("hist", "sequence", vocab_size=9, max_len=4,
+                                  share_with="item"),
+                          *(Feature(f"x{i}", "numeric") for i in range(300))))
+    built = build_model(model, numeric, {"embedding_dim": 16, **overrides})
+    weights = [m.numeric_weight for m in built.modules() if isinstance(m, FeatureEmbedding)
+               and m.dim == 16]
+    assert weights and all(w.std().item() == pytest.approx(std, rel=0.05) for w in weights)
+    assert len(weights) == overrides.get("num_embeddings", 1)
+
+
+def test_an_unknown_numeric_start_is_refused() -> None:
+    with pytest.raises(ConfigError, match="numeric_init"):
+        model_config("dnn", {"numeric_init": "uniform"})
+
+
 def test_a_shared_feature_indexes_the_rows_of_the_feature_it_shares_with() -> None:
     shared = FeatureMap((
         Feature("item", "categorical", vocab_size=9),

@@ -18,7 +18,7 @@ from torch import nn
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
-from mutualctr.models.embedding import Embedded, FeatureEmbedding
+from mutualctr.models.embedding import NUMERIC_INITS, Embedded, FeatureEmbedding, NumericInit
 from mutualctr.models.layers.mlp import MLP
 
 AuxiliaryLoss = Literal["none", "self_distillation", "tri_bce"]
@@ -66,8 +66,12 @@ class ModelConfig:
 
     embedding_dim: int = 16
     embedding_init_std: float = 1e-4
+    numeric_init: NumericInit = "normal"  # see embedding.numeric_init_std
 
     def __post_init__(self) -> None:
+        if self.numeric_init not in NUMERIC_INITS:
+            raise ConfigError(f"numeric_init must be one of {list(NUMERIC_INITS)}, "
+                              f"got {self.numeric_init!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
@@ -126,9 +130,9 @@ class CTRModel(nn.Module):
         return order.index(name)
 
     def build_embedding(self) -> nn.Module:
-        return FeatureEmbedding(
-            self.feature_map, self.config.embedding_dim, self.config.embedding_init_std
-        )
+        c = self.config
+        return FeatureEmbedding(self.feature_map, c.embedding_dim, c.embedding_init_std,
+                                c.numeric_init)
 
     def build(self) -> int:
         """Create the backbone's layers; return the representation size."""

@@ -26,7 +26,7 @@ from torch import nn
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.models.base import CTRModel
-from mutualctr.models.embedding import Embedded, FeatureEmbedding
+from mutualctr.models.embedding import Embedded, FeatureEmbedding, NumericInit
 
 ME_PREFIX = "me_"
 
@@ -34,10 +34,11 @@ ME_PREFIX = "me_"
 class MultiTableEmbedding(nn.Module):
     """``K`` independent :class:`FeatureEmbedding` tables -> ``[B, F, K, D]``."""
 
-    def __init__(self, feature_map: FeatureMap, dim: int, tables: int, init_std: float) -> None:
+    def __init__(self, feature_map: FeatureMap, dim: int, tables: int, init_std: float,
+                 numeric_init: NumericInit = "normal") -> None:
         super().__init__()
         self.tables = nn.ModuleList(
-            FeatureEmbedding(feature_map, dim, init_std) for _ in range(tables)
+            FeatureEmbedding(feature_map, dim, init_std, numeric_init) for _ in range(tables)
         )
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -61,9 +62,8 @@ class MultiEmbeddingModel(CTRModel):
         c = self.config
         if c.num_embeddings < 1:
             raise ValueError(f"num_embeddings must be >= 1, got {c.num_embeddings}")
-        return MultiTableEmbedding(
-            self.feature_map, c.embedding_dim, c.num_embeddings, c.embedding_init_std
-        )
+        return MultiTableEmbedding(self.feature_map, c.embedding_dim, c.num_embeddings,
+                                   c.embedding_init_std, c.numeric_init)
 
     def build(self) -> int:
         base_config = self.base_class.config_class(
