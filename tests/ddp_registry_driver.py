@@ -1,8 +1,8 @@
 """Run by ``tests/test_ddp.py`` under one ``torchrun`` launch: ``ddp_registry_driver.py STORE OUT``.
 
 Trains every registry model at its default config, then each method's group (mutual learning
-of two, EKTF with two students, CETNet of two models), for a few DDP steps each on the store
-``STORE``, so the launch is paid once. Rank 0 writes ``OUT`` (JSON): per run, the error it
+of two, EKTF with a DNN and a DIEN student, CETNet of DIN and DIEN), for a few DDP steps each on
+the store ``STORE``, so the launch is paid once. Rank 0 writes ``OUT`` (JSON): per run, the error it
 raised (None when it trained; DDP raises when a parameter got no gradient) and whether every
 rank ended with identical weights.
 """
@@ -23,7 +23,7 @@ from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods import cetnet, ektf, independent, mutual
 from mutualctr.methods.base import Method
-from mutualctr.methods.members import MemberConfig
+from mutualctr.methods.members import MemberConfig, StudentSpec
 from mutualctr.models.registry import model_names
 from mutualctr.training import distributed
 from mutualctr.training.trainer import fit, seed_everything
@@ -71,10 +71,13 @@ def main(store_dir: str, out: str) -> None:
     results["mutual"] = train_briefly(mutual.METHOD, mutual.MutualConfig(members=pair,
                                                                          train=TRAIN),
                                       store, dist)
+    # DIEN among EKTF's students and CETNet's members: its next-behaviour loss must reach its
+    # auxiliary network under every method, or DDP finds parameters without a gradient
+    students = [*ektf.mlp_students(1), StudentSpec("dien", {})]
     results["ektf"] = train_briefly(
-        ektf.METHOD, ektf.EKTFConfig(students=ektf.mlp_students(2), train=TRAIN), store, dist)
+        ektf.METHOD, ektf.EKTFConfig(students=students, train=TRAIN), store, dist)
     results["cetnet"] = train_briefly(
-        cetnet.METHOD, cetnet.CETNetConfig(models=["deepfm", "dcn"], train=TRAIN), store, dist)
+        cetnet.METHOD, cetnet.CETNetConfig(models=["din", "dien"], train=TRAIN), store, dist)
     if dist.is_main:
         Path(out).write_text(json.dumps(results, indent=1))
     distributed.shutdown(dist)

@@ -25,10 +25,15 @@ from mutualctr.models.layers.sequence import (
     masked_softmax,
 )
 from mutualctr.models.registry import build_model
+from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup
 from mutualctr.training.objectives.auxiliary import auxiliary_loss
+from mutualctr.training.objectives.cetnet import CETNetObjective
+from mutualctr.training.objectives.ektf import EKTFObjective
 from mutualctr.training.objectives.independent import IndependentObjective
+from mutualctr.training.objectives.kd_baselines import OnlineKD
 from mutualctr.training.objectives.mutual import MutualObjective
+from mutualctr.training.trainer import _Step
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -420,20 +425,60 @@ def test_next_behaviour_loss_hand_computed() -> None:
     torch.testing.assert_close(loss(interests, behaviours, mask), torch.cat(terms).mean())
 
 
-def test_objectives_add_the_extra_loss_to_each_member() -> None:
+class FixedOutputs(torch.nn.Module):
+    """A group that returns the outputs it was given, to test the step's loss by hand."""
+
+    def __init__(self, outputs: list[ModelOutput]) -> None:
+        super().__init__()
+        self.outputs = outputs
+
+    def forward(self, batch: Batch) -> list[ModelOutput]:
+        return self.outputs
+
+
+def _step_objectives(names: list[str]) -> list:
+    return [IndependentObjective(names), MutualObjective(names, weight=0.5),
+            EKTFObjective(names), CETNetObjective(names, [1, 1], alpha=0.1),
+            OnlineKD(names, temperature=2.0, alpha=0.5)]
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_every_method_adds_dien_s_extra_loss_once(index: int) -> None:
     label = torch.tensor([1.0, 0.0])
     plain = ModelOutput(logit=torch.tensor([0.5, -1.0]), h=torch.zeros(2, 1))
     dien = ModelOutput(logit=torch.tensor([2.0, 0.0]), h=torch.zeros(2, 1),
                        extra_loss=torch.tensor(0.3))
     batch = Batch(torch.zeros(2, 0, dtype=torch.long), torch.zeros(2, 0), (), label)
-    bce = [F.binary_cross_entropy_with_logits(o.logit, label).item() for o in (plain, dien)]
-    independent = IndependentObjective(["a", "b"])([plain, dien], batch)
-    assert independent.loss.item() == pytest.approx(sum(bce) + 0.3)
-    assert independent.parts["aux/b"].item() == pytest.approx(0.3) and "aux/a" not in \
-        independent.parts
-    mutual = MutualObjective(["a", "b"], weight=0.0)([plain, dien], batch)
-    assert mutual.loss.item() == pytest.approx(sum(bce) + 0.3)
-    assert auxiliary_loss(plain, label, torch.tensor(bce[0])) is None
+    objective = _step_objectives(["a", "b"])[index]
+    step = _Step(FixedOutputs([plain, dien]), objective, torch.float32)
+    loss, parts, _ = step(batch)
+    method_loss = objective([plain, dien], batch).loss
+    assert loss.item() == pytest.approx(method_loss.item() + 0.3)
+    assert parts["extra/b"].item() == pytest.approx(0.3) and "extra/a" not in parts
+    assert auxiliary_loss(dien, label, torch.tensor(0.5)) is None  # no sub-network loss
+
+
+@pytest.mark.parametrize("index", range(5))
+def test_dien_s_auxiliary_network_trains_under_every_method(index: int) -> None:
+    """Without its next-behaviour loss DIEN's auxiliary network gets no gradient, and DDP
+    refuses a parameter that gets none."""
+    from training_support import SEQUENCE_FEATURE_MAP, sequence_split
+
+    torch.manual_seed(0)
+    models = [build_model(name, SEQUENCE_FEATURE_MAP, {"embedding_dim": 8})
+              for name in ("din", "dien")]
+    split = sequence_split(64, seed=2)
+    batch = Batch(torch.from_numpy(split.categorical).long(), torch.from_numpy(split.numeric),
+                  tuple(torch.from_numpy(s).long() for s in split.sequences),
+                  torch.from_numpy(split.label))
+    names = ["din", "dien"]
+    objective = _step_objectives(names)[index]
+    if isinstance(objective, CETNetObjective):
+        objective = CETNetObjective(names, [m.representation_dim for m in models], alpha=0.1)
+    loss, _, _ = _Step(ModelGroup(models, names).train(), objective, torch.float32)(batch)
+    loss.backward()
+    auxiliary = models[1].next_behaviour
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in auxiliary.parameters())
 
 
 def test_a_batched_group_of_diens_keeps_each_members_auxiliary_loss() -> None:

@@ -123,5 +123,6 @@ def run_group(group: nn.Module, batch: Batch, dtype: torch.dtype) -> list[ModelO
 
 def _as_float32(output: ModelOutput) -> ModelOutput:
     aux = None if output.aux_logits is None else output.aux_logits.float()
+    extra = None if output.extra_loss is None else output.extra_loss.float()
     return dataclasses.replace(output, logit=output.logit.float(), h=output.h.float(),
-                               aux_logits=aux)
+                               aux_logits=aux, extra_loss=extra)

@@ -33,6 +33,7 @@ from mutualctr.errors import DataError, MutualCTRError
 from mutualctr.training import checkpoint, distributed, tracking
 from mutualctr.training.allocator import retain_freed_memory
 from mutualctr.training.distributed import DistInfo
+from mutualctr.training.objectives.auxiliary import members_extra_loss
 from mutualctr.training.objectives.base import Objective
 from mutualctr.training.precision import model_kinds, precision_name, resolve_precision, run_group
 from mutualctr.training.progress import Progress
@@ -133,7 +134,9 @@ class _Step(nn.Module):
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, Any], list[torch.Tensor]]:
         outputs = run_group(self.group, batch, self.dtype)
         out = self.objective(outputs, batch)
-        return out.loss, out.parts, [o.logit for o in outputs]
+        extra = members_extra_loss(outputs, self.objective.member_names, out.parts)
+        loss = out.loss if extra is None else out.loss + extra
+        return loss, out.parts, [o.logit for o in outputs]
 
 
 class Trainer:

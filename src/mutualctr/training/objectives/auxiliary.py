@@ -12,15 +12,21 @@ their mean.
   adaptive weights without saying whether gradients pass through them; the authors' code (in
   FuxiCTR) lets them, and so do we, so the loss is the published one.
 
+The independent and mutual-learning objectives add these terms to each member's loss, so a
+model trains with its paper's loss alone or in a group. EKTF, CETNet and the KD baselines
+define their own supervision of the members' predictions and leave these out.
+
 A model whose extra loss reads its own internals computes it and gives it, already weighted,
-as :attr:`ModelOutput.extra_loss`; it is added as it is:
+as :attr:`ModelOutput.extra_loss`:
 
 * DIEN (Zhou et al., AAAI 2019): ``aux_loss_alpha * L_aux``, the interest extractor's
   next-behaviour loss (:class:`mutualctr.models.dien.NextBehaviourLoss`).
 
-The independent and mutual-learning objectives add these terms to each member's loss, so a
-model trains with its paper's loss alone or in a group. EKTF, CETNet and the KD baselines
-define their own students' losses and leave them out (DIEN's included).
+That loss is added under every method (:func:`members_extra_loss`, called by the trainer's
+step, not by the objectives): it is the only loss of the parameters that produce it (DIEN's
+auxiliary network), so leaving it out would leave them untrained, which DDP refuses, and would
+not be the member's model as its paper trains it. The objectives supervise the predictions;
+this term supervises a model's internals, so the two do not overlap.
 """
 
 from __future__ import annotations
@@ -35,17 +41,8 @@ from mutualctr.models.base import ModelOutput
 
 def auxiliary_loss(output: ModelOutput, label: torch.Tensor, bce: torch.Tensor
                    ) -> torch.Tensor | None:
-    """The extra loss of one model (``None`` if its paper has none); ``bce`` is the batch-mean
-    BCE of its prediction."""
-    sub_network = _sub_network_loss(output, label, bce)
-    if output.extra_loss is None:
-        return sub_network
-    return output.extra_loss if sub_network is None else sub_network + output.extra_loss
-
-
-def _sub_network_loss(output: ModelOutput, label: torch.Tensor, bce: torch.Tensor
-                      ) -> torch.Tensor | None:
-    """The loss named by ``output.aux_loss`` on the sub-network logits."""
+    """The loss named by ``output.aux_loss`` on the sub-network logits (``None`` if the
+    model's paper has none); ``bce`` is the batch-mean BCE of its prediction."""
     if output.aux_loss == "none":
         return None
     sub = output.aux_logits  # [S, B]
@@ -64,7 +61,7 @@ def members_auxiliary_loss(
     outputs: Sequence[ModelOutput], label: torch.Tensor, bce: torch.Tensor,
     names: Sequence[str], parts: dict[str, float | torch.Tensor],
 ) -> torch.Tensor:
-    """The members' extra losses summed (0 if no member has one); each one is logged in
+    """The members' sub-network losses summed (0 if no member has one); each one is logged in
     ``parts`` as ``aux/<name>``. ``bce`` holds the members' BCEs ``[N]``."""
     total = bce.new_zeros(())
     for name, output, member_bce in zip(names, outputs, bce, strict=True):
@@ -72,4 +69,17 @@ def members_auxiliary_loss(
         if extra is not None:
             parts[f"aux/{name}"] = extra.detach()
             total = total + extra
+    return total
+
+
+def members_extra_loss(
+    outputs: Sequence[ModelOutput], names: Sequence[str], parts: dict[str, float | torch.Tensor],
+) -> torch.Tensor | None:
+    """The members' :attr:`ModelOutput.extra_loss` summed (``None`` if no member has one);
+    each one is logged in ``parts`` as ``extra/<name>``."""
+    total = None
+    for name, output in zip(names, outputs, strict=True):
+        if output.extra_loss is not None:
+            parts[f"extra/{name}"] = output.extra_loss.detach()
+            total = output.extra_loss if total is None else total + output.extra_loss
     return total
