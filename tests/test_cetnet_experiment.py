@@ -246,6 +246,7 @@ def test_tiny_main_table_on_a_store_with_histories(tmp_path: Path) -> None:
     assert sorted(r["key"] for r in records) == [
         "main/dnn", "main/dnn+pnn/alpha_0.1", "main/dnn+pnn/alpha_1"]
     assert "| CETNet (DNN + IPNN) |" in text and "## Main comparison (Table 1 layout)" in text
+    assert "base embedding size" not in text  # the scaling table's settings: not run here
     pair = next(r for r in records if r["key"] == "main/dnn+pnn/alpha_1")
     assert 0.0 < pair["test"]["fused"]["gauc_users"] <= 1.0
 
@@ -258,6 +259,7 @@ def test_tiny_experiment_writes_both_tables(store: Path, tmp_path: Path) -> None
     assert len(records) == len(plan(config))
     assert "## Scaling (Table 4 layout): AUC beside Liu et al., Table 5 (one epoch)" in text
     assert "## Ablation (Table 3 layout)" in text and "## Significance" in text
+    assert f"base embedding size {config.embedding_dim}; alpha {config.alpha};" in text
     assert "| DNN | SE |" in text and "| w/o stop-gradient |" in text
     assert "0.80465" in text  # Liu et al., Table 5: DNN's base AUC on Criteo
     cetnet = next(r for r in records if r["key"] == "ablation/dnn+pnn/cetnet")

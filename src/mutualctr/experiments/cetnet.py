@@ -549,9 +549,10 @@ def significance(records: list[dict[str, Any]], config: CETNetExperimentConfig,
 def write_report(out: Path, config: CETNetExperimentConfig) -> str:
     """``OUT/report.md`` and ``OUT/results.csv`` from the run folders; returns the markdown."""
     records = load_records(out)
+    scaled = "" if set(config.tables) == {"main"} else (  # the main table sets its own
+        f"base embedding size {config.embedding_dim}; alpha {config.alpha}; ")
     parts = ["# CETNet experiment", "",
-             f"Data: `{config.data}`; base embedding size {config.embedding_dim}; "
-             f"alpha {config.alpha}; {config.seeds} seed(s) from {config.train.seed}; "
+             f"Data: `{config.data}`; {scaled}{config.seeds} seed(s) from {config.train.seed}; "
              "test-split metrics of the best-validation weights (CETNet: the fused "
              "prediction). gAUC (impressions): per-user AUC weighted by the user's rows (DIN, "
              "FuxiCTR); gAUC (users): the plain mean over users (as Liu et al. describe it). "
