@@ -183,7 +183,7 @@ class Trainer:
         self.epoch = 0  # epochs finished
         self.step_in_epoch = 0  # batches of the current epoch done
         self.global_step = 0
-        self.loss_sum = torch.zeros((), dtype=torch.float64)
+        self.loss_sum = self._zero_loss_sum()
         self.loss_rows = 0
         self.history: list[dict[str, Any]] = []
         self.stopped = False
@@ -209,7 +209,7 @@ class Trainer:
             "plateau": None if self.plateau is None else self.plateau.state_dict(),
             "rng": rng_states if rng_states is not None else [checkpoint.rng_state()],
             "selector": self.selector.state_dict(),
-            "loss_sum": self.loss_sum.clone(),
+            "loss_sum": self.loss_sum.cpu(),
             "loss_rows": self.loss_rows,
             "history": self.history,
             "stopped": self.stopped,
@@ -228,7 +228,7 @@ class Trainer:
         self.selector.load_state_dict(state["selector"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step = state["global_step"]
-        self.loss_sum, self.loss_rows = state["loss_sum"], state["loss_rows"]
+        self.loss_sum, self.loss_rows = state["loss_sum"].to(self.device), state["loss_rows"]
         self.history, self.stopped = list(state["history"]), state["stopped"]
         rngs = state["rng"]
         same_world = len(rngs) == self.dist.world_size
@@ -318,12 +318,18 @@ class Trainer:
             return f"{self.names[int(index)]}: {rest}"
         return name
 
+    def _zero_loss_sum(self) -> torch.Tensor:
+        """The epoch's summed training loss, kept where the loss is computed."""
+        return torch.zeros((), dtype=torch.float64, device=self.device)
+
     def _train_step(self, batch: Batch) -> tuple[torch.Tensor, dict[str, Any]]:
         loss, parts, logits = self.train_module(batch)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = [p for p in self.step_module.parameters() if p.grad is not None]
         norm = distributed.grad_norm(params, self.dist)
+        # the step's one host sync, kept on purpose: a non-finite loss or gradient must stop the
+        # run before the optimizer writes it into the weights
         bad = not (torch.isfinite(loss) and torch.isfinite(norm))
         if distributed.any_rank(bad, self.dist, self.device):
             raise NonFiniteError(self._non_finite_message(loss.detach(), parts, logits))
@@ -340,7 +346,7 @@ class Trainer:
         for batch in loader.batches(self.epoch, start=self.step_in_epoch):
             self._set_lr(len(loader))
             loss, parts = self._train_step(batch.to(self.device, non_blocking=True))
-            self.loss_sum += loss.double().cpu() * len(batch)
+            self.loss_sum += loss.double() * len(batch)  # on the device: no sync per step
             self.loss_rows += len(batch)
             self.step_in_epoch += 1
             self.global_step += 1
@@ -418,7 +424,7 @@ class Trainer:
         valid_metrics = self.evaluate(valid)
         self.epoch += 1
         self.step_in_epoch = 0
-        self.loss_sum, self.loss_rows = torch.zeros((), dtype=torch.float64), 0
+        self.loss_sum, self.loss_rows = self._zero_loss_sum(), 0
         self.selector.update(valid_metrics, self.epoch)
         if self.plateau is not None:
             self.plateau.step(self.selector.monitored_value(valid_metrics))

@@ -106,7 +106,8 @@ class MutualObjective(Objective):
         logits = torch.stack([o.logit for o in outputs])
         bce, mutual = mutual_losses(logits, batch.label, self.weight, self.divergence)
         parts: dict[str, float | torch.Tensor] = {}
-        for name, b, m in zip(self.member_names, bce.tolist(), mutual.tolist(), strict=True):
+        # detached 0-d tensors, not floats: no device sync per step
+        for name, b, m in zip(self.member_names, bce.detach(), mutual.detach(), strict=True):
             parts[f"bce/{name}"] = b
             parts[f"mutual/{name}"] = m
         # plus a member's own paper loss (FINAL, DCNv3), see .auxiliary
