@@ -68,16 +68,17 @@ def build_store(work: Path, rows: int) -> Path:
 
 def run_ours(name: str, store: EncodedStore, epochs: int, threads: int,
              overrides: dict[str, Any] | None = None, seed: int = SEED,
-             batch_size: int = BATCH_SIZE) -> dict[str, Any]:
-    """Train ``name`` (embedding 16, MLP [400, 200, 100], then ``overrides``) and test it."""
+             batch_size: int = BATCH_SIZE, amp: bool | str = False) -> dict[str, Any]:
+    """Train ``name`` (embedding 16, MLP [400, 200, 100], then ``overrides``) and test it;
+    ``amp`` as ``train.amp`` (default float32, as FuxiCTR's side; ``"auto"``: the product's
+    default, bfloat16 where the CPU has it; bench_amp.py compares the two)."""
     seed_everything(seed)
     model = build_model(name, store.feature_map,
                         {"embedding_dim": EMBEDDING_DIM, "hidden_units": list(HIDDEN_UNITS),
                          **(overrides or {})})
     config = TrainConfig(epochs=epochs, batch_size=batch_size, eval_batch_size=batch_size,
                          lr=LR, embedding_l2=0.0, net_l2=0.0, grad_clip=10.0, seed=seed,
-                         device="cpu", num_threads=threads,
-                         amp=False)  # float32 as FuxiCTR's side; bench_amp.py measures bf16
+                         device="cpu", num_threads=threads, amp=amp)
     with open(os.devnull, "w") as quiet:
         trainer = Trainer(ModelGroup([model], [name]), IndependentObjective([name]), config,
                           log=quiet)
@@ -89,7 +90,8 @@ def run_ours(name: str, store: EncodedStore, epochs: int, threads: int,
     scores = metrics.binary_metrics(labels, predictions[name])
     train_speed = float(np.mean([r["rows_per_second"] for r in trainer.history]))
     return {"model": name, "test_auc": scores["auc"], "test_logloss": scores["logloss"],
-            "train_samples_per_s": train_speed, "eval_samples_per_s": len(test) / eval_seconds}
+            "precision": trainer.history[-1]["precision"], "train_samples_per_s": train_speed,
+            "eval_samples_per_s": len(test) / eval_seconds}
 
 
 def run_fuxictr(name: str, store: Path, work: Path, fuxi_python: str, epochs: int,
@@ -121,6 +123,10 @@ def main() -> None:
     parser.add_argument("--fuxi-python", default=os.environ.get("FUXI_PYTHON", ""),
                         help="Python of the FuxiCTR 2.3.10 environment (default: $FUXI_PYTHON; "
                              "'' skips FuxiCTR)")
+    parser.add_argument("--amp", default=False, type=lambda v: v if v == "auto" else v == "true",
+                        choices=[False, True, "auto"],
+                        help="our side's train.amp: false (default, float32 as FuxiCTR's), "
+                             "auto (the product's default) or true")
     parser.add_argument("--json-out", type=Path, help="also write the results here")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -134,7 +140,7 @@ def main() -> None:
           f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
     results = []
     for name in args.models.split(","):
-        ours = run_ours(name, store, args.epochs, args.threads)
+        ours = run_ours(name, store, args.epochs, args.threads, amp=args.amp)
         fuxi = (run_fuxictr(name, store_dir, args.work, args.fuxi_python, args.epochs,
                             args.threads) if args.fuxi_python else None)
         results.append({"ours": ours, "fuxictr": fuxi, "load": os.getloadavg()[0]})
@@ -144,7 +150,7 @@ def main() -> None:
 
 
 def print_row(ours: dict[str, Any], fuxi: dict[str, Any] | None, load: float) -> None:
-    line = (f"{ours['model']:8s} AUC ours {ours['test_auc']:.4f}"
+    line = (f"{ours['model']:8s} AUC ours {ours['test_auc']:.4f} ({ours['precision']})"
             f"  train {ours['train_samples_per_s']:>9,.0f}/s"
             f"  eval {ours['eval_samples_per_s']:>9,.0f}/s")
     if fuxi is not None:
