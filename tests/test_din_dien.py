@@ -34,20 +34,12 @@ from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.objectives.kd_baselines import OnlineKD
 from mutualctr.training.objectives.mutual import MutualObjective
 from mutualctr.training.trainer import _Step
+from training_support import behaviour_feature_map
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ITEMS, CATEGORIES, LENGTH = 40, 7, 8
-FEATURES = FeatureMap((
-    Feature("user", "categorical", vocab_size=30),
-    Feature("item", "categorical", vocab_size=ITEMS),
-    Feature("category", "categorical", vocab_size=CATEGORIES),
-    Feature("hour", "categorical", vocab_size=6),
-    Feature("hist_item", "sequence", vocab_size=ITEMS, max_len=LENGTH, share_with="item"),
-    Feature("hist_category", "sequence", vocab_size=CATEGORIES, max_len=LENGTH,
-            share_with="category"),
-    Feature("price", "numeric"),
-))
+FEATURES = behaviour_feature_map(30, ITEMS, CATEGORIES, LENGTH)
 SMALL = {"embedding_dim": 8, "hidden_units": [32, 16]}
 MODELS = ("din", "dien")
 

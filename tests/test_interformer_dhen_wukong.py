@@ -10,7 +10,7 @@ import torch
 from torch.func import functional_call, stack_module_state
 
 from mutualctr.data.batch import Batch
-from mutualctr.data.schema import Feature, FeatureMap
+from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import CTRModel
 from mutualctr.models.embedding import Embedded
@@ -19,19 +19,12 @@ from mutualctr.models.layers.interformer import PersonalizedFFN, recent_tokens
 from mutualctr.models.layers.multihead import masked_softmax, rotate
 from mutualctr.models.layers.wukong import FactorizationMachineBlock, WukongLayer
 from mutualctr.models.registry import build_model
+from training_support import behaviour_feature_map
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ITEMS, CATEGORIES, HISTORY = 30, 8, 6
-FEATURES = FeatureMap((
-    Feature("user", "categorical", vocab_size=20),
-    Feature("item", "categorical", vocab_size=ITEMS),
-    Feature("category", "categorical", vocab_size=CATEGORIES),
-    Feature("hour", "categorical", vocab_size=6),
-    Feature("hist_item", "sequence", ITEMS, max_len=HISTORY, share_with="item"),
-    Feature("hist_category", "sequence", CATEGORIES, max_len=HISTORY, share_with="category"),
-    Feature("price", "numeric"),
-))
+FEATURES = behaviour_feature_map(20, ITEMS, CATEGORIES, HISTORY)
 ITEM_CATEGORY = torch.randint(2, CATEGORIES, (ITEMS,), generator=torch.Generator().manual_seed(7))
 SMALL = {"embedding_dim": 8, "hidden_units": [16]}
 # every configuration under test; the ones reading behaviour positions are SEQUENCE_READERS

@@ -78,6 +78,20 @@ def synthetic_split(rows: int, seed: int) -> SplitArrays:
     return SplitArrays(cat.astype(np.int32), x, (), label)
 
 
+def behaviour_feature_map(users: int, items: int, categories: int, length: int) -> FeatureMap:
+    """User, item, category and hour, the histories of items and of their categories (sharing
+    the target's ids, ``length`` long) and a price: the fields of the sequence models' tests."""
+    return FeatureMap((
+        Feature("user", "categorical", vocab_size=users),
+        Feature("item", "categorical", vocab_size=items),
+        Feature("category", "categorical", vocab_size=categories),
+        Feature("hour", "categorical", vocab_size=6),
+        Feature("hist_item", "sequence", items, max_len=length, share_with="item"),
+        Feature("hist_category", "sequence", categories, max_len=length, share_with="category"),
+        Feature("price", "numeric"),
+    ))
+
+
 HISTORY = 6
 SEQUENCE_FEATURE_MAP = FeatureMap(
     features=(
