@@ -136,6 +136,26 @@ def test_no_leakage_against_a_brute_force_oracle_whatever_the_chunking() -> None
             assert got[r] == [items[e] for e in earlier][-max_len:]
 
 
+def test_a_log_in_several_files_carries_each_users_history_into_the_next(
+    tmp_path: Path,
+) -> None:
+    """LOG cut into two files (u1 and u2 each have rows in both) gives the one-file histories;
+    a second file going back in time for a user is a bad row of that file."""
+    one_file = build_log(tmp_path, LOG)
+    spec = load_spec(tmp_path / "raw" / "schema.yaml")
+    first, second = tmp_path / "day1.csv", tmp_path / "day2.csv"
+    write_lines(first, ["user,time,item,cat,click", *LOG[:3]])
+    write_lines(second, ["user,time,item,cat,click", *LOG[3:]])
+    two_files = build(tmp_path, "csv", [first, second], tabular=spec, out="two")
+    assert decoded(two_files, "hist_item") == decoded(one_file, "hist_item")
+    assert decoded(two_files, "hist_item")[3:] == [["a"], ["a", "c", "d"], ["b"], ["a", "c", "d"]]
+
+    write_lines(second, ["user,time,item,cat,click", "u2,12,b,y,0", "u1,5,a,x,1"])
+    with pytest.raises(DataError, match="give its files in time order") as info:
+        build(tmp_path, "csv", [first, second], tabular=spec, out="bad")
+    assert (info.value.file, info.value.line, info.value.field) == (str(second), 3, "time")
+
+
 def test_time_going_back_for_a_user_names_file_line_and_field(tmp_path: Path) -> None:
     rows = ["u1,10,a,x,1", "u2,5,b,y,0", "u1,30,c,x,1", "u1,20,d,y,1", "u2,6,e,x,0"]
     path = write_log(tmp_path / "raw", rows)

@@ -307,9 +307,14 @@ def _chunks(
 ) -> Iterator[tuple[int, ParsedChunk]]:
     """(file index, chunk) of every input, without the raw rows: a store does not keep them,
     and dropping them here keeps chunks waiting in :func:`_prefetched` small and spares
-    ``ParsedChunk.take`` a copy of them."""
+    ``ParsedChunk.take`` a copy of them. Behaviour histories run on from each input into the
+    next (the inputs of a log in time order, e.g. one file a day)."""
+    carried = getattr(reader, "history_builder", None)  # readers that build histories
+    histories = None if carried is None else carried(bad_rows)
     for index, path in enumerate(inputs):
-        for chunk in reader.read(path, bad_rows):
+        chunks = (reader.read(path, bad_rows) if histories is None
+                  else reader.read(path, bad_rows, histories=histories))
+        for chunk in chunks:
             yield index, replace(chunk, raw=_NO_RAW)
 
 

@@ -168,9 +168,11 @@ class _Events:
 
 
 class HistoryBuilder:
-    """Adds the ``hist_<column>`` columns of ``spec`` to the chunks of one file, read in order.
+    """Adds the ``hist_<column>`` columns of ``spec`` to chunks read in order.
 
-    One builder per file read: its state is that file's users' recent events.
+    Its state is the recent events of the users seen so far, so one builder read over several
+    files in turn (``data prepare``'s inputs, in time order) carries a user's history from one
+    file into the next; ``path`` names the file being read in bad-row messages.
     """
 
     def __init__(self, spec: HistorySpec, path: Path, bad_rows: BadRows,

@@ -158,9 +158,21 @@ class TabularReader:
                                 field=spec.name) from None
         return columns.utf8(col, spec.name, issues)
 
+    def history_builder(self, bad_rows: BadRows) -> HistoryBuilder | None:
+        """A history builder to carry over several files read in turn (``None`` without a
+        ``history`` key in the schema); see :meth:`read`."""
+        if self.spec.history is None:
+            return None
+        return HistoryBuilder(self.spec.history, Path(), bad_rows, order_hint=(
+            "sort the log by time, or by user then time, and give its files in time order"))
+
     def read(
         self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
+        histories: HistoryBuilder | None = None,
     ) -> Iterator[ParsedChunk]:
+        """The chunks of ``path``. With a ``history`` key, each row gets its user's history:
+        from ``histories`` (from :meth:`history_builder`, so that the users' earlier files count)
+        or, without it, from this file's earlier rows alone."""
         if self.parquet:
             chunks = self._parquet_chunks(path, allow_unlabelled)
         else:
@@ -168,8 +180,9 @@ class TabularReader:
             chunks = read_delimited(path, bad_rows, delimiter=self.spec.delimiter,
                                     block_size=self.block_size)
         history = self.spec.history
-        builder = None if history is None else HistoryBuilder(
-            history, path, bad_rows, order_hint="sort the log by time, or by user then time")
+        builder = histories or self.history_builder(bad_rows)
+        if builder is not None:
+            builder.path = path
         for table, lines in chunks:
             issues: list[Issue] = []
             label = (
