@@ -20,7 +20,9 @@ growth curves. Usage::
         --json scale.json --plot scale.png
 
 Disk: about 11 GB of raw text and 7 GB of store at 45M rows (SCRATCH is left in place); the
-summary can be redrawn from ``--json`` with ``--report-only``.
+summary can be redrawn from ``--json`` with ``--report-only``. Results accumulate in ``--json``:
+a later run adds its sizes and stages (``--stages synth prepare`` at a size whose training
+would not fit the time at hand) to those already there.
 """
 
 from __future__ import annotations
@@ -88,10 +90,13 @@ def training_rows(store: Path) -> int:
     return int(meta["splits"]["train"]["rows"])
 
 
-def run_size(rows: int, work: Path, batch_size: int, threads: int) -> dict[str, Any]:
+def run_size(rows: int, work: Path, batch_size: int, threads: int,
+             stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"rows": rows}
     for stage, (command, outputs) in stage_commands(rows, work, batch_size, threads).items():
+        if stage not in stages:
+            continue
         print(f"[{rows:,} rows] {stage} ...", flush=True)
         figures = measure(command, work / f"{stage}.log")
         stage_rows = training_rows(work / "store") if stage in ("train", "group") else rows
@@ -103,31 +108,43 @@ def run_size(rows: int, work: Path, batch_size: int, threads: int) -> dict[str, 
 
 def summary(results: list[dict[str, Any]]) -> str:
     """One markdown table per figure: each stage per size, and its growth over the smallest."""
-    base = results[0]
     lines = []
     for figure in ("wall_s", "rows_per_s", "peak_rss_mib", "disk_mib"):
         lines += [f"### {figure}", "", "| stage | " + " | ".join(
             f"{r['rows']:,}" for r in results) + " | growth |",
             "|---|" + "---|" * (len(results) + 1)]
         for stage in STAGES:
-            cells = [f"{r[stage][figure]:,.1f}" for r in results]
-            growth = results[-1][stage][figure] / base[stage][figure]
-            lines.append(f"| {stage} | " + " | ".join(cells) + f" | {growth:.2f}x |")
+            cells = [f"{r[stage][figure]:,.1f}" if stage in r else "not run" for r in results]
+            growth = _growth(results, stage, figure)
+            lines.append(f"| {stage} | " + " | ".join(cells) + f" | {growth} |")
         lines.append("")
-    lines += ["### goals", ""]
-    last = results[-1]
-
-    def rss_growth(stage: str) -> float:
-        return last[stage]["peak_rss_mib"] / base[stage]["peak_rss_mib"]
-
-    lines.append(f"- prepare peak RSS {rss_growth('prepare'):.2f}x the smallest size's "
-                 f"({GOALS['prepare']})")
-    lines.append(f"- training peak RSS {rss_growth('train'):.2f}x ({GOALS['train']}; the "
-                 "parameters grow with the vocabulary)")
+    lines += ["### goals", "",
+              f"- prepare peak RSS {_growth(results, 'prepare', 'peak_rss_mib')} the smallest "
+              f"size's ({GOALS['prepare']})",
+              f"- training peak RSS {_growth(results, 'train', 'peak_rss_mib')} "
+              f"({GOALS['train']}; the parameters grow with the vocabulary)"]
     for r in results:
-        lines.append(f"- {r['rows']:,} rows: group epoch / one model's epoch = "
-                     f"{r['group']['wall_s'] / r['train']['wall_s']:.2f}x ({GOALS['group']})")
+        if "train" in r and "group" in r:
+            lines.append(f"- {r['rows']:,} rows: group epoch / one model's epoch = "
+                         f"{r['group']['wall_s'] / r['train']['wall_s']:.2f}x ({GOALS['group']})")
     return "\n".join(lines)
+
+
+def _growth(results: list[dict[str, Any]], stage: str, figure: str) -> str:
+    """The largest size's figure over the smallest's, among the sizes where ``stage`` ran."""
+    ran = [r for r in results if stage in r]
+    if len(ran) < 2:
+        return "-"
+    return f"{ran[-1][stage][figure] / ran[0][stage][figure]:.2f}x"
+
+
+def merged(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``old`` results updated by ``new`` stage by stage, sizes in order: a size run again
+    with some stages keeps its other stages' figures."""
+    by_rows = {r["rows"]: dict(r) for r in old}
+    for r in new:
+        by_rows.setdefault(r["rows"], {}).update(r)
+    return [by_rows[n] for n in sorted(by_rows)]
 
 
 def plot(results: list[dict[str, Any]], path: Path) -> None:
@@ -136,12 +153,13 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = [r["rows"] for r in results]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     for ax, figure, title in zip(axes, ("wall_s", "peak_rss_mib", "disk_mib"),
                                  ("wall time (s)", "peak RSS (MiB)", "disk (MiB)"), strict=True):
         for stage in STAGES:
-            ax.plot(sizes, [r[stage][figure] for r in results], marker="o", label=stage)
+            ran = [r for r in results if stage in r]
+            ax.plot([r["rows"] for r in ran], [r[stage][figure] for r in ran], marker="o",
+                    label=stage)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("rows")
@@ -159,14 +177,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write (or with --report-only read) results")
     parser.add_argument("--plot", type=Path, help="growth curves as an image")
+    parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
+                        help="run these stages only (e.g. synth prepare at the largest size)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    earlier = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     if args.report_only:
-        results = json.loads(args.json.read_text())
+        results = earlier
     else:
-        results = [run_size(n, args.work / f"rows_{n}", args.batch_size, args.threads)
-                   for n in sorted(args.rows)]
-        if args.json:
+        results = merged(earlier, [
+            run_size(n, args.work / f"rows_{n}", args.batch_size, args.threads,
+                     tuple(args.stages)) for n in sorted(args.rows)])
+        if args.json:  # accumulates: a later run adds sizes and stages
             args.json.write_text(json.dumps(results, indent=1))
     print(summary(results))
     if args.plot:
