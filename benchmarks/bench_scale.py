@@ -10,7 +10,9 @@ For each size, in order, each stage a command of its own (so its peak RSS is its
    mutually from that run for one epoch.
 
 Per stage: wall time, rows/s (rows of the stage's input; training: training-split rows), peak
-RSS of the command (``wait4``'s ``ru_maxrss``), disk its output takes. Then each figure's growth
+RSS of the command (``wait4``'s ``ru_maxrss``) and the peaks of its anonymous and file-backed
+parts (sampled from ``/proc``: the memory-mapped store's pages count in the RSS but are page
+cache), disk its output takes. Then each figure's growth
 against the smallest size, and against the goals: prepare's peak RSS at the largest size within
 1.3x of the smallest; training RSS = parameters + optimizer + a constant (no growth with rows:
 the store is memory-mapped); the group's epoch at most 2x one model's. ``--plot`` draws the
@@ -37,21 +39,44 @@ from pathlib import Path
 from typing import Any
 
 STAGES = ("synth", "prepare", "train", "group")
+FIGURES = ("wall_s", "rows_per_s", "peak_rss_mib", "peak_anon_mib", "peak_file_mib", "disk_mib")
 GOALS = {"prepare": "peak RSS within 1.3x of the smallest size",
          "train": "peak RSS flat in rows (model + optimizer + constant)",
          "group": "epoch at most 2x one model's"}
 
 
-def measure(command: list[str], log: Path) -> dict[str, float]:
-    """Run ``command``; its wall time and peak RSS (MiB). Output goes to ``log``."""
+def _rss_parts(pid: int) -> tuple[float, float]:
+    """``(RssAnon, RssFile)`` of ``pid`` in MiB (Linux ``/proc``; zeros where unreadable)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0, 0.0
+    kib = {line.split(":")[0]: float(line.split()[1]) for line in text.splitlines()
+           if line.startswith(("RssAnon:", "RssFile:"))}
+    return kib.get("RssAnon", 0.0) / 1024, kib.get("RssFile", 0.0) / 1024
+
+
+def measure(command: list[str], log: Path, every_s: float = 0.2) -> dict[str, float]:
+    """Run ``command``; its wall time and peak RSS (MiB), and the peaks of the RSS's two parts
+    sampled every ``every_s``: anonymous memory (what the process allocated) and file pages
+    (the memory-mapped store and libraries, page cache the kernel can drop), since ``wait4``'s
+    peak counts both. Output goes to ``log``."""
     start = time.perf_counter()
+    peak_anon = peak_file = 0.0
     with log.open("w") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:  # ended; usage is its resources
+                break
+            anon, mapped = _rss_parts(proc.pid)
+            peak_anon, peak_file = max(peak_anon, anon), max(peak_file, mapped)
+            time.sleep(every_s)
     wall = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(command)} failed; see {log}")
-    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024}
+    return {"wall_s": wall, "peak_rss_mib": usage.ru_maxrss / 1024,
+            "peak_anon_mib": peak_anon, "peak_file_mib": peak_file}
 
 
 def disk_mib(*paths: Path) -> float:
@@ -109,20 +134,22 @@ def run_size(rows: int, work: Path, batch_size: int, threads: int,
 def summary(results: list[dict[str, Any]]) -> str:
     """One markdown table per figure: each stage per size, and its growth over the smallest."""
     lines = []
-    for figure in ("wall_s", "rows_per_s", "peak_rss_mib", "disk_mib"):
+    for figure in FIGURES:
         lines += [f"### {figure}", "", "| stage | " + " | ".join(
             f"{r['rows']:,}" for r in results) + " | growth |",
             "|---|" + "---|" * (len(results) + 1)]
         for stage in STAGES:
-            cells = [f"{r[stage][figure]:,.1f}" if stage in r else "not run" for r in results]
+            cells = [f"{r[stage][figure]:,.1f}" if figure in r.get(stage, {}) else "-"
+                     for r in results]
             growth = _growth(results, stage, figure)
             lines.append(f"| {stage} | " + " | ".join(cells) + f" | {growth} |")
         lines.append("")
     lines += ["### goals", "",
               f"- prepare peak RSS {_growth(results, 'prepare', 'peak_rss_mib')} the smallest "
               f"size's ({GOALS['prepare']})",
-              f"- training peak RSS {_growth(results, 'train', 'peak_rss_mib')} "
-              f"({GOALS['train']}; the parameters grow with the vocabulary)"]
+              f"- training peak RSS {_growth(results, 'train', 'peak_rss_mib')}, its anonymous "
+              f"part {_growth(results, 'train', 'peak_anon_mib')} ({GOALS['train']}; the "
+              "parameters grow with the vocabulary, the file part with the mapped store)"]
     for r in results:
         if "train" in r and "group" in r:
             lines.append(f"- {r['rows']:,} rows: group epoch / one model's epoch = "
@@ -132,7 +159,7 @@ def summary(results: list[dict[str, Any]]) -> str:
 
 def _growth(results: list[dict[str, Any]], stage: str, figure: str) -> str:
     """The largest size's figure over the smallest's, among the sizes where ``stage`` ran."""
-    ran = [r for r in results if stage in r]
+    ran = [r for r in results if figure in r.get(stage, {})]
     if len(ran) < 2:
         return "-"
     return f"{ran[-1][stage][figure] / ran[0][stage][figure]:.2f}x"
