@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from mutualctr.cli import main
@@ -89,3 +91,21 @@ def test_a_negative_bucket_count_is_refused() -> None:
 
     with pytest.raises(ValueError, match="hash_buckets must be >= 0"):
         FieldSpec("c", "categorical", hash_buckets=-1)
+
+
+def test_vocabulary_lookup_gives_index_in_s_ids_for_known_unknown_and_dictionary_values() -> None:
+    from mutualctr.data.encoder import OOV_ID, VocabularyLookup
+
+    rng = np.random.default_rng(0)
+    vocabulary = pa.array([f"{v:x}" for v in rng.choice(10**6, 5000, replace=False)])
+    values = pa.array([*rng.choice(vocabulary.to_pylist(), 300).tolist(), "absent", "", "0zz"])
+    lookup = VocabularyLookup(vocabulary)
+    expected = pc.index_in(values, value_set=vocabulary).to_numpy(zero_copy_only=False)
+    expected = np.where(np.isnan(expected), OOV_ID, expected + FIRST_VALUE_ID)
+    np.testing.assert_array_equal(lookup.ids(values), expected)
+    assert lookup.ids(values)[-3:].tolist() == [OOV_ID] * 3
+    # a hash collision (forced: "other"'s entry given "probe"'s hash) does not map a value to
+    # another's id: the texts are compared
+    collided = VocabularyLookup(pa.array(["other"]))
+    collided.sorted = stable_hash(pa.array(["probe"]))
+    assert collided.ids(pa.array(["probe", "other"])).tolist() == [OOV_ID, OOV_ID]

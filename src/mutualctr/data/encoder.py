@@ -142,6 +142,38 @@ def vocabulary_of(spec: FieldSpec) -> str:
     return spec.share_vocab or spec.name
 
 
+
+class VocabularyLookup:
+    """Each value's id in one vocabulary (``OOV_ID`` where absent), with the vocabulary's index
+    built once. ``pc.index_in`` builds a hash table of its value set on every call, a cost that
+    grows with the vocabulary whatever the batch: at 45M Criteo rows (millions of values per
+    large field) encoding slowed to a fraction of its 10M-row speed. Here the vocabulary's
+    :func:`stable_hash` values are sorted once; a batch is hashed, looked up by binary search
+    and checked for equality with the value found, so a hash collision cannot map a value to
+    another's id. A vocabulary whose hashes collide (not expected at 64 bits) keeps
+    ``pc.index_in``."""
+
+    def __init__(self, vocabulary: pa.Array) -> None:
+        self.vocabulary = vocabulary
+        hashes = stable_hash(vocabulary)
+        self.order = np.argsort(hashes, kind="stable")
+        self.sorted = hashes[self.order]
+        self.exact = len(hashes) > 0 and vocabulary.null_count == 0 and bool(
+            (self.sorted[1:] != self.sorted[:-1]).all())
+
+    def ids(self, values: pa.Array) -> np.ndarray:
+        if not self.exact or values.null_count:
+            index = pc.index_in(values, value_set=self.vocabulary)
+            found = index.fill_null(OOV_ID - FIRST_VALUE_ID).to_numpy(zero_copy_only=False)
+            return (found + FIRST_VALUE_ID).astype(np.int32)
+        hashes = stable_hash(values)
+        at = np.searchsorted(self.sorted, hashes).clip(max=len(self.sorted) - 1)
+        position = self.order[at]
+        same = self.sorted[at] == hashes
+        same &= pc.equal(pc.cast(values, self.vocabulary.type),
+                         self.vocabulary.take(pa.array(position))).to_numpy(zero_copy_only=False)
+        return np.where(same, position + FIRST_VALUE_ID, OOV_ID).astype(np.int32)
+
 class EncoderFitter:
     """Accumulates train statistics chunk by chunk; :meth:`finish` returns the :class:`Encoder`."""
 
@@ -211,6 +243,7 @@ class Encoder:
         self.schema = schema
         self.hashed = hashed or {}
         self.vocabs = vocabs
+        self._lookups: dict[str, VocabularyLookup] = {}  # built on first use, then kept
         self.max_lens = max_lens
         self.scalers = scalers
         self.vocabulary_of = {f.name: vocabulary_of(f) for f in schema.fields}
@@ -236,9 +269,9 @@ class Encoder:
         if owner in self.hashed:
             buckets = np.uint64(self.hashed[owner])
             return (stable_hash(values) % buckets).astype(np.int32) + FIRST_VALUE_ID
-        index = pc.index_in(values, value_set=self.vocabs[owner])
-        ids = index.fill_null(OOV_ID - FIRST_VALUE_ID).to_numpy(zero_copy_only=False)
-        return (ids + FIRST_VALUE_ID).astype(np.int32)
+        if owner not in self._lookups:
+            self._lookups[owner] = VocabularyLookup(self.vocabs[owner])
+        return self._lookups[owner].ids(values)
 
     def _sequence(self, spec: FieldSpec, col: pa.Array) -> np.ndarray:
         tokens, lengths = _tokens(col, spec.separator)
