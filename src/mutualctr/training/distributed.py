@@ -11,8 +11,9 @@ predictions keep the split's row order. Only rank 0 writes files.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -79,6 +80,15 @@ def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End a finished torchrun process (files written, the process group left) without the
+    interpreter's teardown, where gloo's transport threads can abort the process during C++
+    static destruction ("terminate called without an active exception") under load."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def row_slice(split: SplitArrays, info: DistInfo) -> SplitArrays:
