@@ -3,6 +3,7 @@ against one model and against a naive loop over N separate models, on three data
 
     python benchmarks/bench_group.py [--model deepfm] [--members 4] [--shapes small,criteo,large]
         [--precision float32,bfloat16] [--threads 1] [--repeats 10] [--system-allocator]
+        [--device cpu]
 
 A step is what the trainer runs: forward (under bfloat16 autocast for ``bfloat16``), the
 objective on float32 logits (BCE for one model, the mutual-learning loss for a group),
@@ -17,6 +18,8 @@ The steps of one shape are timed round-robin in one process (the same load for a
 median CPU time per step of this process (all its threads), and printed with the ratios to one
 model. ``--system-allocator`` leaves glibc's allocator as it is instead of keeping freed memory
 as the trainer does (mutualctr.training.allocator), to measure what that setting is worth.
+With ``--device cuda`` the models and the batch live on the GPU and a step is timed by the wall
+clock from a synchronised start to a synchronised end (the GPU's time, not the host's).
 """
 
 from __future__ import annotations
@@ -109,27 +112,40 @@ def training_step(
     return step
 
 
-def time_steps(steps: dict[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    """Median CPU seconds (this process, all threads) per call of each step after warm-up,
-    timed round-robin so that load from other processes affects all alike."""
+def time_steps(steps: dict[str, Callable[[], None]], repeats: int,
+               device: torch.device | None = None) -> dict[str, float]:
+    """Median seconds per call of each step after warm-up, timed round-robin so that load from
+    other processes affects all alike: CPU time of this process (all its threads) on the CPU,
+    wall time between synchronisations on CUDA."""
+    on_cuda = device is not None and device.type == "cuda"
+    clock = time.perf_counter if on_cuda else time.process_time
+
+    def timed(step: Callable[[], None]) -> float:
+        if on_cuda:
+            torch.cuda.synchronize(device)
+        start = clock()
+        step()
+        if on_cuda:
+            torch.cuda.synchronize(device)
+        return clock() - start
+
     for step in steps.values():
         for _ in range(3):
             step()
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
-            start = time.process_time()
-            step()
-            times[name].append(time.process_time() - start)
+            times[name].append(timed(step))
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
 def bench_shape(args: argparse.Namespace, shape_name: str, dtype: torch.dtype) -> None:
     shape = make_shape(shape_name)
-    batch = random_batch(shape)
+    device = torch.device(args.device)
+    batch = random_batch(shape).to(device)
     names = [f"m{i}" for i in range(args.members)]
     torch.manual_seed(0)
-    models = [build_model(args.model, shape.feature_map) for _ in names]
+    models = [build_model(args.model, shape.feature_map).to(device) for _ in names]
     steps = {
         "one": training_step(ModelGroup(models[:1], names[:1]), IndependentObjective(names[:1]),
                              batch, dtype),
@@ -137,15 +153,16 @@ def bench_shape(args: argparse.Namespace, shape_name: str, dtype: torch.dtype) -
         "batched": training_step(BatchedModelGroup(models, names), MutualObjective(names),
                                  batch, dtype),
     }
-    timings = time_steps(steps, args.repeats)
+    timings = time_steps(steps, args.repeats, device)
     fm = shape.feature_map
+    clock = "wall, cuda" if device.type == "cuda" else "cpu"
     print(f"{shape_name}: {fm.num_fields} fields, {shape.values:,} values, batch "
           f"{shape.batch_size}, {str(dtype).removeprefix('torch.')}, load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     one = timings["one"]
     for label, key in (("one model", "one"), ("naive loop", "naive"),
                        ("batched group", "batched")):
-        line = f"  {label:<14} {1000 * timings[key]:8.1f} ms/step (cpu)"
+        line = f"  {label:<14} {1000 * timings[key]:8.1f} ms/step ({clock})"
         if key != "one":
             line += f"  {timings[key] / one:.2f}x one model"
         print(line, flush=True)
@@ -162,6 +179,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--system-allocator", action="store_true",
                         help="do not keep freed memory as the trainer does")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     kept = False if args.system_allocator else retain_freed_memory()
