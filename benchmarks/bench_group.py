@@ -1,18 +1,22 @@
 """Training-step time of a group of N identical models: batched (stacked parameters under vmap)
-against one model and against a naive loop over N separate models, on three data shapes.
+against one model and against a naive loop over N separate models, on four data shapes.
 
     python benchmarks/bench_group.py [--model deepfm] [--members 4] [--shapes small,criteo,large]
         [--precision float32,bfloat16] [--threads 1] [--repeats 10] [--system-allocator]
-        [--device cpu]
+        [--device cpu] [--optimizer adam,lazy_adam]
 
 A step is what the trainer runs: forward (under bfloat16 autocast for ``bfloat16``), the
 objective on float32 logits (BCE for one model, the mutual-learning loss for a group),
-backward, gradient clipping and the trainer's fused Adam with its L2 groups. Shapes:
+backward, gradient clipping and the trainer's optimizer with its L2 groups (``--optimizer``:
+``adam``, the fused dense Adam, or ``lazy_adam``, which updates the embedding rows a batch looks
+up; comma-separated to time both). Shapes:
 
 * ``small``: 10 categorical fields, 10,853 values in all, batch 4096 (a MovieLens-sized store);
 * ``criteo``: 13 numeric + 26 categorical fields of 2,000 values each, batch 4000;
 * ``large``: 39 categorical fields, 610k values in all (the field sizes of the ``criteo``
-  synthetic regime after ``--min-count 2``), batch 4000.
+  synthetic regime after ``--min-count 2``), batch 4000;
+* ``xlarge``: the same fields scaled to 2.29M values (bench_scale.py's 10M-row store after
+  ``--min-count 2``), batch 4000.
 
 The steps of one shape are timed round-robin in one process (the same load for all), as the
 median CPU time per step of this process (all its threads), and printed with the ratios to one
@@ -37,13 +41,14 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.models.registry import build_model
 from mutualctr.training.allocator import retain_freed_memory
+from mutualctr.training.distributed import DistInfo, grad_norm
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup
 from mutualctr.training.objectives.base import Objective
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.objectives.mutual import MutualObjective
+from mutualctr.training.optimizers import build_optimizer, clip_gradients_, coalesce_gradients_
 from mutualctr.training.precision import run_group
-from mutualctr.training.trainer import build_optimizer
 
 # Field sizes of the ``criteo`` synthetic regime's 4M-row store after --min-count 2 (1.08M
 # values); the ``large`` shape scales them to 610k values, as on its 2M-row store.
@@ -53,6 +58,9 @@ CRITEO_REGIME_VOCABS = (
     140928, 21, 17, 44517, 108, 46457,
 )
 SMALL_VOCABS = (610, 9000, 20, 50, 30, 12, 7, 24, 100, 1000)
+# values of the ``large`` shapes: a 2M-row store of the ``criteo`` regime, and the 10M-row store
+# of bench_scale.py (both after --min-count 2)
+LARGE_VALUES = {"large": 610_000, "xlarge": 2_290_000}
 
 
 @dataclass(frozen=True)
@@ -75,11 +83,11 @@ def make_shape(name: str) -> Shape:
     if name == "criteo":
         numeric = tuple(Feature(f"I{i}", "numeric") for i in range(1, 14))
         return Shape(FeatureMap(_categorical((2000,) * 26) + numeric), 4000)
-    if name == "large":
-        scale = 610_000 / sum(CRITEO_REGIME_VOCABS)
+    if name in LARGE_VALUES:
+        scale = LARGE_VALUES[name] / sum(CRITEO_REGIME_VOCABS)
         return Shape(FeatureMap(_categorical(tuple(max(3, round(n * scale))
                                                    for n in CRITEO_REGIME_VOCABS))), 4000)
-    raise SystemExit(f"unknown shape {name!r}: small, criteo or large")
+    raise SystemExit(f"unknown shape {name!r}: small, criteo, large or xlarge")
 
 
 def random_batch(shape: Shape, seed: int = 0) -> Batch:
@@ -96,17 +104,21 @@ def random_batch(shape: Shape, seed: int = 0) -> Batch:
 
 def training_step(
     group: torch.nn.Module, objective: Objective, batch: Batch, dtype: torch.dtype,
+    optimizer_name: str = "adam",
 ) -> Callable[[], None]:
-    """The trainer's step for ``group``: loss on float32 outputs, backward, clipping, Adam."""
+    """The trainer's step for ``group``: loss on float32 outputs, backward, clipping,
+    ``optimizer_name`` (``train.optimizer``)."""
     step_module = torch.nn.ModuleDict({"group": group, "objective": objective})
-    config = TrainConfig()
+    config = TrainConfig(optimizer=optimizer_name)
     optimizer = build_optimizer(step_module, config)
 
     def step() -> None:
         loss = objective(run_group(group, batch, dtype), batch).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(step_module.parameters(), config.grad_clip, foreach=True)
+        params = [p for p in step_module.parameters() if p.grad is not None]
+        coalesce_gradients_(params)
+        clip_gradients_(params, config.grad_clip, grad_norm(params, DistInfo()))
         optimizer.step()
 
     return step
@@ -139,7 +151,8 @@ def time_steps(steps: dict[str, Callable[[], None]], repeats: int,
     return {name: sorted(t)[len(t) // 2] for name, t in times.items()}
 
 
-def bench_shape(args: argparse.Namespace, shape_name: str, dtype: torch.dtype) -> None:
+def bench_shape(args: argparse.Namespace, shape_name: str, dtype: torch.dtype,
+                optimizer: str) -> None:
     shape = make_shape(shape_name)
     device = torch.device(args.device)
     batch = random_batch(shape).to(device)
@@ -148,16 +161,17 @@ def bench_shape(args: argparse.Namespace, shape_name: str, dtype: torch.dtype) -
     models = [build_model(args.model, shape.feature_map).to(device) for _ in names]
     steps = {
         "one": training_step(ModelGroup(models[:1], names[:1]), IndependentObjective(names[:1]),
-                             batch, dtype),
-        "naive": training_step(ModelGroup(models, names), MutualObjective(names), batch, dtype),
+                             batch, dtype, optimizer),
+        "naive": training_step(ModelGroup(models, names), MutualObjective(names), batch, dtype,
+                               optimizer),
         "batched": training_step(BatchedModelGroup(models, names), MutualObjective(names),
-                                 batch, dtype),
+                                 batch, dtype, optimizer),
     }
     timings = time_steps(steps, args.repeats, device)
     fm = shape.feature_map
     clock = "wall, cuda" if device.type == "cuda" else "cpu"
     print(f"{shape_name}: {fm.num_fields} fields, {shape.values:,} values, batch "
-          f"{shape.batch_size}, {str(dtype).removeprefix('torch.')}, load "
+          f"{shape.batch_size}, {str(dtype).removeprefix('torch.')}, {optimizer}, load "
           f"{os.getloadavg()[0]:.1f}", flush=True)
     one = timings["one"]
     for label, key in (("one model", "one"), ("naive loop", "naive"),
@@ -180,6 +194,8 @@ def main() -> None:
     parser.add_argument("--system-allocator", action="store_true",
                         help="do not keep freed memory as the trainer does")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--optimizer", default="adam",
+                        help="comma-separated train.optimizer values: adam, lazy_adam")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     kept = False if args.system_allocator else retain_freed_memory()
@@ -187,7 +203,8 @@ def main() -> None:
           f"{torch.__version__}, freed memory {'kept' if kept else 'returned (glibc default)'}")
     for name in args.shapes.split(","):
         for precision in args.precision.split(","):
-            bench_shape(args, name, getattr(torch, precision))
+            for optimizer in args.optimizer.split(","):
+                bench_shape(args, name, getattr(torch, precision), optimizer)
 
 
 if __name__ == "__main__":

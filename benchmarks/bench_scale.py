@@ -9,6 +9,10 @@ For each size, in order, each stage a command of its own (so its peak RSS is its
 4. ``mutualctr mutual --init RUN x4 --epochs 1``: a batched group of four DeepFMs finetuned
    mutually from that run for one epoch.
 
+The training stages run under ``--optimizer`` (``train.optimizer``: ``adam``, or ``lazy_adam``,
+which updates only the embedding rows a batch looks up); keep each optimizer's results in a
+``--json`` of its own.
+
 Per stage: wall time, rows/s (rows of the stage's input; training: training-split rows), peak
 RSS of the command (``wait4``'s ``ru_maxrss``) and the peaks of its anonymous and file-backed
 parts (sampled from ``/proc``: the memory-mapped store's pages count in the RSS but are page
@@ -87,16 +91,17 @@ def disk_mib(*paths: Path) -> float:
     return total / 2**20
 
 
-def stage_commands(rows: int, work: Path, batch_size: int, threads: int
+def stage_commands(rows: int, work: Path, batch_size: int, threads: int, optimizer: str = "adam",
                    ) -> dict[str, tuple[list[str], list[Path]]]:
-    """Each stage's command and the outputs whose size is its disk use."""
+    """Each stage's command and the outputs whose size is its disk use; the training stages
+    under ``train.optimizer`` ``optimizer`` (their run folders named after it)."""
     def cli(*args: str) -> list[str]:
         return [sys.executable, "-m", "mutualctr", *args]
 
     raw, probs, store = work / "raw.txt", work / "probs.txt", work / "store"
-    single, group = work / "deepfm", work / "group"
+    single, group = work / f"deepfm_{optimizer}", work / f"group_{optimizer}"
     common = ["--set", f"train.batch_size={batch_size}", "--set", f"train.num_threads={threads}",
-              "--epochs", "1", "--overwrite"]
+              "--set", f"train.optimizer={optimizer}", "--epochs", "1", "--overwrite"]
     return {
         "synth": (cli("data", "synth", "--regime", "criteo", "--rows", str(rows), "--seed",
                       "0", "--out", str(raw), "--probs", str(probs)), [raw, probs]),
@@ -116,10 +121,11 @@ def training_rows(store: Path) -> int:
 
 
 def run_size(rows: int, work: Path, batch_size: int, threads: int,
-             stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
+             stages: tuple[str, ...] = STAGES, optimizer: str = "adam") -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"rows": rows}
-    for stage, (command, outputs) in stage_commands(rows, work, batch_size, threads).items():
+    commands = stage_commands(rows, work, batch_size, threads, optimizer)
+    for stage, (command, outputs) in commands.items():
         if stage not in stages:
             continue
         print(f"[{rows:,} rows] {stage} ...", flush=True)
@@ -206,6 +212,8 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, help="growth curves as an image")
     parser.add_argument("--stages", nargs="+", choices=STAGES, default=list(STAGES),
                         help="run these stages only (e.g. synth prepare at the largest size)")
+    parser.add_argument("--optimizer", default="adam", choices=("adam", "lazy_adam"),
+                        help="train.optimizer of the training stages (a --json of its own)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
     earlier = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
@@ -214,7 +222,7 @@ def main() -> None:
     else:
         results = merged(earlier, [
             run_size(n, args.work / f"rows_{n}", args.batch_size, args.threads,
-                     tuple(args.stages)) for n in sorted(args.rows)])
+                     tuple(args.stages), args.optimizer) for n in sorted(args.rows)])
         if args.json:  # accumulates: a later run adds sizes and stages
             args.json.write_text(json.dumps(results, indent=1))
     print(summary(results))

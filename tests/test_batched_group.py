@@ -12,7 +12,7 @@ from mutualctr.models.registry import build_model
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup, can_batch
 from mutualctr.training.objectives.mutual import MutualObjective
-from mutualctr.training.trainer import is_embedding_parameter
+from mutualctr.training.optimizers import is_embedding_parameter
 
 FEATURE_MAP = FeatureMap((
     *(Feature(f"c{i}", "categorical", vocab_size=30) for i in range(4)),

@@ -27,8 +27,8 @@ from mutualctr.models.embedding import Embedded
 from mutualctr.models.registry import build_model
 from mutualctr.training.groups.distillation import DistillationGroup
 from mutualctr.training.objectives.kd_baselines import DAGFMDistillation
+from mutualctr.training.optimizers import build_optimizer
 from mutualctr.training.restore import load_trained
-from mutualctr.training.trainer import build_optimizer
 from training_support import FEATURE_MAP, synthetic_split, write_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")

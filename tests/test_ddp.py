@@ -16,13 +16,15 @@ import pytest
 import torch
 
 from mutualctr.cli import main
-from mutualctr.data.prepare import prepare
-from mutualctr.data.readers import ReaderOptions
 from mutualctr.data.store import EncodedStore
-from mutualctr.data.synthetic import generate_criteo_synthetic
 from mutualctr.models.registry import model_names
 from mutualctr.training.checkpoint import MANIFEST_FILE
-from training_support import SEQUENCE_FEATURE_MAP, sequence_split, write_store
+from training_support import (
+    SEQUENCE_FEATURE_MAP,
+    criteo_categorical_store,
+    sequence_split,
+    write_store,
+)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -77,20 +79,10 @@ def test_two_cpu_processes_reach_single_process_auc(tmp_path: Path) -> None:
         assert saved["pred_deepfm"].shape == labels.shape
 
 
-def _all_categorical_criteo_store(tmp_path: Path) -> Path:
-    """A synthetic Criteo store in Criteo's default encoding: every field categorical."""
-    raw = tmp_path / "raw.txt"
-    generate_criteo_synthetic(raw, 1000, seed=0)
-    store = prepare([raw], tmp_path / "store", "criteo",
-                    reader_options=ReaderOptions(min_count=2)).store
-    assert not store.feature_map.numeric
-    return store.root
-
-
 @pytest.mark.slow
 def test_two_cpu_processes_train_on_an_all_categorical_criteo_store(tmp_path: Path) -> None:
     # the models have no numeric weights there, so DDP finds no parameter without a gradient
-    _torchrun(_args(_all_categorical_criteo_store(tmp_path), tmp_path / "ddp", 50))
+    _torchrun(_args(criteo_categorical_store(tmp_path), tmp_path / "ddp", 50))
     metrics = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert 0.0 <= metrics["test"]["deepfm"]["auc"] <= 1.0
 
@@ -103,7 +95,7 @@ def _numeric_and_sequence_store(tmp_path: Path) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("make_store", [_all_categorical_criteo_store,
+@pytest.mark.parametrize("make_store", [criteo_categorical_store,
                                         _numeric_and_sequence_store])
 def test_every_registry_model_and_each_methods_group_train_under_ddp_with_identical_ranks(
     tmp_path: Path, make_store: Callable[[Path], Path],

@@ -13,7 +13,8 @@ from mutualctr.config import TrainConfig, from_dict
 from mutualctr.data.store import SplitArrays
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
-from mutualctr.training.trainer import Trainer, build_optimizer, fit
+from mutualctr.training.optimizers import build_optimizer
+from mutualctr.training.trainer import Trainer, fit
 from training_support import synthetic_split, tiny_model
 
 

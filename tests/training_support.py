@@ -11,8 +11,11 @@ import torch
 from torch import nn
 
 from mutualctr.data.batch import Batch
+from mutualctr.data.prepare import prepare
+from mutualctr.data.readers import ReaderOptions
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.data.store import META_FILE, STORE_FORMAT_VERSION, SplitArrays, SplitWriter
+from mutualctr.data.synthetic import generate_criteo_synthetic
 from mutualctr.files import write_json
 from mutualctr.models.base import CTRModel, ModelConfig
 from mutualctr.models.registry import get_model_class
@@ -144,3 +147,14 @@ def write_store(
     }
     write_json(root / META_FILE, meta)
     return root
+
+
+def criteo_categorical_store(root: Path, rows: int = 1000) -> Path:
+    """``rows`` synthetic Criteo rows prepared in Criteo's default encoding (every field
+    categorical, ``min_count`` 2): the store shape of Criteo users."""
+    root.mkdir(parents=True, exist_ok=True)
+    generate_criteo_synthetic(root / "raw.txt", rows, seed=0)
+    store = prepare([root / "raw.txt"], root / "store", "criteo",
+                    reader_options=ReaderOptions(min_count=2)).store
+    assert not store.feature_map.numeric
+    return store.root

@@ -285,7 +285,9 @@ class TrainConfig:
     epochs: int = param(1, ge=1)
     batch_size: int = param(4096, ge=1)
     eval_batch_size: int = param(16384, ge=1)
-    optimizer: Literal["adam"] = "adam"
+    # adam: every parameter every step; lazy_adam: embedding rows only when a batch looks them
+    # up (training/optimizers.py)
+    optimizer: Literal["adam", "lazy_adam"] = "adam"
     lr: float = param(1e-3, gt=0.0)
     embedding_l2: float = param(1e-5, ge=0.0)
     net_l2: float = param(1e-7, ge=0.0)

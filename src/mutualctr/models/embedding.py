@@ -8,6 +8,10 @@ read a sequence position by position (DIN, DIEN, ...) take the unpooled rows fro
 :meth:`FeatureEmbedding.embed`. A feature with ``share_with`` (a behaviour history of items)
 takes no rows of its own: its ids index the rows of the feature it shares with. Numeric fields
 get one learned vector each, scaled by the value (as FuxiCTR does).
+
+With :attr:`FeatureEmbedding.sparse_gradients` set (the trainer sets it for
+``train.optimizer: lazy_adam``), a training lookup gives the table a sparse gradient holding only
+the rows the batch looked up (:func:`look_up_rows`), instead of a table-sized dense one.
 """
 
 from __future__ import annotations
@@ -64,6 +68,40 @@ def _table_offsets(feature_map: FeatureMap) -> tuple[list[int], int]:
     return offsets, size
 
 
+class _RowSparseLookup(torch.autograd.Function):
+    """``table.flatten(1).index_select(0, ids)`` whose backward gives ``table`` a sparse COO
+    gradient with one entry per distinct row looked up, in row order, its values the summed
+    gradients of that row's lookups (what ``nn.Embedding(sparse=True)`` gives, with the
+    duplicates summed here at once)."""
+
+    @staticmethod
+    def forward(ctx: Any, table: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(ids)
+        ctx.table_shape = table.shape
+        return table.flatten(1).index_select(0, ids)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (ids,) = ctx.saved_tensors
+        rows, inverse = torch.unique(ids, return_inverse=True)
+        values = grad.new_zeros(len(rows), grad.shape[1]).index_add_(0, inverse, grad)
+        shape = ctx.table_shape
+        sparse = torch.sparse_coo_tensor(rows.unsqueeze(0), values.view(len(rows), *shape[1:]),
+                                         shape, is_coalesced=True, check_invariants=False)
+        return sparse, None
+
+
+def look_up_rows(table: torch.Tensor, ids: torch.Tensor, sparse_gradient: bool) -> torch.Tensor:
+    """Rows ``ids`` of ``table`` (``[R, D]``, or a batched group's ``[R, N, D]``) as
+    ``[len(ids), D]`` (``[len(ids), N * D]``). ``sparse_gradient``: the table's gradient is a
+    sparse tensor over the looked-up rows (:class:`_RowSparseLookup`); else a dense one, through
+    ``index_select``, whose backward (zeros + ``index_add_``) is markedly faster on CPU than
+    ``nn.Embedding``'s ``embedding_dense_backward``."""
+    if sparse_gradient and table.requires_grad and torch.is_grad_enabled():
+        return _RowSparseLookup.apply(table, ids)
+    return table.flatten(1).index_select(0, ids)
+
+
 NumericInit = Literal["normal", "xavier"]
 NUMERIC_INITS: tuple[str, ...] = get_args(NumericInit)
 
@@ -105,6 +143,7 @@ class FeatureEmbedding(nn.Module):
         self.register_buffer("seq_offsets", offsets[n_cat:].clone(), persistent=False)
         self.table = nn.Embedding(max(rows, 1), dim)
         nn.init.normal_(self.table.weight, std=init_std)
+        self.sparse_gradients = False  # see look_up_rows; set by the trainer
         # no parameter for absent inputs: a (0, dim) one gets no gradient, which DDP refuses
         self.numeric_weight: nn.Parameter | None = None
         if feature_map.numeric:
@@ -133,9 +172,8 @@ class FeatureEmbedding(nn.Module):
         ids = [batch.categorical + self.cat_offsets]
         ids += [seq + off for seq, off in zip(batch.sequences, self.seq_offsets, strict=True)]
         flat_ids = ids[0] if len(ids) == 1 else torch.cat(ids, dim=1)
-        # index_select's backward (zeros + index_add_) is markedly faster on CPU than
-        # nn.Embedding's embedding_dense_backward.
-        rows = self.table.weight.index_select(0, flat_ids.flatten())
+        rows = look_up_rows(self.table.weight, flat_ids.flatten(),
+                            self.sparse_gradients and self.training)
         rows = rows.view(*flat_ids.shape, self.dim)  # [B, n_cat + sum(seq_lens), dim]
         return embedded_from_rows(batch, rows, self.seq_lens, self.numeric_weight)
 
@@ -159,7 +197,7 @@ def embedded_from_rows(
         sequences.append(seq_rows)
         masks.append(present)
         start += length
-    if numeric_weight is not None:
-        parts.append(batch.numeric.unsqueeze(-1) * numeric_weight)
+    if numeric_weight is not None:  # [F, D], or a batched group's [F, N, D] as [F, N * D]
+        parts.append(batch.numeric.unsqueeze(-1) * numeric_weight.flatten(1))
     fields = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
     return Embedded(fields, tuple(sequences), tuple(masks))

@@ -24,6 +24,7 @@ from torch.nn.utils import get_total_norm
 
 from mutualctr.data.store import SplitArrays
 from mutualctr.training import sharding
+from mutualctr.training.optimizers import gradient_values
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,8 @@ def grad_norm(params: list[torch.Tensor], info: DistInfo) -> torch.Tensor:
     norm of the local gradients, as before.
     """
     shards = [p.grad for p in params if sharding.is_sharded(p)]
-    norm = get_total_norm([p.grad for p in params if not sharding.is_sharded(p)], foreach=True)
+    replicated = gradient_values(p.grad for p in params if not sharding.is_sharded(p))
+    norm = get_total_norm(replicated, foreach=True)
     if not info.enabled or not shards:
         return norm
     squares = get_total_norm(shards, foreach=True).square()

@@ -87,8 +87,9 @@ class _WideLookup(nn.Module):
     def look_up(self, batch: Batch, params: dict[str, torch.Tensor]) -> Embedded:
         """Each member's embeddings on a leading dimension (masks are shared); ``params``: the
         embedding's ``[R, N, D]`` parameters by their names in the embedding."""
-        wide = {f"embedding.{name}": t.flatten(1) for name, t in params.items()}
-        out = functional_call(self, wide, (batch,))
+        # the embedding reads its [R, N, D] tensors as [R, N * D] (look_up_rows,
+        # embedded_from_rows), so that a sparse gradient keeps the parameter's shape
+        out = functional_call(self, {f"embedding.{n}": t for n, t in params.items()}, (batch,))
         return Embedded(
             _per_member(out.fields, self.members),
             tuple(_per_member(s, self.members) for s in out.sequences),
