@@ -6,7 +6,8 @@
 Trains for one epoch, on one synthetic store (``mutualctr data synth`` rows, seed 0, prepared
 as ``bench_models.py`` does): DeepFM, DCN and DIN (when the registry has it; the store has no
 behaviour sequences, so DIN runs on its field embeddings only) alone, and a batched group of
-four DeepFMs under the mutual-learning objective; each with ``train.amp: false`` and ``auto``
+four DeepFMs under the mutual-learning objective, then DeepFM and the group again under
+``train.optimizer: lazy_adam``; each with ``train.amp: false`` and ``auto``
 (bfloat16 where the device supports it, except for the models ``auto`` keeps in float32, DIN
 among them). Prints the precision that ran, training rows/s (the trainer's, over the epoch),
 test AUC and the device the parameters ended on. The default sizes finish in a few minutes on
@@ -41,19 +42,25 @@ SEED = 2024
 
 @dataclass(frozen=True)
 class Job:
-    """One training run: ``members`` copies of ``model`` (a batched mutual group when > 1)."""
+    """One training run: ``members`` copies of ``model`` (a batched mutual group when > 1),
+    under ``train.optimizer`` ``optimizer``."""
 
     model: str
     members: int = 1
+    optimizer: str = "adam"
 
     @property
     def label(self) -> str:
-        return self.model if self.members == 1 else f"{self.members} x {self.model} (batched)"
+        name = self.model if self.members == 1 else f"{self.members} x {self.model} (batched)"
+        return name if self.optimizer == "adam" else f"{name}, {self.optimizer}"
 
 
 def jobs() -> list[Job]:
     singles = [m for m in ("deepfm", "dcn", "din") if m in model_names()]
-    return [Job(m) for m in singles] + [Job("deepfm", members=4)]
+    return [Job(m) for m in singles] + [
+        Job("deepfm", members=4), Job("deepfm", optimizer="lazy_adam"),
+        Job("deepfm", members=4, optimizer="lazy_adam"),
+    ]
 
 
 def run_job(job: Job, store: EncodedStore, amp: bool | str, args: argparse.Namespace,
@@ -68,7 +75,7 @@ def run_job(job: Job, store: EncodedStore, amp: bool | str, args: argparse.Names
     else:
         group, objective = BatchedModelGroup(models, names), MutualObjective(names)
     config = TrainConfig(epochs=1, batch_size=args.batch_size, eval_batch_size=args.batch_size,
-                         seed=SEED, device=device, amp=amp)
+                         seed=SEED, device=device, amp=amp, optimizer=job.optimizer)
     start = time.perf_counter()
     with open(os.devnull, "w") as quiet:
         trainer = Trainer(group, objective, config, log=quiet)

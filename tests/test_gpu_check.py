@@ -22,9 +22,10 @@ def test_dry_run_trains_every_job_without_and_with_amp(
     out = tmp_path / "gpu_check.json"
     results = gpu_check.main(["--dry-run", "--work", str(tmp_path), "--json-out", str(out)])
     jobs = [job.label for job in gpu_check.jobs()]
-    assert jobs[:2] == ["deepfm", "dcn"] and jobs[-1] == "4 x deepfm (batched)"
-    with_amp = {job: "float32" if job in precision.AUTOCAST_UNSAFE else "bfloat16"
-                for job in jobs}  # amp: auto keeps DIN in float32
+    assert jobs[:2] == ["deepfm", "dcn"] and "4 x deepfm (batched)" in jobs
+    assert jobs[-2:] == ["deepfm, lazy_adam", "4 x deepfm (batched), lazy_adam"]
+    with_amp = {job.label: "float32" if job.model in precision.AUTOCAST_UNSAFE else "bfloat16"
+                for job in gpu_check.jobs()}  # amp: auto keeps DIN in float32
     assert [(r["job"], r["precision"]) for r in results] == [
         (job, p) for job in jobs for p in ("float32", with_amp[job])
     ]
