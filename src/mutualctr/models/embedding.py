@@ -16,6 +16,7 @@ the rows the batch looked up (:func:`look_up_rows`), instead of a table-sized de
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -86,9 +87,17 @@ class _RowSparseLookup(torch.autograd.Function):
         rows, inverse = torch.unique(ids, return_inverse=True)
         values = grad.new_zeros(len(rows), grad.shape[1]).index_add_(0, inverse, grad)
         shape = ctx.table_shape
-        sparse = torch.sparse_coo_tensor(rows.unsqueeze(0), values.view(len(rows), *shape[1:]),
-                                         shape, is_coalesced=True, check_invariants=False)
-        return sparse, None
+        return row_sparse_tensor(rows, values.view(len(rows), *shape[1:]), shape), None
+
+
+def row_sparse_tensor(rows: torch.Tensor, values: torch.Tensor,
+                      shape: torch.Size) -> torch.Tensor:
+    """The coalesced sparse COO tensor of ``shape`` holding ``values[i]`` at row ``rows[i]``;
+    ``rows`` must be distinct and increasing (not checked: the callers know it)."""
+    with warnings.catch_warnings():  # torch 2.11 warns once that the checks are off
+        warnings.simplefilter("ignore")
+        return torch.sparse_coo_tensor(rows.unsqueeze(0), values, shape, is_coalesced=True,
+                                       check_invariants=False)
 
 
 def look_up_rows(table: torch.Tensor, ids: torch.Tensor, sparse_gradient: bool) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torch import nn
 from torch.optim.adam import adam
 
 from mutualctr.config import TrainConfig
-from mutualctr.models.embedding import FeatureEmbedding
+from mutualctr.models.embedding import FeatureEmbedding, row_sparse_tensor
 
 OPTIMIZERS = ("adam", "lazy_adam")
 
@@ -141,8 +141,7 @@ def coalesce_gradients_(params: Iterable[torch.Tensor]) -> None:
             continue
         rows = grad._indices()
         if rows.shape[0] == 1 and bool((rows[0, 1:] > rows[0, :-1]).all()):
-            p.grad = torch.sparse_coo_tensor(rows, grad._values(), grad.shape,
-                                             is_coalesced=True, check_invariants=False)
+            p.grad = row_sparse_tensor(rows[0], grad._values(), grad.shape)
         else:
             p.grad = grad.coalesce()
 
