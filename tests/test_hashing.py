@@ -11,7 +11,10 @@ import pyarrow.compute as pc
 import pytest
 
 from mutualctr.cli import main
-from mutualctr.data.encoder import FIRST_VALUE_ID, Encoder, stable_hash
+from mutualctr.data import encoder
+from mutualctr.data.encoder import FIRST_VALUE_ID, Encoder, EncoderFitter, stable_hash
+from mutualctr.data.readers.base import BadRows
+from mutualctr.data.readers.criteo import CriteoReader
 from mutualctr.data.store import EncodedStore
 from mutualctr.data.synthetic import generate_criteo_synthetic
 
@@ -109,3 +112,31 @@ def test_vocabulary_lookup_gives_index_in_s_ids_for_known_unknown_and_dictionary
     collided = VocabularyLookup(pa.array(["other"]))
     collided.sorted = stable_hash(pa.array(["probe"]))
     assert collided.ids(pa.array(["probe", "other"])).tolist() == [OOV_ID, OOV_ID]
+
+
+def test_a_field_stops_counting_once_it_must_be_hashed_and_ends_as_if_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = tmp_path / "raw.txt"
+    generate_criteo_synthetic(raw, 3000, seed=0)
+    reader = CriteoReader(min_count=1)
+    (whole,) = reader.read(raw, BadRows("error"))
+    rows = np.arange(len(whole))
+    chunks = [whole.take((rows >= start) & (rows < start + 200)) for start in range(0, 3000, 200)]
+
+    def fit() -> EncoderFitter:
+        fitter = EncoderFitter(reader.schema, hash_buckets=50)
+        for chunk in chunks:
+            fitter.update(chunk)
+        return fitter
+
+    counted = fit()  # counts merge at 65,536 entries: at this size every field counts to the end
+    assert not any(c.hashed for c in counted.counts.values())
+    monkeypatch.setattr(encoder, "MIN_MERGE", 64)  # merge, and so check, after every few chunks
+    early = fit()
+    stopped = {name for name, c in early.counts.items() if c.hashed}
+    assert stopped and all(not early.counts[name].parts for name in stopped)
+    # the same encoder as counting every row: a field stopped early is one that is hashed
+    full, short = counted.finish(), early.finish()
+    assert stopped <= set(full.hashed)
+    assert short.to_dict() == full.to_dict()

@@ -26,7 +26,12 @@ data, and values never seen in train land in a bucket instead of OOV. Smaller fi
 vocabularies.
 
 Fitting streams: :class:`EncoderFitter` keeps per-value counts (memory grows with vocabulary
-sizes, not rows). The fitted :class:`Encoder` serialises to JSON.
+sizes, not rows). A field that may be hashed stops counting as soon as its counts prove it will
+be: once more than ``hash_buckets`` values have reached ``min_count`` its kept vocabulary can
+only be larger, so its counts are dropped and it is hashed, with the same result as counting to
+the end. Its memory then stays near what that proof took instead of growing with the data, which
+bounds a Criteo-size prepare with hashing (docs/benchmarks.md, "Criteo size"). The fitted
+:class:`Encoder` serialises to JSON.
 """
 
 from __future__ import annotations
@@ -52,14 +57,23 @@ class _Counts:
     """Running value counts of one field: partial (values, counts) pairs, merged when large.
 
     Merging once the parts hold twice the distinct values of the last merge keeps memory within
-    a few times the vocabulary, whatever the number of rows, at an amortised linear cost.
+    a few times the vocabulary, whatever the number of rows, at an amortised linear cost. With a
+    ``hash_limit`` (the field's hash buckets), each merge checks whether more than that many
+    values have reached ``min_count``; once they have, the field is :attr:`hashed` and the
+    counts are dropped and no longer kept.
     """
 
+    min_count: int = 1
+    hash_limit: int = 0
     parts: list[pa.Table] = field(default_factory=list)
     entries: int = 0
     merged_size: int = 0
+    hashed: bool = False
+    value_type: pa.DataType = field(default_factory=pa.string)
 
     def add(self, values: pa.Array) -> None:
+        if self.hashed:
+            return
         if pa.types.is_dictionary(values.type):
             counts = np.bincount(values.indices.to_numpy(zero_copy_only=False),
                                  minlength=len(values.dictionary))
@@ -70,10 +84,18 @@ class _Counts:
             counted = pc.value_counts(values).flatten()
             part = pa.table({"value": counted[0], "count": counted[1].cast(pa.int64())})
         self.parts.append(part)
+        self.value_type = part.schema.field("value").type
         self.entries += part.num_rows
         if self.entries > max(2 * self.merged_size, MIN_MERGE) and len(self.parts) > 1:
             self.parts = [self.merged()]
             self.entries = self.merged_size = self.parts[0].num_rows
+            if self.hash_limit and self.kept_at_least() > self.hash_limit:
+                self.hashed, self.parts, self.entries = True, [], 0
+
+    def kept_at_least(self) -> int:
+        """Values counted ``min_count`` times or more so far (in the last merge)."""
+        counts = self.parts[0]["count"] if self.parts else pa.array([], pa.int64())
+        return pc.sum(pc.greater_equal(counts, self.min_count).cast(pa.int64())).as_py() or 0
 
     def merged(self) -> pa.Table:
         if not self.parts:
@@ -181,7 +203,8 @@ class EncoderFitter:
         self.schema = schema
         self.hash_buckets = hash_buckets  # for fields without their own
         self.counts = {
-            f.name: _Counts() for f in schema.fields if f.type != "numeric" and not f.share_vocab
+            f.name: _Counts(f.min_count, f.hash_buckets or hash_buckets)
+            for f in schema.fields if f.type != "numeric" and not f.share_vocab
         }
         self.longest = dict.fromkeys((f.name for f in schema.fields if f.type == "sequence"), 0)
         self.moments = {f.name: np.zeros(3) for f in schema.fields if f.type == "numeric"}
@@ -212,6 +235,11 @@ class EncoderFitter:
                 max_lens[spec.name] = spec.max_len or max(self.longest[spec.name], 1)
             if spec.share_vocab:
                 continue
+            buckets = spec.hash_buckets or self.hash_buckets
+            if self.counts[spec.name].hashed:
+                hashed[spec.name] = buckets
+                vocabs[spec.name] = pa.array([], self.counts[spec.name].value_type)
+                continue
             table = self.counts[spec.name].merged()
             values = table["value"]
             missing = (
@@ -220,7 +248,6 @@ class EncoderFitter:
             )
             keep = pc.or_(pc.greater_equal(table["count"], spec.min_count), missing)
             kept = table.filter(keep).sort_by([("count", "descending"), ("value", "ascending")])
-            buckets = spec.hash_buckets or self.hash_buckets
             if buckets and kept.num_rows > buckets:
                 hashed[spec.name] = buckets
                 vocabs[spec.name] = pa.array([], values.type)
