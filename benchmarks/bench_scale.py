@@ -10,8 +10,9 @@ For each size, in order, each stage a command of its own (so its peak RSS is its
    mutually from that run for one epoch.
 
 The training stages run under ``--optimizer`` (``train.optimizer``: ``adam``, or ``lazy_adam``,
-which updates only the embedding rows a batch looks up); keep each optimizer's results in a
-``--json`` of its own.
+which updates only the embedding rows a batch looks up), and ``--hash-buckets N`` prepares a
+store of its own with fields of more than N kept values hashed; keep the results of each
+setting in a ``--json`` of its own.
 
 Per stage: wall time, rows/s (rows of the stage's input; training: training-split rows), peak
 RSS of the command (``wait4``'s ``ru_maxrss``) and the peaks of its anonymous and file-backed
@@ -39,6 +40,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,22 +93,41 @@ def disk_mib(*paths: Path) -> float:
     return total / 2**20
 
 
-def stage_commands(rows: int, work: Path, batch_size: int, threads: int, optimizer: str = "adam",
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one benchmark run: training batch size and threads, ``train.optimizer``
+    of the training stages, ``data prepare --hash-buckets`` (0: none)."""
+
+    batch_size: int = 4000
+    threads: int = 1
+    optimizer: str = "adam"
+    hash_buckets: int = 0
+
+    @property
+    def store(self) -> str:
+        """The store's folder name: one per hashing setting, so they can sit side by side."""
+        return f"store_hash{self.hash_buckets}" if self.hash_buckets else "store"
+
+
+def stage_commands(rows: int, work: Path, settings: Settings
                    ) -> dict[str, tuple[list[str], list[Path]]]:
-    """Each stage's command and the outputs whose size is its disk use; the training stages
-    under ``train.optimizer`` ``optimizer`` (their run folders named after it)."""
+    """Each stage's command and the outputs whose size is its disk use; the training run
+    folders are named after the optimizer."""
     def cli(*args: str) -> list[str]:
         return [sys.executable, "-m", "mutualctr", *args]
 
-    raw, probs, store = work / "raw.txt", work / "probs.txt", work / "store"
-    single, group = work / f"deepfm_{optimizer}", work / f"group_{optimizer}"
-    common = ["--set", f"train.batch_size={batch_size}", "--set", f"train.num_threads={threads}",
-              "--set", f"train.optimizer={optimizer}", "--epochs", "1", "--overwrite"]
+    raw, probs, store = work / "raw.txt", work / "probs.txt", work / settings.store
+    single, group = work / f"deepfm_{settings.optimizer}", work / f"group_{settings.optimizer}"
+    hashing = ["--hash-buckets", str(settings.hash_buckets)] if settings.hash_buckets else []
+    common = ["--set", f"train.batch_size={settings.batch_size}",
+              "--set", f"train.num_threads={settings.threads}",
+              "--set", f"train.optimizer={settings.optimizer}", "--epochs", "1", "--overwrite"]
     return {
         "synth": (cli("data", "synth", "--regime", "criteo", "--rows", str(rows), "--seed",
                       "0", "--out", str(raw), "--probs", str(probs)), [raw, probs]),
         "prepare": (cli("data", "prepare", "--format", "criteo", str(raw), "--probs",
-                        str(probs), "--min-count", "2", "--out", str(store), "--overwrite"),
+                        str(probs), "--min-count", "2", *hashing, "--out", str(store),
+                        "--overwrite"),
                     [store]),
         "train": (cli("train", "--data", str(store), "--model", "deepfm", "--out",
                       str(single), *common), [single]),
@@ -120,17 +141,16 @@ def training_rows(store: Path) -> int:
     return int(meta["splits"]["train"]["rows"])
 
 
-def run_size(rows: int, work: Path, batch_size: int, threads: int,
-             stages: tuple[str, ...] = STAGES, optimizer: str = "adam") -> dict[str, Any]:
+def run_size(rows: int, work: Path, settings: Settings,
+             stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"rows": rows}
-    commands = stage_commands(rows, work, batch_size, threads, optimizer)
-    for stage, (command, outputs) in commands.items():
+    for stage, (command, outputs) in stage_commands(rows, work, settings).items():
         if stage not in stages:
             continue
         print(f"[{rows:,} rows] {stage} ...", flush=True)
         figures = measure(command, work / f"{stage}.log")
-        stage_rows = training_rows(work / "store") if stage in ("train", "group") else rows
+        stage_rows = training_rows(work / settings.store) if stage in ("train", "group") else rows
         figures |= {"rows_per_s": stage_rows / figures["wall_s"], "disk_mib": disk_mib(*outputs)}
         results[stage] = figures
         print("    " + ", ".join(f"{k} {v:,.1f}" for k, v in figures.items()), flush=True)
@@ -214,15 +234,18 @@ def main() -> None:
                         help="run these stages only (e.g. synth prepare at the largest size)")
     parser.add_argument("--optimizer", default="adam", choices=("adam", "lazy_adam"),
                         help="train.optimizer of the training stages (a --json of its own)")
+    parser.add_argument("--hash-buckets", type=int, default=0,
+                        help="data prepare --hash-buckets (a store and a --json of its own)")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args()
+    settings = Settings(args.batch_size, args.threads, args.optimizer, args.hash_buckets)
     earlier = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
     if args.report_only:
         results = earlier
     else:
         results = merged(earlier, [
-            run_size(n, args.work / f"rows_{n}", args.batch_size, args.threads,
-                     tuple(args.stages), args.optimizer) for n in sorted(args.rows)])
+            run_size(n, args.work / f"rows_{n}", settings, tuple(args.stages))
+            for n in sorted(args.rows)])
         if args.json:  # accumulates: a later run adds sizes and stages
             args.json.write_text(json.dumps(results, indent=1))
     print(summary(results))
