@@ -170,7 +170,7 @@ def test_batched_group_under_lazy_adam_trains_as_separate_models() -> None:
 
 def _trainer() -> Trainer:
     config = from_dict(TrainConfig, {"optimizer": "lazy_adam", "batch_size": 50,
-                                     "grad_clip": 0.5, "lr": 0.01})
+                                     "grad_clip": 0.5, "lr": 0.01, "device": "cpu"})
     names = ["a", "b"]
     group = ModelGroup([tiny_model(0), tiny_model(1)], names)
     return Trainer(group, MutualObjective(names), config, log=io.StringIO())

@@ -412,6 +412,6 @@ def test_non_finite_gradient_names_the_member_and_parameter() -> None:
     with pytest.raises(NonFiniteError, match=r"non-finite gradient at epoch 1, batch 1 .*"
                        r"parameter 'bad: mlp\.0\.weight'"):
         fit(group, IndependentObjective(["good", "bad"]), synthetic_split(300, 0),
-            synthetic_split(100, 1), from_dict(TrainConfig, {"batch_size": 100}))
+            synthetic_split(100, 1), from_dict(TrainConfig, {"batch_size": 100, "device": "cpu"}))
     for key, value in group.state_dict().items():  # stopped before the update
         torch.testing.assert_close(value, before[key])
