@@ -5,37 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mutualctr.data.batch import Batch
-from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.registry import build_model
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup, can_batch
 from mutualctr.training.objectives.mutual import MutualObjective
 from mutualctr.training.optimizers import is_embedding_parameter
-
-FEATURE_MAP = FeatureMap((
-    *(Feature(f"c{i}", "categorical", vocab_size=30) for i in range(4)),
-    Feature("tags", "sequence", vocab_size=12, max_len=3),
-    Feature("n0", "numeric"),
-))
-NAMES = ["m0", "m1", "m2"]
-SMALL = {"hidden_units": [16, 8], "embedding_dim": 4, "embedding_init_std": 0.1}
-
-
-def make_batch(seed: int, size: int = 32) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(
-        categorical=torch.randint(0, 30, (size, 4), generator=g),
-        numeric=torch.rand(size, 1, generator=g),
-        sequences=(torch.randint(0, 12, (size, 3), generator=g),),
-        label=(torch.rand(size, generator=g) < 0.3).float(),
-    )
-
-
-def make_models(name: str = "deepfm") -> list[torch.nn.Module]:
-    torch.manual_seed(0)
-    return [build_model(name, FEATURE_MAP, SMALL) for _ in NAMES]
+from training_support import GROUP_FEATURE_MAP as FEATURE_MAP
+from training_support import GROUP_MODEL_CONFIG as SMALL
+from training_support import GROUP_NAMES as NAMES
+from training_support import group_batch as make_batch
+from training_support import group_models as make_models
 
 
 def train(group: torch.nn.Module, steps: int = 3) -> list[torch.Tensor]:

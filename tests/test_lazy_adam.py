@@ -11,11 +11,8 @@ import torch
 
 from mutualctr.cli import main
 from mutualctr.config import TrainConfig, from_dict
-from mutualctr.data.batch import Batch
 from mutualctr.data.loader import BatchLoader
-from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
-from mutualctr.models.registry import build_model
 from mutualctr.training.distributed import DistInfo, grad_norm
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup
@@ -24,36 +21,16 @@ from mutualctr.training.objectives.mutual import MutualObjective
 from mutualctr.training.optimizers import LazyAdam, build_optimizer, clip_gradients_
 from mutualctr.training.trainer import Trainer
 from training_support import (
+    GROUP_NAMES,
     SEQUENCE_FEATURE_MAP,
     criteo_categorical_store,
+    group_batch,
+    group_models,
     sequence_split,
     synthetic_split,
     tiny_model,
     write_store,
 )
-
-FEATURE_MAP = FeatureMap((
-    *(Feature(f"c{i}", "categorical", vocab_size=30) for i in range(3)),
-    Feature("tags", "sequence", vocab_size=12, max_len=3),
-    Feature("n0", "numeric"),
-))
-SMALL = {"hidden_units": [16, 8], "embedding_dim": 4, "embedding_init_std": 0.1}
-NAMES = ["m0", "m1", "m2"]
-
-
-def make_batch(seed: int, size: int = 16) -> Batch:
-    g = torch.Generator().manual_seed(seed)
-    return Batch(
-        categorical=torch.randint(0, 30, (size, 3), generator=g),
-        numeric=torch.rand(size, 1, generator=g),
-        sequences=(torch.randint(0, 12, (size, 3), generator=g),),
-        label=(torch.rand(size, generator=g) < 0.3).float(),
-    )
-
-
-def make_models(count: int) -> list[torch.nn.Module]:
-    torch.manual_seed(0)
-    return [build_model("deepfm", FEATURE_MAP, SMALL) for _ in range(count)]
 
 
 def _table_gradient(group: torch.nn.Module, lazy: bool) -> torch.Tensor:
@@ -62,7 +39,7 @@ def _table_gradient(group: torch.nn.Module, lazy: bool) -> torch.Tensor:
     group.zero_grad(set_to_none=True)
     names = list(group.names)
     objective = MutualObjective(names) if len(names) > 1 else IndependentObjective(names)
-    objective(group(make_batch(0)), make_batch(0)).loss.backward()
+    objective(group(group_batch(0)), group_batch(0)).loss.backward()
     return next(p.grad for n, p in group.named_parameters() if n.endswith("table.weight"))
 
 
@@ -70,17 +47,17 @@ def _table_gradient(group: torch.nn.Module, lazy: bool) -> torch.Tensor:
 def test_sparse_gradient_holds_the_dense_gradient_at_the_looked_up_rows(kind: str) -> None:
     def group() -> torch.nn.Module:
         if kind == "one model":
-            return ModelGroup(make_models(1), NAMES[:1])
-        return BatchedModelGroup(make_models(3), NAMES)
+            return ModelGroup(group_models(count=1), GROUP_NAMES[:1])
+        return BatchedModelGroup(group_models(), GROUP_NAMES)
 
     dense = _table_gradient(group(), lazy=False)
     sparse = _table_gradient(group(), lazy=True)
     assert sparse.is_sparse and not dense.is_sparse
     assert sparse.shape == dense.shape  # [R, D], or the group's [R, N, D]
     torch.testing.assert_close(sparse.to_dense(), dense)
-    batch = make_batch(0)  # rows: categorical ids at offsets 0, 30, 60; the tags at 90
-    looked_up = torch.cat([(batch.categorical + torch.tensor([0, 30, 60])).flatten(),
-                           (batch.sequences[0] + 90).flatten()]).unique()
+    batch = group_batch(0)  # rows: categorical ids at offsets 0, 30, 60, 90; the tags at 120
+    looked_up = torch.cat([(batch.categorical + torch.tensor([0, 30, 60, 90])).flatten(),
+                           (batch.sequences[0] + 120).flatten()]).unique()
     assert torch.equal(sparse._indices()[0], looked_up)  # each row once, in order
 
 
@@ -151,17 +128,17 @@ def test_batched_group_under_lazy_adam_trains_as_separate_models() -> None:
                                      "embedding_l2": 1e-3, "grad_clip": 0.0})
 
     def train(group: torch.nn.Module) -> torch.nn.Module:
-        objective = MutualObjective(NAMES)
+        objective = MutualObjective(GROUP_NAMES)
         optimizer = build_optimizer(group, config)
         assert isinstance(optimizer, LazyAdam)
         for step in range(3):
             optimizer.zero_grad(set_to_none=True)
-            objective(group(make_batch(step)), make_batch(step)).loss.backward()
+            objective(group(group_batch(step)), group_batch(step)).loss.backward()
             optimizer.step()
         return group
 
-    plain = train(ModelGroup(make_models(3), NAMES))
-    batched = train(BatchedModelGroup(make_models(3), NAMES))
+    plain = train(ModelGroup(group_models(), GROUP_NAMES))
+    batched = train(BatchedModelGroup(group_models(), GROUP_NAMES))
     for i, model in enumerate(plain.models):
         for key, value in model.state_dict().items():
             torch.testing.assert_close(batched.member_state_dict(i)[key], value,

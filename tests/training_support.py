@@ -18,7 +18,7 @@ from mutualctr.data.store import META_FILE, STORE_FORMAT_VERSION, SplitArrays, S
 from mutualctr.data.synthetic import generate_criteo_synthetic
 from mutualctr.files import write_json
 from mutualctr.models.base import CTRModel, ModelConfig
-from mutualctr.models.registry import get_model_class
+from mutualctr.models.registry import build_model, get_model_class
 
 VOCAB = 12
 SMALL = {"embedding_dim": 8}
@@ -158,3 +158,31 @@ def criteo_categorical_store(root: Path, rows: int = 1000) -> Path:
                     reader_options=ReaderOptions(min_count=2)).store
     assert not store.feature_map.numeric
     return store.root
+
+
+# A small feature map of every input kind, for comparing groups of models: four categorical
+# fields, a multi-hot field and a numeric one.
+GROUP_FEATURE_MAP = FeatureMap((
+    *(Feature(f"c{i}", "categorical", vocab_size=30) for i in range(4)),
+    Feature("tags", "sequence", vocab_size=12, max_len=3),
+    Feature("n0", "numeric"),
+))
+GROUP_NAMES = ["m0", "m1", "m2"]
+GROUP_MODEL_CONFIG = {"hidden_units": [16, 8], "embedding_dim": 4, "embedding_init_std": 0.1}
+
+
+def group_batch(seed: int, size: int = 32) -> Batch:
+    """A random batch of :data:`GROUP_FEATURE_MAP`."""
+    g = torch.Generator().manual_seed(seed)
+    return Batch(
+        categorical=torch.randint(0, 30, (size, 4), generator=g),
+        numeric=torch.rand(size, 1, generator=g),
+        sequences=(torch.randint(0, 12, (size, 3), generator=g),),
+        label=(torch.rand(size, generator=g) < 0.3).float(),
+    )
+
+
+def group_models(name: str = "deepfm", count: int = len(GROUP_NAMES)) -> list[nn.Module]:
+    """``count`` registry models ``name`` on :data:`GROUP_FEATURE_MAP`, seeded alike."""
+    torch.manual_seed(0)
+    return [build_model(name, GROUP_FEATURE_MAP, GROUP_MODEL_CONFIG) for _ in range(count)]
