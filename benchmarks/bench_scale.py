@@ -206,9 +206,10 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, figure, title in zip(axes, ("wall_s", "peak_rss_mib", "disk_mib"),
-                                 ("wall time (s)", "peak RSS (MiB)", "disk (MiB)"), strict=True):
+    panels = {"wall_s": "wall time (s)", "peak_rss_mib": "peak RSS (MiB)",
+              "peak_anon_mib": "peak RSS, anonymous part (MiB)", "disk_mib": "disk (MiB)"}
+    fig, axes = plt.subplots(1, len(panels), figsize=(17, 3.8))
+    for ax, (figure, title) in zip(axes, panels.items(), strict=True):
         for stage in STAGES:
             ran = [r for r in results if stage in r]
             ax.plot([r["rows"] for r in ran], [r[stage][figure] for r in ran], marker="o",
