@@ -11,7 +11,9 @@ batched group of four from 5.1-5.6x one model's step to 3.4-3.9x (docs/benchmark
 free top (``mallopt``) lets the next step reuse the same, already mapped pages: what jemalloc
 or tcmalloc, which PyTorch's CPU tuning guide recommends, do without being preloaded. The price
 is that the process keeps its peak memory until it exits, which a training run reaches every
-step anyway.
+step anyway, and that small long-lived arrays allocated between large freed blocks fragment the
+heap instead of being returned: evaluation therefore fills one output array per prediction
+(:func:`mutualctr.training.trainer.predict_split`) rather than keeping an array per batch.
 """
 
 from __future__ import annotations
