@@ -125,8 +125,8 @@ class Trainer:
         if config.optimizer == "lazy_adam" and self.dist.enabled:
             raise ConfigError(
                 "train.optimizer lazy_adam runs in one process: its sparse embedding gradients "
-                "are not reduced across ranks. Under torchrun use adam, or sharded tables "
-                "(train.sharding table_wise or row_wise)")
+                "are not reduced across ranks. Under torchrun use train.optimizer adam (with "
+                "replicated or sharded tables)")
         self.run = run if self.dist.is_main else None
         self.log = log if log is not None else sys.stderr
         self.device = resolve_device(config.device, self.dist)
