@@ -97,6 +97,19 @@ class _Counts:
         counts = self.parts[0]["count"] if self.parts else pa.array([], pa.int64())
         return pc.sum(pc.greater_equal(counts, self.min_count).cast(pa.int64())).as_py() or 0
 
+    def kept_values(self) -> pa.Array:
+        """The vocabulary: values counted ``min_count`` times or more, and the missing token
+        whatever its count, by decreasing count, ties by value."""
+        table = self.merged()
+        values = table["value"]
+        missing = (
+            pc.equal(values, MISSING_TOKEN) if pa.types.is_string(values.type)
+            else values.is_null()
+        )
+        keep = pc.or_(pc.greater_equal(table["count"], self.min_count), missing)
+        kept = table.filter(keep).sort_by([("count", "descending"), ("value", "ascending")])
+        return kept["value"].combine_chunks()
+
     def merged(self) -> pa.Table:
         if not self.parts:
             return pa.table({"value": pa.array([], pa.string()), "count": pa.array([], pa.int64())})
@@ -236,23 +249,13 @@ class EncoderFitter:
             if spec.share_vocab:
                 continue
             buckets = spec.hash_buckets or self.hash_buckets
-            if self.counts[spec.name].hashed:
+            counts = self.counts[spec.name]
+            kept = None if counts.hashed else counts.kept_values()
+            if kept is None or (buckets and len(kept) > buckets):
                 hashed[spec.name] = buckets
-                vocabs[spec.name] = pa.array([], self.counts[spec.name].value_type)
-                continue
-            table = self.counts[spec.name].merged()
-            values = table["value"]
-            missing = (
-                pc.equal(values, MISSING_TOKEN) if pa.types.is_string(values.type)
-                else values.is_null()
-            )
-            keep = pc.or_(pc.greater_equal(table["count"], spec.min_count), missing)
-            kept = table.filter(keep).sort_by([("count", "descending"), ("value", "ascending")])
-            if buckets and kept.num_rows > buckets:
-                hashed[spec.name] = buckets
-                vocabs[spec.name] = pa.array([], values.type)
+                vocabs[spec.name] = pa.array([], counts.value_type)
             else:
-                vocabs[spec.name] = kept["value"].combine_chunks()
+                vocabs[spec.name] = kept
         return Encoder(self.schema, vocabs, max_lens, scalers, hashed)
 
 

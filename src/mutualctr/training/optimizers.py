@@ -23,8 +23,6 @@ from torch.optim.adam import adam
 from mutualctr.config import TrainConfig
 from mutualctr.models.embedding import FeatureEmbedding, row_sparse_tensor
 
-OPTIMIZERS = ("adam", "lazy_adam")
-
 
 def is_embedding_parameter(name: str, module_types: dict[str, type]) -> bool:
     """Embedding parameters get ``embedding_l2``, all others ``net_l2``.
