@@ -26,9 +26,9 @@ from typing import Any
 
 from bench_models import build_store
 from mutualctr import metrics
-from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
 from mutualctr.models.registry import build_model, model_names
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.trainer import Trainer, seed_everything

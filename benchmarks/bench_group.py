@@ -36,12 +36,12 @@ from dataclasses import dataclass
 
 import torch
 
-from mutualctr.config import TrainConfig
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
+from mutualctr.distributed.ddp import DistInfo, grad_norm
 from mutualctr.models.registry import build_model
 from mutualctr.training.allocator import retain_freed_memory
-from mutualctr.training.distributed import DistInfo, grad_norm
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup
 from mutualctr.training.objectives.base import Objective

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from mutualctr import metrics
-from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
 from mutualctr.data.synthetic import generate_criteo_synthetic
 from mutualctr.models.registry import build_model
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.trainer import Trainer, seed_everything

@@ -28,9 +28,9 @@ from typing import Any
 import torch
 
 from bench_models import build_store
-from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
 from mutualctr.models.registry import build_model, model_names
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective

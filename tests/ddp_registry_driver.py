@@ -19,13 +19,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
+from mutualctr.distributed import ddp
 from mutualctr.methods import cetnet, ektf, independent, mutual
 from mutualctr.methods.base import Method
 from mutualctr.methods.members import MemberConfig, StudentSpec
 from mutualctr.models.registry import model_names
-from mutualctr.training import distributed
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.trainer import fit, seed_everything
 
 BATCH, STEPS = 32, 3  # rows per rank and step; DDP finds a parameter without gradient at step 2
@@ -43,7 +43,7 @@ def weights_digest(*modules: nn.Module) -> str:
 
 
 def train_briefly(
-    method: Method[Any], config: Any, store: EncodedStore, dist: distributed.DistInfo,
+    method: Method[Any], config: Any, store: EncodedStore, dist: ddp.DistInfo,
 ) -> dict[str, Any]:
     """A few DDP steps of what ``method`` builds; the error raised, if any, and whether every
     rank ended with the same weights."""
@@ -54,13 +54,13 @@ def train_briefly(
             dist=dist, log=io.StringIO())
     except RuntimeError as err:
         return {"error": str(err)[:500], "same_weights": None}
-    digests = distributed.gather_objects(weights_digest(built.group, built.objective), dist)
+    digests = ddp.gather_objects(weights_digest(built.group, built.objective), dist)
     return {"error": None, "same_weights": len(set(digests)) == 1}
 
 
 def main(store_dir: str, out: str) -> None:
     store = EncodedStore.open(store_dir)
-    dist = distributed.init(torch.device("cpu"))
+    dist = ddp.init(torch.device("cpu"))
     results = {
         name: train_briefly(independent.METHOD,
                             independent.IndependentConfig(model=name, train=TRAIN), store, dist)
@@ -80,9 +80,9 @@ def main(store_dir: str, out: str) -> None:
         cetnet.METHOD, cetnet.CETNetConfig(models=["din", "dien"], train=TRAIN), store, dist)
     if dist.is_main:
         Path(out).write_text(json.dumps(results, indent=1))
-    distributed.shutdown(dist)
+    ddp.shutdown(dist)
 
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
-    distributed.exit_without_teardown(0)  # as mutualctr's own entry point under torchrun
+    ddp.exit_without_teardown(0)  # as mutualctr's own entry point under torchrun

@@ -8,16 +8,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from mutualctr.config import TrainConfig, from_dict, load_config
+from mutualctr.config import from_dict, load_config
 from mutualctr.data.batch import Batch
 from mutualctr.data.loader import BatchLoader
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import ModelOutput
+from mutualctr.runs.folder import RunFolder, read_history
 from mutualctr.training import precision
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.base import ObjectiveOutput
 from mutualctr.training.objectives.independent import IndependentObjective
-from mutualctr.training.runfolder import RunFolder, read_history
 from mutualctr.training.trainer import Trainer
 from training_support import synthetic_split, tiny_model
 

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from mutualctr.cli import main
-from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.experiments import cetnet_paper as paper
@@ -28,6 +27,7 @@ from mutualctr.experiments.cetnet import (
 )
 from mutualctr.methods.cetnet import ABLATIONS, Variant
 from mutualctr.methods.cetnet import build_cetnet as build_built
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
 from training_support import FEATURE_MAP, SEQUENCE_FEATURE_MAP, sequence_split, write_store
 

@@ -17,7 +17,7 @@ from mutualctr.commands.export import signature_path
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
 from mutualctr.metrics import gauc
-from mutualctr.training.restore import load_trained
+from mutualctr.runs.restore import load_trained
 from mutualctr.training.trainer import predict_split
 from training_support import write_store
 

@@ -9,7 +9,6 @@ from typing import Literal
 import pytest
 
 from mutualctr.config import (
-    TrainConfig,
     from_dict,
     load_config,
     load_yaml,
@@ -19,6 +18,7 @@ from mutualctr.config import (
 )
 from mutualctr.errors import ConfigError
 from mutualctr.methods.independent import IndependentConfig
+from mutualctr.training.config import TrainConfig
 
 
 @dataclass

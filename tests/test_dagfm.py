@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mutualctr.config import TrainConfig, from_dict
+from mutualctr.config import from_dict
 from mutualctr.data.batch import Batch
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.schema import Feature, FeatureMap
@@ -25,10 +25,11 @@ from mutualctr.models.base import ModelOutput
 from mutualctr.models.dagfm import DAGFM, DAGInteraction
 from mutualctr.models.embedding import Embedded
 from mutualctr.models.registry import build_model
+from mutualctr.runs.restore import load_trained
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.distillation import DistillationGroup
 from mutualctr.training.objectives.kd_baselines import DAGFMDistillation
 from mutualctr.training.optimizers import build_optimizer
-from mutualctr.training.restore import load_trained
 from training_support import FEATURE_MAP, synthetic_split, write_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")

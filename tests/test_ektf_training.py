@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from mutualctr.cli import main
-from mutualctr.config import TrainConfig, from_dict
+from mutualctr.config import from_dict
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
 from mutualctr.experiments import ektf as experiment
 from mutualctr.methods import ektf, runner
 from mutualctr.methods.ektf import EKTFConfig, export_best_student, mlp_students
-from mutualctr.training.restore import load_trained
+from mutualctr.runs.restore import load_trained
+from mutualctr.training.config import TrainConfig
 from training_support import FEATURE_MAP, write_store
 
 TRAIN = {"epochs": 2, "batch_size": 256, "seed": 3, "device": "cpu", "num_threads": 1,

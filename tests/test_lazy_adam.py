@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from mutualctr.cli import main
-from mutualctr.config import TrainConfig, from_dict
+from mutualctr.config import from_dict
 from mutualctr.data.loader import BatchLoader
+from mutualctr.distributed.ddp import DistInfo, grad_norm
 from mutualctr.errors import ConfigError
-from mutualctr.training.distributed import DistInfo, grad_norm
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from mutualctr.cli import main
-from mutualctr.config import TrainConfig
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.methods import runner
@@ -17,9 +16,10 @@ from mutualctr.methods.members import MemberConfig
 from mutualctr.methods.mutual import METHOD, MutualConfig, build_group, build_members, resolve
 from mutualctr.metrics import relaimp
 from mutualctr.models.registry import build_model
+from mutualctr.runs.folder import read_weights
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup
-from mutualctr.training.runfolder import read_weights
 from mutualctr.training.trainer import seed_everything
 from training_support import write_store
 

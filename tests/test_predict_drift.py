@@ -26,7 +26,7 @@ from mutualctr.data.raw import UnseenValues
 from mutualctr.data.readers.tabular import TabularSpec
 from mutualctr.data.schema import OOV_ID, FieldSpec
 from mutualctr.data.store import EncodedStore
-from mutualctr.training.restore import load_trained
+from mutualctr.runs.restore import load_trained
 from mutualctr.training.trainer import predict_split
 
 TINY = ["--epochs", "1", "--set", "train.batch_size=100", "--set", "model_config.hidden_units=[8]",

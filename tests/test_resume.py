@@ -21,16 +21,17 @@ import yaml
 
 from full_disk import FsyncFails, open_filling_up, temporary_files
 from mutualctr.cli import main
-from mutualctr.config import TrainConfig, from_dict
+from mutualctr.config import from_dict
 from mutualctr.data.batch import Batch
 from mutualctr.errors import MutualCTRError
 from mutualctr.models.base import ModelOutput
-from mutualctr.training import checkpoint
-from mutualctr.training.checkpoint import MANIFEST_FILE, CheckpointDir
+from mutualctr.runs import checkpoint
+from mutualctr.runs.checkpoint import MANIFEST_FILE, CheckpointDir
+from mutualctr.runs.folder import RunFolder, RunFolderError
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.objectives.mutual import MutualObjective
-from mutualctr.training.runfolder import RunFolder, RunFolderError
 from mutualctr.training.trainer import FitResult, NonFiniteError, Trainer, fit
 from training_support import synthetic_split, tiny_model, write_store
 
@@ -114,10 +115,11 @@ GROUP_SCRIPT = textwrap.dedent(
     import sys
     from pathlib import Path
     from training_support import tiny_model, synthetic_split
-    from mutualctr.config import TrainConfig, from_dict
+    from mutualctr.config import from_dict
+    from mutualctr.training.config import TrainConfig
     from mutualctr.training.groups.base import ModelGroup
     from mutualctr.training.objectives.mutual import MutualObjective
-    from mutualctr.training.runfolder import RunFolder
+    from mutualctr.runs.folder import RunFolder
     from mutualctr.training.trainer import fit
 
     def run(out):

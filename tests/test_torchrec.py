@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from mutualctr.distributed.ddp import DistInfo, eval_batch_size, row_slice
+from mutualctr.distributed.sharding import TableLayout, require_torchrec
 from mutualctr.errors import ConfigError
 from mutualctr.models.embedding import FeatureEmbedding
-from mutualctr.training.distributed import DistInfo, eval_batch_size, row_slice
-from mutualctr.training.sharding import TableLayout, require_torchrec
 from test_ddp import (
     TORCHRUN_ENV,
     _args,

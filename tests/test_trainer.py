@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from mutualctr.config import TrainConfig, from_dict
+from mutualctr.config import from_dict
 from mutualctr.data.store import SplitArrays
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.optimizers import build_optimizer

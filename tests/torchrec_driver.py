@@ -8,7 +8,7 @@ For each sharding plan and each case (single models, and each method's group), o
   difference of their logits on every rank's own rows, before and after loading new weights
   through ``load_state_dict`` (the single-table form); on rank 0 whether the gathered
   ``state_dict`` has the copy's keys and its largest difference from it; and the relative
-  difference between the sharded gradient norm (:func:`distributed.grad_norm`) and the copy's
+  difference between the sharded gradient norm (:func:`ddp.grad_norm`) and the copy's
   for the same loss (the sum of the logits, averaged over the ranks' rows);
 * ``training``: a few steps of ``fit`` sharded against the same under DDP from the same start:
   the largest difference of the final weights and of the validation AUC.
@@ -30,13 +30,13 @@ import torch
 from torch import nn
 from torch.nn.utils import get_total_norm
 
-from mutualctr.config import TrainConfig
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
+from mutualctr.distributed import ddp
 from mutualctr.methods import cetnet, ektf, independent, mutual
 from mutualctr.methods.base import Method
 from mutualctr.methods.members import MemberConfig
-from mutualctr.training import distributed
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.trainer import fit, seed_everything
 
 PLANS = ("table_wise", "row_wise")
@@ -84,26 +84,26 @@ def logit_sum(group: nn.Module, rows: Any) -> torch.Tensor:
 
 
 def norm_gap(parallel: nn.Module, group: nn.Module, reference: nn.Module, valid: Any,
-             dist: distributed.DistInfo) -> float:
+             dist: ddp.DistInfo) -> float:
     """Relative difference of the gradient norms: sharded (each rank's own rows, gradients
     averaged by DDP and TorchRec) against the copy given every rank's rows."""
-    logit_sum(parallel, distributed.row_slice(valid, dist)).backward()
-    ranks = [distributed.DistInfo(r, dist.world_size) for r in range(dist.world_size)]
-    (sum(logit_sum(reference, distributed.row_slice(valid, r)) for r in ranks)
+    logit_sum(parallel, ddp.row_slice(valid, dist)).backward()
+    ranks = [ddp.DistInfo(r, dist.world_size) for r in range(dist.world_size)]
+    (sum(logit_sum(reference, ddp.row_slice(valid, r)) for r in ranks)
      / dist.world_size).backward()
-    sharded = distributed.grad_norm([p for p in group.parameters() if p.grad is not None], dist)
+    sharded = ddp.grad_norm([p for p in group.parameters() if p.grad is not None], dist)
     expected = get_total_norm([p.grad for p in reference.parameters() if p.grad is not None])
     group.zero_grad(set_to_none=True)
     return float((sharded - expected).abs() / expected)
 
 
 def check_lookups(case: str, plan: str, store: EncodedStore,
-                  dist: distributed.DistInfo) -> dict[str, Any]:
+                  dist: ddp.DistInfo) -> dict[str, Any]:
     group = build(case, store, TRAIN).group
     reference = copy.deepcopy(group)
-    parallel = distributed.parallelize(group, plan, dist, torch.device("cpu"))
+    parallel = ddp.parallelize(group, plan, dist, torch.device("cpu"))
     valid = store.split("valid").map(lambda a: a[: 2 * ROWS * 2])
-    rows = distributed.row_slice(valid, dist)
+    rows = ddp.row_slice(valid, dist)
     result: dict[str, Any] = {"logits": logit_gap(group, reference, rows),
                               "grad_norm": norm_gap(parallel, group, reference, valid, dist)}
     state = group.state_dict()  # on every rank: the tables gather on rank 0
@@ -121,7 +121,7 @@ def check_lookups(case: str, plan: str, store: EncodedStore,
 
 
 def check_training(case: str, plan: str, store: EncodedStore,
-                   dist: distributed.DistInfo) -> dict[str, Any]:
+                   dist: ddp.DistInfo) -> dict[str, Any]:
     runs = {}
     for sharding in ("none", plan):
         train = dataclasses.replace(TRAIN, sharding=sharding)
@@ -139,7 +139,7 @@ def check_training(case: str, plan: str, store: EncodedStore,
 
 def main(store_dir: str, out: str) -> None:
     store = EncodedStore.open(store_dir)
-    dist = distributed.init(torch.device("cpu"))
+    dist = ddp.init(torch.device("cpu"))
     torch.set_num_threads(1)
     results = {
         plan: {case: {"lookup": check_lookups(case, plan, store, dist),
@@ -149,9 +149,9 @@ def main(store_dir: str, out: str) -> None:
     }
     if dist.is_main:
         Path(out).write_text(json.dumps(results, indent=1))
-    distributed.shutdown(dist)
+    ddp.shutdown(dist)
 
 
 if __name__ == "__main__":
     main(*sys.argv[1:])
-    distributed.exit_without_teardown(0)  # as mutualctr's own entry point under torchrun
+    ddp.exit_without_teardown(0)  # as mutualctr's own entry point under torchrun

@@ -29,7 +29,7 @@ from mutualctr.errors import ConfigError
 from mutualctr.methods import runner
 from mutualctr.methods.base import Method
 from mutualctr.methods.runner import RunResult
-from mutualctr.training.runfolder import CONFIG_FILE, METHOD_KEY
+from mutualctr.runs.folder import CONFIG_FILE, METHOD_KEY
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
 from mutualctr.metrics import binary_metrics, ranking_metrics
-from mutualctr.training.restore import load_trained
+from mutualctr.runs.restore import load_trained
 from mutualctr.training.trainer import predict_split, resolve_device
 
 

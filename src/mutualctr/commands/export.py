@@ -24,8 +24,8 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import MutualCTRError
 from mutualctr.files import atomic_path, write_json
+from mutualctr.runs.restore import load_trained
 from mutualctr.training.objectives.base import Objective
-from mutualctr.training.restore import load_trained
 
 
 class ExportedModel(nn.Module):

@@ -29,7 +29,7 @@ from mutualctr.data.raw import UnseenValues
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import DataError
 from mutualctr.files import atomic_path
-from mutualctr.training.restore import TrainedRun, load_trained
+from mutualctr.runs.restore import TrainedRun, load_trained
 from mutualctr.training.trainer import predict_split, resolve_device
 
 

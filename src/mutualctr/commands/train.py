@@ -3,7 +3,7 @@
 Re-running the same command on the same ``--out`` resumes from the last checkpoint, or, once the
 run is finished, reuses it; ``--resume`` continues with the config stored in the run folder.
 Launched by ``torchrun --nproc_per_node=K -m mutualctr train ...`` it trains data-parallel (see
-:mod:`mutualctr.training.distributed`).
+:mod:`mutualctr.distributed.ddp`).
 """
 
 from __future__ import annotations

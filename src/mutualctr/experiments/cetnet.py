@@ -43,7 +43,7 @@ import numpy as np
 
 from mutualctr import files
 from mutualctr.cli_config import add_experiment_arguments, experiment_config
-from mutualctr.config import TrainConfig, param
+from mutualctr.config import param
 from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
 from mutualctr.experiments import cetnet_paper as paper
@@ -58,9 +58,10 @@ from mutualctr.methods.cetnet import (
     with_ranking_metrics,
 )
 from mutualctr.models.multi_embedding import ME_PREFIX
+from mutualctr.runs.folder import PREDICTIONS_FILE
+from mutualctr.runs.restore import load_trained
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.objectives.cetnet import FusionMode
-from mutualctr.training.restore import load_trained
-from mutualctr.training.runfolder import PREDICTIONS_FILE
 
 RESULTS_FILE = "record.json"  # one per run folder: its place in the tables and its scores
 TABLES = ("scaling", "ablation", "main")

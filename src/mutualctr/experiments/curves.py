@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mutualctr.experiments.report import markdown_table, pyplot, save_figure
-from mutualctr.training.runfolder import HISTORY_FILE
+from mutualctr.runs.folder import HISTORY_FILE
 
 
 @dataclass(frozen=True)

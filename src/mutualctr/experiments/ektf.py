@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 from mutualctr import files
 from mutualctr.cli_config import add_experiment_arguments, experiment_config
-from mutualctr.config import TrainConfig
 from mutualctr.experiments.ektf_paper import STAR, STAR_P, abs_imp, format_abs_imp, paper_rows
 from mutualctr.experiments.report import (
     format_mean_std,
@@ -49,6 +48,7 @@ from mutualctr.methods.ektf import (
 )
 from mutualctr.methods.members import StudentSpec
 from mutualctr.methods.runner import RunResult
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.objectives.ektf import VARIANTS
 
 PARTS = ("table2", "ablation", "scaling", "kt")

@@ -26,7 +26,7 @@ from mutualctr.experiments.report import (
 from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment, seed_of
 from mutualctr.methods.members import member_auc
 from mutualctr.metrics import relaimp
-from mutualctr.training.runfolder import METRICS_FILE, read_metrics, read_model_spec
+from mutualctr.runs.folder import METRICS_FILE, read_metrics, read_model_spec
 
 DIGITS = 5  # AUC digits, as the paper prints them
 

@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from mutualctr.config import ScheduleConfig, TrainConfig
 from mutualctr.errors import ConfigError
 from mutualctr.methods import runner
 from mutualctr.methods.members import MemberConfig, member_auc
 from mutualctr.methods.mutual import FINETUNE_LR, METHOD, MutualConfig
 from mutualctr.models.registry import get_model_class
+from mutualctr.training.config import ScheduleConfig, TrainConfig
 from mutualctr.training.trainer import Metrics
 
 PAPER_MODELS = ("deepfm", "dcn", "pnn", "fibinet")

@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from mutualctr import metrics as metric_fns
-from mutualctr.config import TrainConfig, param
+from mutualctr.config import param
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
 from mutualctr.methods.base import Built, Method
 from mutualctr.methods.members import positional_names
 from mutualctr.models.registry import build_model
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
 from mutualctr.training.objectives.cetnet import CETNetObjective, FusionMode

@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from mutualctr.config import TrainConfig, param
+from mutualctr.config import param
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods.base import Built, Method
 from mutualctr.methods.members import StudentSpec, build_student, positional_names
 from mutualctr.methods.runner import RunResult
 from mutualctr.methods.runner import run as run_phase
+from mutualctr.runs.restore import load_trained
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.distillation import DistillationGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.objectives.kd_baselines import DAGFM_ALPHA, DAGFM_BETA, DAGFMDistillation
-from mutualctr.training.restore import load_trained
 
 PHASES = ("teacher", "distill", "finetune")
 TEACHER_SUFFIX = "_teacher"

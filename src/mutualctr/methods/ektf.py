@@ -18,21 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mutualctr.config import TrainConfig, param
+from mutualctr.config import param
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods.base import Built, Method
 from mutualctr.methods.dagfm import PHASES, TEACHER_SUFFIX
 from mutualctr.methods.members import StudentSpec, build_student, positional_names
 from mutualctr.models.base import CTRModel
+from mutualctr.runs.folder import MODEL_SPEC_FILE, RunFolder, read_metrics
+from mutualctr.runs.restore import load_trained, model_spec
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
 from mutualctr.training.objectives.base import ENSEMBLE, Objective
 from mutualctr.training.objectives.ektf import TEACHER, VARIANTS, EKTFObjective
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.objectives.kd_baselines import ECKD, KDCL, OnlineKD
-from mutualctr.training.restore import load_trained, model_spec
-from mutualctr.training.runfolder import MODEL_SPEC_FILE, RunFolder, read_metrics
 
 MLP_STUDENT: dict[str, Any] = {"hidden_units": [400, 400, 400], "batch_norm": True,
                                "dropout": 0.1}
@@ -129,7 +130,7 @@ def students_ranked(metrics: Mapping[str, Any]) -> list[str]:
 
 def export_best_student(run: str | Path, out: str | Path) -> str:
     """Write the run's best student (validation AUC) as a single-model run folder ``out``
-    (``model.json`` + ``model.pt``, loadable by :func:`~mutualctr.training.restore.
+    (``model.json`` + ``model.pt``, loadable by :func:`~mutualctr.runs.restore.
     load_trained`); the student keeps a copy of the shared embedding. Returns its name."""
     run = Path(run)
     if not (run / MODEL_SPEC_FILE).exists() and (run / PHASES[-1]).is_dir():

@@ -7,10 +7,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from mutualctr.config import TrainConfig, to_dict
+from mutualctr.config import to_dict
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods.base import Built, Method
 from mutualctr.models.registry import build_model, model_config
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 

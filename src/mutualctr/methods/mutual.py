@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from mutualctr.config import TrainConfig, param
+from mutualctr.config import param
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods.base import Built, Method
 from mutualctr.methods.members import (
@@ -36,6 +36,7 @@ from mutualctr.methods.members import (
 from mutualctr.metrics import relaimp
 from mutualctr.models.base import CTRModel
 from mutualctr.models.registry import build_model
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup, can_batch
 from mutualctr.training.objectives.independent import IndependentObjective

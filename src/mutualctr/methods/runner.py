@@ -17,11 +17,12 @@ from typing import Any, TextIO, TypeVar
 
 from mutualctr.config import to_dict
 from mutualctr.data.store import EncodedStore
+from mutualctr.distributed import ddp
 from mutualctr.errors import ConfigError
 from mutualctr.methods.base import Method
-from mutualctr.training import distributed, memory
-from mutualctr.training.restore import model_spec
-from mutualctr.training.runfolder import METHOD_KEY, is_finished, open_run, read_metrics
+from mutualctr.runs.folder import METHOD_KEY, is_finished, open_run, read_metrics
+from mutualctr.runs.restore import model_spec
+from mutualctr.training import memory
 from mutualctr.training.trainer import Metrics, OnEpoch, fit, resolve_device, seed_everything
 
 C = TypeVar("C")
@@ -72,7 +73,7 @@ def run(
     if not data:
         raise ConfigError("no data: give --data DIR (or `data:` in the config file)")
     store = EncodedStore.open(data)
-    dist = distributed.init(resolve_device(train.device))
+    dist = ddp.init(resolve_device(train.device))
     try:
         # before the run folder is touched: a run that cannot fit leaves nothing behind
         line = memory.check_fits(memory.estimate_build(method.build, config, store),
@@ -96,5 +97,5 @@ def run(
             if folder is not None:
                 folder.close()
     finally:
-        distributed.shutdown(dist)
+        ddp.shutdown(dist)
     return RunResult(result.metrics, primary=dist.is_main)

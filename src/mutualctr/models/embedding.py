@@ -193,7 +193,7 @@ def embedded_from_rows(
 ) -> Embedded:
     """:class:`Embedded` from the looked-up rows ``[B, positions, D]`` (categorical fields,
     then every sequence position, wherever they were looked up: one table here, TorchRec's
-    shards in :mod:`mutualctr.training.sharding`): sequences mean-pooled over their non-padding
+    shards in :mod:`mutualctr.distributed.sharding`): sequences mean-pooled over their non-padding
     ids, numeric fields as value times weight."""
     n_cat = batch.categorical.shape[1]
     parts, sequences, masks = [rows[:, :n_cat]], [], []

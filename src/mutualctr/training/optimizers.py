@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.optim.adam import adam
 
-from mutualctr.config import TrainConfig
 from mutualctr.models.embedding import FeatureEmbedding, row_sparse_tensor
+from mutualctr.training.config import TrainConfig
 
 
 def is_embedding_parameter(name: str, module_types: dict[str, type]) -> bool:

@@ -6,7 +6,7 @@ validation split after every epoch (AUC and logloss of every named prediction), 
 with the best weights restored (jointly, or per member), checkpoints every epoch and every K
 steps, exact resumption, a guard against non-finite losses and gradients, and DDP when launched
 by ``torchrun``. With a run folder it writes ``metrics.jsonl``, ``metrics.json``, the test
-predictions and the final weights (see :mod:`mutualctr.training.runfolder`).
+predictions and the final weights (see :mod:`mutualctr.runs.folder`).
 """
 
 from __future__ import annotations
@@ -24,14 +24,17 @@ import torch
 from torch import nn
 
 from mutualctr import metrics as metric_fns
-from mutualctr.config import TrainConfig
 from mutualctr.data.batch import Batch
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import SplitArrays
+from mutualctr.distributed import ddp
+from mutualctr.distributed.ddp import DistInfo
 from mutualctr.errors import ConfigError, DataError, MutualCTRError
-from mutualctr.training import checkpoint, distributed, tracking
+from mutualctr.runs import checkpoint
+from mutualctr.runs.folder import RunFolder
+from mutualctr.training import tracking
 from mutualctr.training.allocator import retain_freed_memory
-from mutualctr.training.distributed import DistInfo
+from mutualctr.training.config import TrainConfig
 from mutualctr.training.objectives.auxiliary import members_extra_loss
 from mutualctr.training.objectives.base import Objective
 from mutualctr.training.optimizers import (
@@ -42,7 +45,6 @@ from mutualctr.training.optimizers import (
 )
 from mutualctr.training.precision import model_kinds, precision_name, resolve_precision, run_group
 from mutualctr.training.progress import Progress
-from mutualctr.training.runfolder import RunFolder
 from mutualctr.training.selection import Selector
 
 CHECKPOINT_FORMAT = 1
@@ -139,9 +141,9 @@ class Trainer:
         self.names = list(getattr(group, "names", objective.member_names))
         self.dtype = resolve_precision(config.amp, self.device, model_kinds(self.group))
         self.step_module = _Step(self.group, self.objective, self.dtype)
-        self.train_module = distributed.parallelize(self.step_module, config.sharding, self.dist,
+        self.train_module = ddp.parallelize(self.step_module, config.sharding, self.dist,
                                                     self.device)
-        self.optimizer = distributed.with_sharded_state(build_optimizer(self.step_module, config))
+        self.optimizer = ddp.with_sharded_state(build_optimizer(self.step_module, config))
         self.base_lr = config.lr
         self.plateau = (
             torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -212,7 +214,7 @@ class Trainer:
     def save_checkpoint(self, best: bool = False) -> None:
         """Called on every rank at the same steps: each rank's RNG state is kept. ``best``: the
         epoch just ended is the best so far (its checkpoint outlives ``keep_checkpoints``)."""
-        rng_states = distributed.gather_objects(checkpoint.rng_state(), self.dist)
+        rng_states = ddp.gather_objects(checkpoint.rng_state(), self.dist)
         state = self.state_dict(rng_states)  # on every rank: sharded tables gather collectively
         if self.run is None:
             return
@@ -225,7 +227,7 @@ class Trainer:
         """Load the run folder's newest intact checkpoint, if any; warn about damaged newer
         ones. Returns whether one was loaded."""
         restored = None if self.run is None else self.run.checkpoints.load_newest_intact()
-        if not distributed.any_rank(restored is not None, self.dist, self.device):
+        if not ddp.any_rank(restored is not None, self.dist, self.device):
             return False
         state, path = None, None  # other ranks get rank 0's state
         if restored is not None:
@@ -303,11 +305,11 @@ class Trainer:
         loss.backward()
         params = [p for p in self.step_module.parameters() if p.grad is not None]
         coalesce_gradients_(params)
-        norm = distributed.grad_norm(params, self.dist)
+        norm = ddp.grad_norm(params, self.dist)
         # the step's one host sync, kept on purpose: a non-finite loss or gradient must stop the
         # run before the optimizer writes it into the weights
         bad = not (torch.isfinite(loss) and torch.isfinite(norm))
-        if distributed.any_rank(bad, self.dist, self.device):
+        if ddp.any_rank(bad, self.dist, self.device):
             raise NonFiniteError(self._non_finite_message(loss.detach(), parts, logits))
         if self.config.grad_clip > 0:
             clip_gradients_(params, self.config.grad_clip, norm)
@@ -341,16 +343,16 @@ class Trainer:
 
     def predict(self, split: SplitArrays) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Every named prediction and the labels of ``split``, in row order (all ranks)."""
-        part = distributed.row_slice(split, self.dist)
+        part = ddp.row_slice(split, self.dist)
         if len(part) == 0:
             raise DataError("cannot evaluate on an empty split (or fewer rows than processes)")
-        batch_size = distributed.eval_batch_size(len(split), self.config.eval_batch_size,
+        batch_size = ddp.eval_batch_size(len(split), self.config.eval_batch_size,
                                                  self.dist)
         local = predict_split(self.group, self.objective, part, batch_size, self.device)
         predictions = {
-            name: distributed.gather(p, self.dist, self.device) for name, p in local.items()
+            name: ddp.gather(p, self.dist, self.device) for name, p in local.items()
         }
-        labels = distributed.gather(np.asarray(part.label, dtype=np.float32), self.dist,
+        labels = ddp.gather(np.asarray(part.label, dtype=np.float32), self.dist,
                                     self.device)
         return predictions, labels
 
@@ -394,7 +396,7 @@ class Trainer:
     def _run_epoch(self, loader: BatchLoader, valid: SplitArrays) -> None:
         start = time.perf_counter()
         progress = self._train_epoch(loader)
-        distributed.broadcast_buffers(self.step_module, self.dist)
+        ddp.broadcast_buffers(self.step_module, self.dist)
         train_loss = float(self.loss_sum) / max(self.loss_rows, 1)
         rows_seen = self.loss_rows * self.dist.world_size
         valid_metrics = self.evaluate(valid)
@@ -505,13 +507,13 @@ def fit(
     Args:
         group: a :class:`~mutualctr.training.groups.base.ModelGroup` (or the batched variant): N
             models, ``forward(batch) -> list[ModelOutput]``. Initialise it (e.g. from a
-            pretrained run with :func:`~mutualctr.training.runfolder.read_weights`) before.
+            pretrained run with :func:`~mutualctr.runs.folder.read_weights`) before.
         objective: loss and named predictions (its parameters are trained too).
         train, valid, test: encoded splits; batches are drawn by the trainer (shuffled with
             ``config.seed``, sharded by rank under DDP).
         config: optimisation, schedule, early stopping, checkpoints.
         run: the run folder to checkpoint into and resume from; ``None`` trains in memory.
-        dist: from :func:`mutualctr.training.distributed.init` (single process when None).
+        dist: from :func:`mutualctr.distributed.ddp.init` (single process when None).
         log: where progress and epoch summaries go (stderr by default).
         finalize: turns the final metrics and the test predictions into what metrics.json
             holds (a method's additions, e.g. RelaImp against the starting runs).

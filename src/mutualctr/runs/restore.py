@@ -22,7 +22,7 @@ from mutualctr.models.registry import build_model
 from mutualctr.training import objectives
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.base import Objective
-from mutualctr.training.runfolder import read_config, read_model_spec, read_weights
+from mutualctr.runs.folder import read_config, read_model_spec, read_weights
 
 
 def model_spec(

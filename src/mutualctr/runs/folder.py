@@ -10,7 +10,7 @@ Layout::
                                 global step: the newest ``train.keep_checkpoints`` and the
                                 best epoch's
     RUN/checkpoints/manifest.json  each kept checkpoint's epoch, step, size and sha256, oldest
-                                first, and the best one's name (see training/checkpoint.py)
+                                first, and the best one's name (see runs/checkpoint.py)
     RUN/metrics.jsonl           one line per finished epoch
     RUN/metrics.json            {"valid": {prediction: {"auc", "logloss", ...}}, "test": ...}
                                 of the restored best weights, always keyed by prediction
@@ -25,7 +25,7 @@ killed job is taken over), and a folder made with a different config is refused 
 
 Every file is written through :mod:`mutualctr.files` (temporary file, fsync, atomic rename), and
 only by the methods of :class:`RunFolder`: the names and formats live here alone, but for the
-checkpoint folder's (:class:`~mutualctr.training.checkpoint.CheckpointDir`).
+checkpoint folder's (:class:`~mutualctr.runs.checkpoint.CheckpointDir`).
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ import torch
 import yaml
 
 from mutualctr import files
-from mutualctr.config import TrainConfig
+from mutualctr.training.config import TrainConfig
 from mutualctr.errors import MutualCTRError
-from mutualctr.training import checkpoint
-from mutualctr.training.distributed import DistInfo, any_rank
+from mutualctr.runs import checkpoint
+from mutualctr.distributed.ddp import DistInfo, any_rank
 
 CONFIG_FILE = "config.yaml"
 METHOD_KEY = "method"  # config.yaml's key naming the method that made the run

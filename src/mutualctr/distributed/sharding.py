@@ -16,7 +16,7 @@ of reach of the trainer's clipping, schedule and non-finite guard; ``dense`` tab
 in-backward optimizer are silently never updated). TorchRec's all-to-all backward divides the
 tables' gradients by the number of processes, as DDP averages the others, so a sharded step
 equals a DDP step; only the global gradient norm has to add the shards of every process
-(:func:`mutualctr.training.distributed.grad_norm`).
+(:func:`mutualctr.distributed.ddp.grad_norm`).
 
 State stays in ``FeatureEmbedding``'s single-table form: ``state_dict()`` gathers the shards
 into ``table.weight`` on rank 0 (the other ranks keep their own shards, which they can load

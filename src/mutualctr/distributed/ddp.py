@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.nn.utils import get_total_norm
 
 from mutualctr.data.store import SplitArrays
-from mutualctr.training import sharding
+from mutualctr.distributed import sharding
 from mutualctr.training.optimizers import gradient_values
 
 
@@ -151,7 +151,7 @@ def parallelize(module: nn.Module, tables: str, info: DistInfo, device: torch.de
     """The module a training step calls: ``module`` itself in a single process, DDP over the
     processes, or with ``tables`` (``train.sharding``: ``table_wise`` / ``row_wise``) its
     embedding tables sharded by TorchRec and the rest under DDP (see
-    :mod:`mutualctr.training.sharding`; ``module`` is changed in place)."""
+    :mod:`mutualctr.distributed.sharding`; ``module`` is changed in place)."""
     if not info.enabled:
         return module
     if tables == "none":
@@ -161,7 +161,7 @@ def parallelize(module: nn.Module, tables: str, info: DistInfo, device: torch.de
 
 def with_sharded_state(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
     """``optimizer``, whose ``state_dict`` (then called on every rank) keeps the moments of
-    sharded tables per process (:func:`mutualctr.training.sharding.keep_sharded_optimizer_state`);
+    sharded tables per process (:func:`.sharding.keep_sharded_optimizer_state`);
     unchanged when nothing is sharded."""
     return sharding.keep_sharded_optimizer_state(optimizer)
 
