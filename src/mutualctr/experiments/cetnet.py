@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from mutualctr import files
+from mutualctr import files, statistics
 from mutualctr.cli_config import add_experiment_arguments, experiment_config
 from mutualctr.config import param
 from mutualctr.data.store import EncodedStore, training_positive_rate
@@ -260,7 +260,7 @@ def _cell(records: list[dict[str, Any]], metric: str) -> str:
     values = [_score(r, metric) for r in records]
     if not values or any(math.isnan(v) for v in values):
         return "n/a"
-    return report.format_mean_std(values) if len(values) > 1 else f"{values[0]:.4f}"
+    return statistics.format_mean_std(values) if len(values) > 1 else f"{values[0]:.4f}"
 
 
 def _percent(value: float | None) -> str:
@@ -527,7 +527,7 @@ def _records_of(records: list[dict[str, Any]], where: dict[str, Any]) -> list[di
 def significance(records: list[dict[str, Any]], config: CETNetExperimentConfig,
                  metric: str = "auc") -> str:
     """The independence statement and, with two or more seeds, a paired t-test per comparison
-    (:func:`mutualctr.experiments.report.paired_t_test` through ``paired_t_test_by_unit``, the
+    (:func:`mutualctr.statistics.paired_t_test_by_unit`, the
     seed as the unit)."""
     if config.seeds < 2:
         return INDEPENDENCE + " With one seed there is nothing to test."
@@ -539,7 +539,7 @@ def significance(records: list[dict[str, Any]], config: CETNetExperimentConfig,
         if len(seeds) < 2:
             rows.append([title, len(seeds), "n/a", "n/a", "n/a"])
             continue
-        test = report.paired_t_test_by_unit(a, b)
+        test = statistics.paired_t_test_by_unit(a, b)
         diff = math.fsum(a[s] - b[s] for s in seeds) / len(seeds)
         rows.append([title, len(seeds), f"{diff:+.4f}", f"{test.statistic:.2f}",
                      f"{test.p_value:.3g}"])

@@ -21,20 +21,14 @@ import argparse
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 from mutualctr import files
 from mutualctr.cli_config import add_experiment_arguments, experiment_config
 from mutualctr.experiments.ektf_paper import STAR, STAR_P, abs_imp, format_abs_imp, paper_rows
-from mutualctr.experiments.report import (
-    format_mean_std,
-    markdown_table,
-    mean_std,
-    paired_t_test,
-    plot_lines,
-    write_csv,
-)
+from mutualctr.experiments.report import markdown_table, plot_lines, write_csv
 from mutualctr.methods import dagfm, ektf, runner
 from mutualctr.methods.dagfm import TEACHER_SUFFIX, DAGFMConfig
 from mutualctr.methods.ektf import (
@@ -48,6 +42,7 @@ from mutualctr.methods.ektf import (
 )
 from mutualctr.methods.members import StudentSpec
 from mutualctr.methods.runner import RunResult
+from mutualctr.statistics import format_mean_std, mean_std, paired_t_test
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.objectives.ektf import VARIANTS
 
@@ -142,7 +137,7 @@ def kd_dagfm(size: EKTFExperimentConfig) -> Job:
     configs)."""
     config = DAGFMConfig(teacher=StudentSpec("dcnv2", {"hidden_units": list(size.mlp_hidden)}),
                          student=StudentSpec("dagfm", {"interaction": "outer"}))
-    return Job(config, dagfm.run)
+    return Job(config, partial(runner.run, dagfm.METHOD))
 
 
 def ablation_label(k: int, variant: str) -> str:

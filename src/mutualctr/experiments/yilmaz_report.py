@@ -14,11 +14,8 @@ from mutualctr import files
 from mutualctr.experiments import yilmaz_paper as paper
 from mutualctr.experiments.curves import Curve, curves_table, learning_curves, plot_curves
 from mutualctr.experiments.report import (
-    format_mean_std,
     format_percent,
     markdown_table,
-    mean_std,
-    paired_effect,
     plot_grouped_bars,
     plot_lines,
     write_csv,
@@ -27,6 +24,7 @@ from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment, se
 from mutualctr.methods.members import member_auc
 from mutualctr.metrics import relaimp
 from mutualctr.runs.folder import METRICS_FILE, read_metrics, read_model_spec
+from mutualctr.statistics import format_mean_std, mean_std, paired_effect
 
 DIGITS = 5  # AUC digits, as the paper prints them
 
