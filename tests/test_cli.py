@@ -1,4 +1,4 @@
-"""The command dispatcher: lazy loading of sub-command modules."""
+"""The command dispatcher: lazy loading of sub-command modules, and a command per method."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 
 from mutualctr import commands
 from mutualctr.cli import build_parser
+from mutualctr.methods import method_names
 
 COMMAND_MODULES = sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
 
@@ -25,8 +26,15 @@ def test_each_module_registers_the_command_named_after_it(name: str) -> None:
     assert _choices(build_parser([name])) == {name}
 
 
-def test_help_lists_every_command() -> None:
-    assert _choices(build_parser(["--help"])) == set(COMMAND_MODULES)
+@pytest.mark.parametrize("name", method_names())
+def test_each_method_is_the_command_of_its_name(name: str) -> None:
+    assert _choices(build_parser([name])) == {name}
+
+
+def test_help_lists_every_command_and_every_method() -> None:
+    assert {"train", "mutual", "ektf", "cetnet", "dagfm"} <= set(method_names())
+    assert not set(method_names()) & set(COMMAND_MODULES)
+    assert _choices(build_parser(["--help"])) == {*COMMAND_MODULES, *method_names()}
 
 
 def test_data_commands_do_not_import_torch() -> None:

@@ -17,7 +17,7 @@ from mutualctr.data.loader import BatchLoader
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.experiments import ektf as experiment
-from mutualctr.methods import dagfm
+from mutualctr.methods import dagfm, runner
 from mutualctr.methods.dagfm import PHASES, DAGFMConfig
 from mutualctr.methods.ektf import students_ranked
 from mutualctr.methods.members import StudentSpec
@@ -208,7 +208,7 @@ def kd_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
     store = write_store(tmp_path_factory.mktemp("store"), {"train": 2000, "valid": 500,
                                                            "test": 500})
     out = tmp_path_factory.mktemp("run") / "kd_dagfm"
-    metrics = dagfm.run(kd_config(store), out).metrics
+    metrics = runner.run(dagfm.METHOD, kd_config(store), out).metrics
     return store, out, metrics
 
 
@@ -260,10 +260,10 @@ def test_finished_phases_are_reused_and_a_missing_one_is_retrained(
         kd_run: tuple[Path, Path, dict]) -> None:
     store, out, metrics = kd_run
     stamps = {phase: (out / phase / "model.pt").stat().st_mtime_ns for phase in PHASES}
-    assert dagfm.run(kd_config(store), out).metrics == metrics
+    assert runner.run(dagfm.METHOD, kd_config(store), out).metrics == metrics
     assert {p: (out / p / "model.pt").stat().st_mtime_ns for p in PHASES} == stamps
     (out / "finetune" / "metrics.json").unlink()  # as if interrupted in the last phase
-    again = dagfm.run(kd_config(store), out).metrics
+    again = runner.run(dagfm.METHOD, kd_config(store), out).metrics
     assert (out / "teacher/model.pt").stat().st_mtime_ns == stamps["teacher"]
     assert (out / "distill/model.pt").stat().st_mtime_ns == stamps["distill"]
     assert (out / "finetune/model.pt").stat().st_mtime_ns != stamps["finetune"]

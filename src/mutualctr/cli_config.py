@@ -15,9 +15,13 @@ stored config), the shorthand flags, ``--set``. So a shorthand never overrides a
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import inspect
 import json
 import sys
+import typing
 from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,9 +31,8 @@ from mutualctr import files
 from mutualctr.config import from_dict, load_yaml, merge, parse_overrides, to_dict
 from mutualctr.errors import ConfigError
 from mutualctr.methods import runner
-from mutualctr.methods.base import Method
-from mutualctr.methods.runner import RunResult
-from mutualctr.runs.folder import CONFIG_FILE, METHOD_KEY
+from mutualctr.methods.base import UNSET, Flag, Method
+from mutualctr.runs.folder import CONFIG_FILE, METHOD_KEY, RENAMED_METHODS
 
 T = TypeVar("T")
 
@@ -84,6 +87,7 @@ def stored_config(folder: str | Path, method: str | None, file: str) -> dict[str
         raise ConfigError(f"--resume: {folder} holds no {file}; run without --resume first")
     data = load_yaml(path)
     made_by = data.pop(METHOD_KEY, None)
+    made_by = RENAMED_METHODS.get(made_by, made_by)
     if method is not None and made_by not in (None, method):
         raise ConfigError(f"--resume: {folder} was made by `mutualctr {made_by}`, "
                           f"not `mutualctr {method}`")
@@ -100,11 +104,18 @@ def resolve_config(
     ``presets`` maps those merged values to defaults that sit below all of them (e.g. the
     EKTF experiment's ``size: tiny|small|paper``).
     """
+    given = given_values(args, flags, stored=stored)
+    return from_dict(cls, merge(presets(given), given) if presets else given)
+
+
+def given_values(args: argparse.Namespace, flags: Mapping[str, Any], *,
+                 stored: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the user gave, merged: the file (or ``stored`` with ``--resume``), then ``flags``,
+    then ``--set``."""
     if args.resume and args.config:
         raise ConfigError("--resume takes the config stored in --out; drop --config")
     base = dict(stored or {}) if args.resume else load_yaml(args.config) if args.config else {}
-    given = merge(merge(base, flags), parse_overrides(args.set))
-    return from_dict(cls, merge(presets(given), given) if presets else given)
+    return merge(merge(base, flags), parse_overrides(args.set))
 
 
 def print_config(config: Any) -> None:
@@ -123,31 +134,116 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, keys: str) -> None:
     add_config_arguments(parser, keys=keys)
 
 
-def run_method_command(
-    args: argparse.Namespace, method: Method[T], flags: Mapping[str, Any], *,
-    run: Callable[..., RunResult] | None = None, config_folder: Path | None = None,
-) -> int:
-    """Resolve the config of ``method`` from the command line and train it into ``--out``
-    (``run``: a method that composes several runs, e.g. KD-DAGFM's, whose stored config is
-    read from ``config_folder``); print ``metrics.json``'s content."""
-    common = {"data": absolute(args.data), "train.epochs": args.epochs, "train.seed": args.seed}
+def add_method_command(subparsers: argparse._SubParsersAction, method: Method[Any]) -> None:
+    """``mutualctr <method>``: its parser, built from the method's declaration (its flags,
+    their help from the config's field documentation), running :func:`run_method_command`."""
+    parser = subparsers.add_parser(method.name, help=method.help,
+                                   description=method.description or method.help)
+    exclusive: dict[str, Any] = {}
+    for flag in method.flags:
+        target: Any = parser
+        if flag.exclusive:
+            if flag.exclusive not in exclusive:
+                exclusive[flag.exclusive] = parser.add_mutually_exclusive_group()
+            target = exclusive[flag.exclusive]
+        target.add_argument(flag.name, dest=flag.dest, **flag_arguments(method, flag))
+    keys = ", ".join(f.name for f in dataclasses.fields(method.config_class))
+    add_run_arguments(parser, keys=keys)
+    parser.set_defaults(func=partial(run_method_command, method=method))
+
+
+def flag_arguments(method: Method[Any], flag: Flag) -> dict[str, Any]:
+    """argparse's keyword arguments for ``flag``: what the flag says, the rest from its config
+    key (a scalar's type, a list's ``nargs="+"``, a ``Literal``'s choices, the field's doc),
+    except for a flag that converts its value, whose key's type is not the flag's."""
+    tp, doc = config_field(method.config_class, flag.key) if flag.key else (None, "")
+    alias = f"alias of `{flag.key}`" if flag.key else ""
+    text = flag.help or (f"{doc.rstrip('.')} ({alias})" if doc else alias)
+    if flag.value is not None:
+        tp = None
+    kwargs: dict[str, Any] = {"help": text.replace("%", "%%")}
+    if flag.metavar:
+        kwargs["metavar"] = flag.metavar
+    if flag.const is not UNSET:
+        return {**kwargs, "action": "store_const", "const": flag.const}
+    if typing.get_origin(tp) in (list, tuple):
+        tp = typing.get_args(tp)[0]
+        kwargs["nargs"] = "+"
+    choices = flag.choices
+    if typing.get_origin(tp) is typing.Literal:
+        choices = choices or typing.get_args(tp)
+        tp = type(typing.get_args(tp)[0])
+    if flag.nargs:
+        kwargs["nargs"] = flag.nargs
+    if choices:
+        kwargs["choices"] = list(choices)
+    value_type = flag.type or (tp if tp in (int, float, str) else None)
+    if value_type is not None:
+        kwargs["type"] = value_type
+    return kwargs
+
+
+def config_field(cls: type, key: str) -> tuple[Any, str]:
+    """The type and documentation of the dotted config ``key`` of dataclass ``cls``."""
+    *sections, name = key.split(".")
+    for section in sections:
+        cls = typing.get_type_hints(cls)[section]
+    return typing.get_type_hints(cls)[name], field_docs(cls).get(name, "")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The ``Attributes:`` section of a class's docstring, by name, each as one line."""
+    docs: dict[str, str] = {}
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    if "Attributes:" not in lines:
+        return docs
+    name = ""
+    for line in lines[lines.index("Attributes:") + 1:]:
+        if not line.strip():
+            break
+        head, sep, text = line.strip().partition(": ")
+        if line.startswith("    ") and not line.startswith("     ") and sep:
+            name, docs[head] = head, text.strip()
+        elif name:
+            docs[name] += " " + line.strip()
+    return docs
+
+
+def method_flag_values(args: argparse.Namespace, method: Method[Any]) -> dict[str, Any]:
+    """The flags given on the command line as config overrides (``--data`` made absolute)."""
+    given = vars(args)
+    pairs: dict[str, Any] = {"data": absolute(args.data), "train.epochs": args.epochs,
+                             "train.seed": args.seed}
+    for flag in method.flags:
+        value = given.get(flag.dest)
+        if flag.key and value is not None:
+            value = flag.value(value, given) if flag.value else value
+            pairs[flag.key] = pairs.get(flag.key) if value is None else value
+    return flag_values(pairs)
+
+
+def run_method_command(args: argparse.Namespace, *, method: Method[Any]) -> int:
+    """Resolve the config of ``method`` from the command line (presets below what was given)
+    and train it into ``--out``; print ``metrics.json``'s content and what the flags that act
+    after training print."""
     stored = None
     if args.resume:
-        stored = stored_config(config_folder or args.out, method.name, CONFIG_FILE)
-    config = resolve_config(method.config_class, args, flag_values({**common, **flags}),
-                            stored=stored)
+        folder, stored_name = runner.config_folder(method, args.out)
+        stored = stored_config(folder, stored_name, CONFIG_FILE)
+    config = method.config(given_values(args, method_flag_values(args, method), stored=stored))
     if args.print_config:
         print_config(method.resolve(config))
         return 0
-    if run is None:
-        result = runner.run(method, config, args.out, overwrite=args.overwrite)
-    else:
-        result = run(config, args.out, overwrite=args.overwrite)
+    result = runner.run(method, config, args.out, overwrite=args.overwrite)
     if result.reused:
         print(f"{args.out}: already finished with this config; reusing its metrics (use "
               "--overwrite to train again)", file=sys.stderr)
     if result.primary:
         print(json.dumps(result.metrics, indent=2))
+        for flag in method.flags:
+            value = getattr(args, flag.dest)
+            if flag.after_run is not None and value is not None:
+                print(flag.after_run(args.out, value))
     return 0
 
 

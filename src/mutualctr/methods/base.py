@@ -1,21 +1,25 @@
-"""What a method is: the one place that says how its group and objective are built from a
-config.
+"""What a method is: its name, its typed config, how it builds, its shorthand flags and presets.
 
-A method module (:mod:`.independent`, :mod:`.mutual`, :mod:`.ektf`, :mod:`.cetnet`) defines a
-typed config dataclass (it has ``data`` and ``train`` keys, validated by
-:func:`mutualctr.config.from_dict`) and one :class:`Method`; :func:`mutualctr.methods.runner.run`
-does everything else (run folder, seed, ``model.json``, fit, scoring, reuse). A method that is
-several runs in a row (:mod:`.dagfm`) composes the runner.
+A method module under :mod:`mutualctr.methods` defines a typed config dataclass (with ``data``
+and ``train`` keys, validated by :func:`mutualctr.config.from_dict`), an objective under
+:mod:`mutualctr.training.objectives`, and one ``METHOD = Method(...)``. That is all a new method
+needs: the registry (:mod:`mutualctr.methods`) finds it, the command line makes
+``mutualctr <name>`` from its :class:`Flag` s, ``tune`` searches it, the Python API trains it,
+and :func:`mutualctr.methods.runner.run` does everything else (run folder, seed,
+``model.json``, fit, scoring, reuse). A method made of several runs in a row (KD-DAGFM) lists
+them as :class:`Stage` s instead of one ``build``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from torch import nn
 
+from mutualctr.config import from_dict, merge
 from mutualctr.data.store import EncodedStore
 from mutualctr.models.base import CTRModel
 from mutualctr.training.objectives.base import Objective
@@ -45,8 +49,67 @@ class Built:
     names: list[str]
 
 
+UNSET: Any = object()  # a Flag without const takes a value
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A shorthand command-line flag: an alias of one config key.
+
+    Attributes:
+        name: the flag, e.g. ``--models``.
+        key: the dotted config key it sets, e.g. ``members`` or ``teacher.model``; ``""`` for
+            a flag that is not part of the config (it only feeds ``after_run``).
+        help: the help text; empty: the key's field documentation (the ``Attributes:``
+            section of its config class's docstring).
+        value: turns the parsed value into the key's value, given every parsed flag of the
+            command by destination name (for flags that combine, like EKTF's ``--k`` and
+            ``--hidden``); ``None`` from it leaves the key unset.
+        type: argparse's ``type``; ``None``: the key's field type when it is a scalar.
+        nargs: argparse's ``nargs``; ``None``: ``"+"`` for a list field.
+        choices: the allowed values; ``None``: the field's ``Literal`` values.
+        const: a switch storing this value (``--shared-embedding`` stores ``True``,
+            ``--no-stop-gradient`` stores ``False``).
+        metavar: argparse's ``metavar``.
+        exclusive: flags with the same non-empty name here exclude each other.
+        after_run: ``(out, value) -> line``: run after training when the flag is given; the
+            line is printed (EKTF's ``--export-best``).
+    """
+
+    name: str
+    key: str
+    help: str = ""
+    value: Callable[[Any, Mapping[str, Any]], Any] | None = None
+    type: Callable[[str], Any] | None = None
+    nargs: str | None = None
+    choices: Sequence[Any] | None = None
+    const: Any = UNSET
+    metavar: str | None = None
+    exclusive: str = ""
+    after_run: Callable[[Path, Any], str] | None = None
+
+    @property
+    def dest(self) -> str:
+        """The argparse destination: the flag's name without dashes, ``-`` as ``_``."""
+        return self.name.lstrip("-").replace("-", "_")
+
+
+@dataclass(frozen=True)
+class Stage(Generic[C]):
+    """One run of a method made of several: its folder under the method's ``out``, and how it
+    builds: ``build(config, store, folders=...)``, ``folders`` mapping the names of the stages
+    up to this one to their run folders."""
+
+    name: str
+    build: Callable[[C, EncodedStore, Mapping[str, Path]], Built]
+
+
 def _unchanged(config: C) -> C:
     return config
+
+
+def _no_presets(given: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -54,17 +117,50 @@ class Method(Generic[C]):
     """One collaborative-training (or plain) method.
 
     Attributes:
-        name: the method's name, stored as ``method`` in the run's ``config.yaml``.
+        name: the method's name, its command (``mutualctr <name>``) and ``method`` in its run
+            folder's ``config.yaml``.
         config_class: its typed config.
-        build: ``(config, store) -> Built``, called after seeding with ``train.seed``.
+        build: ``(config, store) -> Built``, called after seeding with ``train.seed``; ``None``
+            for a method made of ``stages``.
         resolve: fills in what the config leaves implicit (e.g. every model hyperparameter),
             so that ``config.yaml`` holds the full resolved config.
         finalize: ``(config, store, built) -> (metrics, test predictions) -> metrics``: what
             the method adds to ``metrics.json`` beyond AUC and logloss per prediction.
+        help: one line for ``mutualctr --help``.
+        description: the command's description (``mutualctr <name> --help``).
+        flags: its shorthand flags, besides ``--data``, ``--epochs`` and ``--seed``, which
+            every method takes.
+        presets: ``given -> defaults``: values that depend on what the user gave and sit below
+            everything given (the finetuning learning rate when members start from runs).
+        stages: the runs of a method made of several, in order, each into ``out/<name>``.
+        combine: ``{stage: metrics} -> metrics``: what a staged method reports.
     """
 
     name: str
     config_class: type[C]
-    build: Callable[[C, EncodedStore], Built]
+    build: Callable[[C, EncodedStore], Built] | None = None
     resolve: Callable[[C], C] = _unchanged
     finalize: Callable[[C, EncodedStore, Built], Finalize] | None = None
+    help: str = ""
+    description: str = ""
+    flags: tuple[Flag, ...] = ()
+    presets: Callable[[Mapping[str, Any]], Mapping[str, Any]] = _no_presets
+    stages: tuple[Stage[C], ...] = ()
+    combine: Callable[[Mapping[str, Any]], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.build is None) == (not self.stages):
+            raise ValueError(f"method {self.name!r}: give either build or stages")
+        if self.stages and self.combine is None:
+            raise ValueError(f"method {self.name!r}: a staged method needs combine")
+
+    def config(self, values: Mapping[str, Any] | None = None, **settings: Any) -> C:
+        """The method's config from a mapping (a YAML file's content, say) with keyword
+        settings merged over it (sections as mappings: ``train={"lr": 7e-4}``) and the
+        method's presets below both, validated."""
+        given = merge(dict(values or {}), settings)
+        return from_dict(self.config_class, merge(dict(self.presets(given)), given))
+
+    def stage_name(self, stage: Stage[C]) -> str:
+        """The method stored in a stage's ``config.yaml``, e.g. ``dagfm_teacher``."""
+        return f"{self.name}_{stage.name}"

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from mutualctr import metrics as metric_fns
-from mutualctr.config import param
+from mutualctr.config import Validated, param
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
-from mutualctr.methods.base import Built, Method
+from mutualctr.methods.base import Built, Flag, Method
 from mutualctr.methods.members import positional_names
 from mutualctr.models.registry import build_model
 from mutualctr.training.config import TrainConfig
@@ -67,20 +67,35 @@ ABLATIONS: tuple[Variant, ...] = (
 
 
 @dataclass
-class CETNetConfig:
-    """What ``mutualctr cetnet`` runs. ``model_config`` maps a registry name to its other
-    hyperparameters; every model gets an ``embedding_dim``-column table."""
+class CETNetConfig(Validated):
+    """What ``mutualctr cetnet`` runs.
+
+    Attributes:
+        data: encoded store folder, from `mutualctr data prepare`.
+        models: registry names, e.g. dcnv2 finalmlp.
+        embedding_dim: each model's table size.
+        alpha: weight of the symmetric KL.
+        fusion: how the members' representations are fused.
+        use_kl: keep the symmetric KL term.
+        stop_gradient: confidences detached from the graph (the paper).
+        member_losses: sum_n BCE(p_n); false: the fused prediction's BCE only (the
+            '+ concat' baselines).
+        shared_embedding: ablation: one table shared by all models.
+        group_field: gAUC groups: auto = the field named user if any, "" = none.
+        model_config: a registry name's other hyperparameters.
+        train: the trainer's settings.
+    """
 
     data: str = ""
     models: list[str] = field(default_factory=list)
     embedding_dim: int = param(16, ge=1)
-    alpha: float = param(0.1, ge=0.0)  # weight of the symmetric KL
+    alpha: float = param(0.1, ge=0.0)
     fusion: FusionMode = "confidence"
     use_kl: bool = True
-    stop_gradient: bool = True  # confidences detached from the graph (the paper)
-    member_losses: bool = True  # sum_n BCE(p_n); False: the fused prediction's BCE only
-    shared_embedding: bool = False  # ablation: one table shared by all models
-    group_field: str = "auto"  # gAUC groups: "auto" = the field named "user" if any, "" = none
+    stop_gradient: bool = True
+    member_losses: bool = True
+    shared_embedding: bool = False
+    group_field: str = "auto"
     model_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -167,4 +182,20 @@ def scored(config: CETNetConfig, store: EncodedStore, built: Built) -> Finalize:
     return finalize
 
 
-METHOD = Method("cetnet", CETNetConfig, build, finalize=scored)
+METHOD = Method(
+    "cetnet", CETNetConfig, build, finalize=scored,
+    help="train a CETNet group: per-model embeddings, confidence fusion, symmetric KL",
+    description="Train N models with their own embeddings under CETNet's objective: "
+                "BCE(fused) + sum_n BCE(p_n) + alpha * symmetric KL.",
+    flags=(
+        Flag("--models", "models", metavar="MODEL"),
+        Flag("--alpha", "alpha"),
+        Flag("--embedding-dim", "embedding_dim"),
+        Flag("--fusion", "fusion"),
+        Flag("--shared-embedding", "shared_embedding", const=True),
+        Flag("--no-stop-gradient", "stop_gradient", const=False,
+             help="ablation: let gradients flow through the confidences"),
+        Flag("--no-member-losses", "member_losses", const=False,
+             help="train only the fused prediction (the '+ concat' baselines)"),
+    ),
+)

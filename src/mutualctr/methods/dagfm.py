@@ -1,38 +1,37 @@
-"""KD-DAGFM (Tian et al., WSDM 2023): a teacher distilled into a DAGFM student, in three runs.
+"""KD-DAGFM (Tian et al., WSDM 2023): a teacher (DCNv2 by default) distilled into a DAGFM
+student and finetuned, in three run folders under ``--out`` (finished ones reused).
 
 ``OUT/teacher`` trains the teacher (DCNv2 by default) alone on BCE; ``OUT/distill`` trains one
 student (DAGFM) over the teacher's embedding with the teacher and the embedding frozen, under
 :class:`~mutualctr.training.objectives.kd_baselines.DAGFMDistillation`; ``OUT/finetune`` trains
-the distilled student alone, embedding included, on BCE. Each phase is a run of
-:func:`mutualctr.methods.runner.run`, reused once finished. The result reports the finetuned
+the distilled student alone, embedding included, on BCE. Each is a :class:`~.base.Stage` that
+:func:`mutualctr.methods.runner.run` runs, reused once finished. The result reports the finetuned
 student under its name (``dagfm_1``) and the teacher as ``<model>_teacher``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
-from mutualctr.config import param
+from mutualctr.config import Validated, param
 from mutualctr.data.store import EncodedStore
-from mutualctr.methods.base import Built, Method
+from mutualctr.methods.base import Built, Flag, Method, Stage
 from mutualctr.methods.members import StudentSpec, build_student, positional_names
-from mutualctr.methods.runner import RunResult
-from mutualctr.methods.runner import run as run_phase
 from mutualctr.runs.restore import load_trained
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.distillation import DistillationGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from mutualctr.training.objectives.kd_baselines import DAGFM_ALPHA, DAGFM_BETA, DAGFMDistillation
+from mutualctr.training.trainer import Metrics
 
-PHASES = ("teacher", "distill", "finetune")
 TEACHER_SUFFIX = "_teacher"
 
 
 @dataclass
-class DAGFMConfig:
+class DAGFMConfig(Validated):
     """What ``mutualctr dagfm`` runs. ``alpha`` and ``beta`` weight the distillation loss
     ``alpha * BCE(y, p_s) + beta * mean((z_t - z_s)^2)``; the defaults are
     :data:`~mutualctr.training.objectives.kd_baselines.DAGFM_ALPHA` and ``DAGFM_BETA``."""
@@ -56,54 +55,53 @@ def student_name(config: DAGFMConfig) -> str:
     return positional_names([config.student.model])[0]
 
 
-def _teacher(config: DAGFMConfig, store: EncodedStore) -> Built:
+def _teacher(config: DAGFMConfig, store: EncodedStore, folders: Mapping[str, Path]) -> Built:
     """(a) The teacher alone on BCE."""
     name = teacher_name(config)
     model = build_student(config.teacher, store.feature_map, config.embedding_dim)
     return Built(ModelGroup([model], [name]), IndependentObjective([name]), {}, [model], [name])
 
 
-def _distill(teacher_run: Path) -> Method[DAGFMConfig]:
+def _distill(config: DAGFMConfig, store: EncodedStore, folders: Mapping[str, Path]) -> Built:
     """(b) A fresh student on the trained teacher's frozen embedding, taught by the teacher."""
-
-    def build(config: DAGFMConfig, store: EncodedStore) -> Built:
-        teacher = load_trained(teacher_run).group.models[0]
-        student = build_student(config.student, store.feature_map, config.embedding_dim)
-        names = [teacher_name(config), student_name(config)]
-        params = {"alpha": config.alpha, "beta": config.beta}
-        return Built(DistillationGroup(teacher, student, names),
-                     DAGFMDistillation(names, **params), params, [teacher, student], names)
-
-    return Method("dagfm_distill", DAGFMConfig, build)
+    teacher = load_trained(folders["teacher"]).group.models[0]
+    student = build_student(config.student, store.feature_map, config.embedding_dim)
+    names = [teacher_name(config), student_name(config)]
+    params = {"alpha": config.alpha, "beta": config.beta}
+    return Built(DistillationGroup(teacher, student, names),
+                 DAGFMDistillation(names, **params), params, [teacher, student], names)
 
 
-def _finetune(distill_run: Path) -> Method[DAGFMConfig]:
+def _finetune(config: DAGFMConfig, store: EncodedStore, folders: Mapping[str, Path]) -> Built:
     """(c) The distilled student alone, embedding trainable again, on BCE."""
-
-    def build(config: DAGFMConfig, store: EncodedStore) -> Built:
-        distilled = load_trained(distill_run).group
-        name = student_name(config)
-        student = distilled.models[distilled.names.index(name)]
-        return Built(ModelGroup([student], [name]), IndependentObjective([name]), {}, [student],
-                     [name])
-
-    return Method("dagfm_finetune", DAGFMConfig, build)
+    distilled = load_trained(folders["distill"]).group
+    name = student_name(config)
+    student = distilled.models[distilled.names.index(name)]
+    return Built(ModelGroup([student], [name]), IndependentObjective([name]), {}, [student],
+                 [name])
 
 
-TEACHER_PHASE = Method("dagfm_teacher", DAGFMConfig, _teacher)
+def combine(metrics: Mapping[str, Metrics]) -> Metrics:
+    """The finetuned student's metrics with the teacher's beside them."""
+    teacher, student = metrics["teacher"], metrics["finetune"]
+    return {split: {**student[split], **teacher[split]} for split in student}
 
 
-def run(config: DAGFMConfig, out: str | Path, *, overwrite: bool = False,
-        log: TextIO | None = None) -> RunResult:
-    """The three phases into ``out/teacher``, ``out/distill`` and ``out/finetune``.
-
-    Returns the finetuned student's metrics with the teacher's beside them.
-    """
-    folders = {name: Path(out) / name for name in PHASES}
-    methods = (TEACHER_PHASE, _distill(folders["teacher"]), _finetune(folders["distill"]))
-    results = [run_phase(method, config, folders[name], overwrite=overwrite, log=log)
-               for method, name in zip(methods, PHASES, strict=True)]
-    teacher, student = results[0].metrics, results[-1].metrics
-    metrics = {split: {**student[split], **teacher[split]} for split in student}
-    return RunResult(metrics, reused=all(r.reused for r in results),
-                     primary=results[-1].primary)
+METHOD = Method(
+    "dagfm", DAGFMConfig,
+    stages=(Stage("teacher", _teacher), Stage("distill", _distill),
+            Stage("finetune", _finetune)),
+    combine=combine,
+    help="KD-DAGFM: distil a teacher into a DAGFM student, then finetune it",
+    description=__doc__.split("\n\n")[0],
+    flags=(
+        Flag("--teacher", "teacher.model", metavar="MODEL", type=str,
+             help="the teacher's registry model (alias of teacher.model; default dcnv2)"),
+        Flag("--interaction", "student", choices=("inner", "outer"),
+             help="the DAGFM student's interaction (alias of "
+                  "student.model_config.interaction)",
+             value=lambda kind, _: {"model": "dagfm", "model_config": {"interaction": kind}}),
+        Flag("--embedding-dim", "embedding_dim"),
+    ),
+)
+PHASES = tuple(stage.name for stage in METHOD.stages)

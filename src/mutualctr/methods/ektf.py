@@ -9,6 +9,10 @@ students always share one embedding. Student sets from the paper: ``EKTF_MLP`` (
 MLPs [400, 400, 400] with batch norm and dropout 0.1, embedding 16, as in the authors' logs) and
 ``EKTF_Latest`` (PNN, FINAL with one block and ECN). KD-DAGFM, the distillation baseline of the
 paper's Table 5, is the :mod:`.dagfm` method.
+
+Each epoch reports the teacher and every student; early stopping watches the teacher.
+``mutualctr ektf --export-best DIR`` writes the best student (validation AUC) as a standalone
+single-model run folder for serving.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mutualctr.config import param
+from mutualctr.config import Validated, param, to_dict
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore
-from mutualctr.methods.base import Built, Method
+from mutualctr.methods.base import Built, Flag, Method
 from mutualctr.methods.dagfm import PHASES, TEACHER_SUFFIX
 from mutualctr.methods.members import StudentSpec, build_student, positional_names
 from mutualctr.models.base import CTRModel
@@ -74,13 +78,24 @@ def build_students(feature_map: FeatureMap, specs: Sequence[StudentSpec],
 
 
 @dataclass
-class EKTFConfig:
-    """What ``mutualctr ektf`` runs (stored as the run folder's ``config.yaml``)."""
+class EKTFConfig(Validated):
+    """What ``mutualctr ektf`` runs (stored as the run folder's ``config.yaml``).
+
+    Attributes:
+        data: encoded store folder, from `mutualctr data prepare`.
+        students: the students, registry models with their hyperparameters (default: three
+            MLPs, EKTF_MLP).
+        objective: what trains the students: independent, an EKTF variant or a KD baseline.
+        detach_weights: treat the examination weights as constants (default: gradients flow
+            through them, as in the authors' code).
+        embedding_dim: the shared embedding's size.
+        train: the trainer's settings.
+    """
 
     data: str = ""
     students: list[StudentSpec] = field(default_factory=lambda: mlp_students(3))
     objective: Objectives = "ektf"
-    detach_weights: bool = False  # EKTF variants: examination weights as constants
+    detach_weights: bool = False
     embedding_dim: int = param(16, ge=1)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -118,9 +133,6 @@ def build(config: EKTFConfig, store: EncodedStore) -> Built:
     return Built(group, *build_objective(config, models, names), models, names)
 
 
-METHOD = Method("ektf", EKTFConfig, build)
-
-
 def students_ranked(metrics: Mapping[str, Any]) -> list[str]:
     """A run's student predictions, best first by validation AUC."""
     names = [n for n in metrics["valid"]
@@ -144,3 +156,37 @@ def export_best_student(run: str | Path, out: str | Path) -> str:
                                            trained.feature_map))
         folder.write_weights({"members": {name: model.state_dict()}, "objective": {}})
     return name
+
+
+def _mlp_students(k: int | None, hidden: Sequence[int] | None) -> list[dict[str, Any]]:
+    overrides = {"hidden_units": list(hidden)} if hidden else {}
+    return to_dict(mlp_students(3 if k is None else k, overrides))
+
+
+def _export_best(out: Path, folder: Path) -> str:
+    return f"best student {export_best_student(out, folder)} written to {folder}"
+
+
+METHOD = Method(
+    "ektf", EKTFConfig, build,
+    help="train K students over one embedding with EKTF (or a KD baseline)",
+    description=__doc__.split("\n\n")[0],
+    flags=(
+        Flag("--k", "students", type=int, exclusive="students",
+             help="K MLP students (alias of `students`; default 3)",
+             value=lambda k, given: _mlp_students(k, given.get("hidden"))),
+        Flag("--students", "students", nargs="+", metavar="MODEL", exclusive="students",
+             help="heterogeneous students by registry name, e.g. pnn final ecn (alias of "
+                  "`students`)",
+             value=lambda models, _: to_dict(latest_students(models))),
+        Flag("--hidden", "students", type=int, nargs="+",
+             help="the MLP students' hidden units (with --k; default 400 400 400)",
+             value=lambda hidden, given: None if given.get("k") is not None
+             or given.get("students") else _mlp_students(None, hidden)),
+        Flag("--objective", "objective"),
+        Flag("--detach-weights", "detach_weights", const=True),
+        Flag("--embedding-dim", "embedding_dim"),
+        Flag("--export-best", "", type=Path, metavar="DIR", after_run=_export_best,
+             help="also write the best student as a standalone run folder"),
+    ),
+)

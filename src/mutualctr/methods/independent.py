@@ -1,5 +1,10 @@
 """One model trained alone on its own loss (BCE, plus its paper's own term for FINAL and DCNv3):
-what ``mutualctr train`` runs, and the single models of every experiment."""
+``mutualctr train``, and the single models of every experiment.
+
+Re-running the same command on the same ``--out`` resumes from the last checkpoint, or, once the
+run is finished, reuses it. Launched by ``torchrun --nproc_per_node=K -m mutualctr train ...``
+it trains data-parallel (see :mod:`mutualctr.distributed.ddp`).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from typing import Any
 
 from mutualctr.config import to_dict
 from mutualctr.data.store import EncodedStore
-from mutualctr.methods.base import Built, Method
+from mutualctr.methods.base import Built, Flag, Method
 from mutualctr.models.registry import build_model, model_config
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
@@ -18,11 +23,18 @@ from mutualctr.training.objectives.independent import IndependentObjective
 
 @dataclass
 class IndependentConfig:
-    """One registry ``model`` with its ``model_config`` overrides on the store ``data``."""
+    """One registry ``model`` with its ``model_config`` overrides on the store ``data``.
+
+    Attributes:
+        model: registry model name, e.g. deepfm.
+        model_config: the model's hyperparameters that differ from its defaults.
+        data: encoded store folder, from `mutualctr data prepare`.
+        train: the trainer's settings.
+    """
 
     model: str = "deepfm"
     model_config: dict[str, Any] = field(default_factory=dict)
-    data: str = ""  # encoded store folder
+    data: str = ""
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -38,4 +50,9 @@ def build(config: IndependentConfig, store: EncodedStore) -> Built:
     return Built(ModelGroup([model], names), IndependentObjective(names), {}, [model], names)
 
 
-METHOD = Method("independent", IndependentConfig, build, resolve)
+METHOD = Method(
+    "train", IndependentConfig, build, resolve,
+    help="train one CTR model on an encoded store",
+    description="Train a model; metrics, checkpoints and predictions go to --out.",
+    flags=(Flag("--model", "model"),),
+)

@@ -1,6 +1,14 @@
 """Mutual learning (Yilmaz & Aldemir, 2024): N models trained together, from scratch or as
 finetuning of pretrained runs; or, as a control, the same group without the mutual term.
 
+Finetuning pretrained runs (the paper's method; learning rate 7e-4, one epoch by default)::
+
+    mutualctr mutual --data DIR --init RUN1 RUN2 RUN3 RUN4 --out RUN
+
+From scratch (the paper's RQ1; learning rate 1e-3)::
+
+    mutualctr mutual --data DIR --models deepfm dcn pnn fibinet --out RUN
+
 The config names the members (:class:`~mutualctr.methods.members.MemberConfig`): each is a
 registry model (from scratch, member i initialised with seed ``train.seed + i``) or a pretrained
 run folder (``RUN`` or ``RUN:member``) whose final weights the member starts from. Members of one
@@ -17,15 +25,17 @@ starting run, valid and test).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from mutualctr.config import param
+from mutualctr.config import Validated, param
 from mutualctr.data.store import EncodedStore
-from mutualctr.methods.base import Built, Method
+from mutualctr.methods.base import Built, Flag, Method
 from mutualctr.methods.members import (
     MemberConfig,
     member_auc,
@@ -47,16 +57,36 @@ FINETUNE_LR = 7e-4  # the paper's finetuning learning rate (section 3.3)
 
 
 @dataclass
-class MutualConfig:
-    """What ``mutualctr mutual`` runs (stored as the run folder's ``config.yaml``)."""
+class MutualConfig(Validated):
+    """What ``mutualctr mutual`` runs (stored as the run folder's ``config.yaml``).
+
+    Attributes:
+        data: encoded store folder, from `mutualctr data prepare`.
+        members: the group: registry models trained from scratch or pretrained runs
+            finetuned; members starting from runs get train.lr 7e-4 unless it is given.
+        objective: mutual, or independent: the control, the same group without the mutual
+            term.
+        weight: w, the mutual term's weight (Yilmaz eq. 3).
+        divergence: mse (the paper) or kl (the original deep mutual learning).
+        batched: stack the parameters of members of one architecture (results unchanged).
+        train: the trainer's settings.
+    """
 
     data: str = ""
     members: list[MemberConfig] = field(default_factory=list)
     objective: Literal["mutual", "independent"] = "mutual"
-    weight: float = param(1.0, ge=0.0)  # w in eq. 3
+    weight: float = param(1.0, ge=0.0)
     divergence: Literal["mse", "kl"] = "mse"
-    batched: bool = True  # stack members of one architecture (results unchanged)
+    batched: bool = True
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def finetuning_lr(given: Mapping[str, Any]) -> dict[str, Any]:
+    """The paper's finetuning learning rate (section 3.3) when a member starts from a run."""
+    members = given.get("members") or []
+    if any(isinstance(m, Mapping) and m.get("init") for m in members):
+        return {"train": {"lr": FINETUNE_LR}}
+    return {}
 
 
 def resolve(config: MutualConfig) -> MutualConfig:
@@ -116,4 +146,30 @@ def compare_with_init(config: MutualConfig, store: EncodedStore, built: Built) -
     return finalize
 
 
-METHOD = Method("mutual", MutualConfig, build, resolve, compare_with_init)
+def _absolute(path: str) -> str:
+    return str(Path(path).resolve())
+
+
+METHOD = Method(
+    "mutual", MutualConfig, build, resolve, compare_with_init,
+    help="train N models together by mutual learning (from scratch or as finetuning)",
+    description=__doc__.split("\n\n")[0],
+    flags=(
+        Flag("--init", "members", nargs="+", metavar="RUN", exclusive="members",
+             help="pretrained run folders to finetune, RUN or RUN:member (alias of `members: "
+                  "[{init: RUN}, ...]`; implies train.lr=7e-4 unless --lr or --set train.lr "
+                  "is given)",
+             value=lambda runs, _: [{"init": _absolute(r)} for r in runs]),
+        Flag("--models", "members", nargs="+", metavar="MODEL", exclusive="members",
+             help="registry models trained from scratch (alias of `members: [{model: MODEL}, "
+                  "...]`)",
+             value=lambda models, _: [{"model": m} for m in models]),
+        Flag("--weight", "weight"),
+        Flag("--divergence", "divergence"),
+        Flag("--independent", "objective", const="independent",
+             help="control: the same group without the mutual term (alias of `objective: "
+                  "independent`)"),
+        Flag("--lr", "train.lr", type=float),
+    ),
+    presets=finetuning_lr,
+)

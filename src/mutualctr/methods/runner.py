@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -49,8 +50,14 @@ def stored_config(method: Method[C], config: C) -> dict[str, Any]:
 
 
 def is_done(method: Method[C], config: C, out: str | Path) -> bool:
-    """Whether ``out`` holds a finished run of ``method`` with exactly ``config``."""
-    return is_finished(out, stored_config(method, method.resolve(config)))
+    """Whether ``out`` holds a finished run of ``method`` with exactly ``config`` (every stage
+    of a staged method)."""
+    config = method.resolve(config)
+    if not method.stages:
+        return is_finished(out, stored_config(method, config))
+    return all(is_finished(Path(out) / stage.name,
+                           {METHOD_KEY: method.stage_name(stage), **to_dict(config)})
+               for stage in method.stages)
 
 
 def run(
@@ -58,13 +65,46 @@ def run(
     log: TextIO | None = None, on_epoch: OnEpoch | None = None,
 ) -> RunResult:
     """Train ``method`` with ``config`` into the run folder ``out`` (see the module docstring);
-    ``log`` and ``on_epoch`` go to :func:`~mutualctr.training.trainer.fit`.
+    ``log`` and ``on_epoch`` go to :func:`~mutualctr.training.trainer.fit`. A method made of
+    stages trains each into ``out/<stage>`` (finished ones reused) and returns its combined
+    metrics.
 
     Raises:
         ConfigError: the config names no data.
         RunFolderError: ``out`` is in use, not writable, or holds a run of another config
             (without ``overwrite``).
     """
+    if not method.stages:
+        return _run_one(method, config, out, overwrite=overwrite, log=log, on_epoch=on_epoch)
+    folders: dict[str, Path] = {}
+    results: dict[str, RunResult] = {}
+    for stage in method.stages:
+        folders[stage.name] = Path(out) / stage.name
+        step = Method(method.stage_name(stage), method.config_class,
+                      partial(stage.build, folders=dict(folders)), method.resolve)
+        results[stage.name] = _run_one(step, config, folders[stage.name], overwrite=overwrite,
+                                       log=log, on_epoch=on_epoch)
+    assert method.combine is not None  # a staged method has one (Method.__post_init__)
+    last = results[method.stages[-1].name]
+    return RunResult(method.combine({k: r.metrics for k, r in results.items()}),
+                     reused=all(r.reused for r in results.values()), primary=last.primary)
+
+
+def config_folder(method: Method[C], out: str | Path) -> tuple[Path, str]:
+    """Where ``out``'s stored config of ``method`` is (its first stage's folder for a staged
+    method) and the method name stored there."""
+    if method.stages:
+        first = method.stages[0]
+        return Path(out) / first.name, method.stage_name(first)
+    return Path(out), method.name
+
+
+def _run_one(
+    method: Method[C], config: C, out: str | Path, *, overwrite: bool,
+    log: TextIO | None, on_epoch: OnEpoch | None,
+) -> RunResult:
+    build = method.build
+    assert build is not None  # a method without stages builds (Method.__post_init__)
     config = method.resolve(config)
     stored = stored_config(method, config)
     if not overwrite and is_finished(out, stored):
@@ -76,7 +116,7 @@ def run(
     dist = ddp.init(resolve_device(train.device))
     try:
         # before the run folder is touched: a run that cannot fit leaves nothing behind
-        line = memory.check_fits(memory.estimate_build(method.build, config, store),
+        line = memory.check_fits(memory.estimate_build(build, config, store),
                                  memory.available_bytes())
         if dist.is_main:
             print(f"memory: {line}", file=log if log is not None else sys.stderr)
@@ -84,7 +124,7 @@ def run(
                           device=resolve_device(train.device, dist))
         try:
             seed_everything(train.seed)
-            built = method.build(config, store)
+            built = build(config, store)
             if folder is not None:
                 folder.write_model_spec(model_spec(built.names, built.models, built.objective,
                                                    built.objective_params, store.feature_map))

@@ -25,10 +25,10 @@ from typing import Any, TextIO
 from mutualctr import files
 from mutualctr.config import load_yaml, to_dict
 from mutualctr.errors import ConfigError, MutualCTRError
-from mutualctr.methods import runner
+from mutualctr.methods import get_method, runner
 from mutualctr.runs.folder import read_history
 from mutualctr.tuning.plot import plot_trials
-from mutualctr.tuning.space import METHODS, TuneConfig, check, trial_config
+from mutualctr.tuning.space import TuneConfig, check, trial_config
 
 TUNE_FILE = "tune.yaml"
 STUDY_FILE = "study.db"
@@ -105,7 +105,7 @@ class _Objective:
                 raise optuna.TrialPruned(f"pruned at epoch {record['epoch']}")
 
         with open(os.devnull, "w") as quiet:  # the epochs' lines are in metrics.jsonl
-            result = runner.run(METHODS[self.config.method], trial_config(self.config, values),
+            result = runner.run(get_method(self.config.method), trial_config(self.config, values),
                                 self.out / folder, log=quiet, on_epoch=report)
         monitored = read_history(self.out / folder)[-1]["best_epoch"]
         return self.metric.value(result.metrics["valid"], monitored)

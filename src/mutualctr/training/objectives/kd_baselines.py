@@ -12,7 +12,7 @@ KD-DAGFM (Tian et al., WSDM 2023) is not a group of students but a pipeline: a c
 teacher trained alone, then a DAGFM student (:mod:`mutualctr.models.dagfm`) distilled from it
 over the teacher's frozen embedding, then the student finetuned alone.
 :class:`DAGFMDistillation` is the loss of the middle phase (logit MSE, not soft BCE);
-:func:`mutualctr.methods.dagfm.run` runs the three phases.
+:data:`mutualctr.methods.dagfm.METHOD` runs the three phases.
 """
 
 from __future__ import annotations
