@@ -65,12 +65,17 @@ ADDED_SETTINGS = {"train": {"keep_checkpoints": TrainConfig.keep_checkpoints,
 # Settings that change how a run is watched, not what it computes: a folder made with another
 # value holds the same run (resumed or reused as it is), and config.yaml keeps the latest value.
 VIEW_SETTINGS = {"train": ("tracking",)}
+# Methods stored under another name before: a folder made by one is read under its new name.
+RENAMED_METHODS = {"independent": "train"}
 TRACKING_DIR = "tensorboard"  # TensorBoard event files (training/tracking.py)
 
 
 def _stored_config(path: Path) -> dict[str, Any]:
-    """``config.yaml`` with the settings added since it was written, at their defaults."""
+    """``config.yaml`` with the settings added since it was written, at their defaults, and
+    its method under its current name."""
     config = yaml.safe_load(path.read_text())
+    if isinstance(config, dict) and config.get(METHOD_KEY) in RENAMED_METHODS:
+        config[METHOD_KEY] = RENAMED_METHODS[config[METHOD_KEY]]
     for section, added in ADDED_SETTINGS.items():
         if isinstance(config, dict) and isinstance(config.get(section), dict):
             config[section] = {**added, **config[section]}
