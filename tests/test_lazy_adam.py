@@ -23,14 +23,11 @@ from mutualctr.training.optimizers import LazyAdam, build_optimizer, clip_gradie
 from mutualctr.training.trainer import Trainer
 from training_support import (
     GROUP_NAMES,
-    SEQUENCE_FEATURE_MAP,
-    criteo_categorical_store,
+    STORE_SHAPES,
     group_batch,
     group_models,
-    sequence_split,
     synthetic_split,
     tiny_model,
-    write_store,
 )
 
 
@@ -191,22 +188,13 @@ def test_lazy_adam_under_torchrun_is_refused() -> None:
                 dist=DistInfo(rank=0, world_size=2))
 
 
-STORES = {
-    "criteo, all categorical": lambda root: criteo_categorical_store(root, 3000),
-    "categorical and numeric": lambda root: write_store(
-        root, {"train": 2000, "valid": 500, "test": 500}),
-    "multi-hot and history": lambda root: write_store(
-        root, {"train": 2000, "valid": 500, "test": 500}, SEQUENCE_FEATURE_MAP, sequence_split),
-}
-
-
 @pytest.mark.parametrize(("store_kind", "model"), [("criteo, all categorical", "deepfm"),
                                                    ("categorical and numeric", "deepfm"),
                                                    ("multi-hot and history", "din")])
 def test_cli_trains_with_lazy_adam_as_well_as_with_adam_on_each_store_shape(
     store_kind: str, model: str, tmp_path: Path,
 ) -> None:
-    store = STORES[store_kind](tmp_path / "data")
+    store = STORE_SHAPES[store_kind](tmp_path / "data", 3000)
     auc = {}
     for optimizer in ("adam", "lazy_adam"):
         out = tmp_path / optimizer

@@ -160,6 +160,18 @@ def criteo_categorical_store(root: Path, rows: int = 1000) -> Path:
     return store.root
 
 
+# The store shapes users have, each ``make(root, rows)``: Criteo's default encoding (every field
+# categorical), categorical with numeric fields, and multi-hot fields with a behaviour history.
+STORE_SHAPES: dict[str, Callable[[Path, int], Path]] = {
+    "criteo, all categorical": criteo_categorical_store,
+    "categorical and numeric": lambda root, rows: write_store(
+        root, {"train": rows * 2 // 3, "valid": rows // 6, "test": rows // 6}),
+    "multi-hot and history": lambda root, rows: write_store(
+        root, {"train": rows * 2 // 3, "valid": rows // 6, "test": rows // 6},
+        SEQUENCE_FEATURE_MAP, sequence_split),
+}
+
+
 # A small feature map of every input kind, for comparing groups of models: four categorical
 # fields, a multi-hot field and a numeric one.
 GROUP_FEATURE_MAP = FeatureMap((
