@@ -271,7 +271,7 @@ def test_unknown_model_names_closest() -> None:
 @pytest.mark.parametrize("overrides,message", [
     ({"hidden_units": 8}, "expected a list"),
     ({"hidden_units": [8, "x"]}, r"hidden_units\[1\]"),
-    ({"dropout": -0.1}, "dropout must be >= 0"),
+    ({"dropout": -0.1}, "dropout: must be >= 0"),
     ({"batch_norm": 1}, "expected bool"),
 ])
 def test_bad_values_are_config_errors(overrides: dict, message: str) -> None:

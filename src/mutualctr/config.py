@@ -8,6 +8,10 @@ Every part of the project describes its settings as a dataclass and reads user i
   ``dict``, optional values and nested dataclasses) and ranges declared with :func:`param`;
 * accepts ``1e-3`` for floats although YAML 1.1 reads it as a string.
 
+A config dataclass deriving from :class:`Validated` runs the same type and range checks (and
+conversions) on every field when it is constructed, however it is built: ``TrainConfig(lr=-1)``
+in Python fails as ``--set train.lr=-1`` does, with the same message less the key path.
+
 ``--set a.b=value`` overrides are parsed with :func:`parse_overrides` (values as YAML scalars or
 flow lists) and merged over the file with :func:`merge`.
 """
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import operator
 import types
 import typing
@@ -47,7 +52,13 @@ def param(
     le: float | None = None,
     lt: float | None = None,
 ) -> Any:
-    """A dataclass field with an allowed range checked by :func:`from_dict`."""
+    """A dataclass field with an allowed range, checked by :func:`from_dict` and, in a
+    :class:`Validated` config, at construction.
+
+    On a list or tuple field the range applies to every item (``hidden_units`` widths >= 1). A
+    subclass that redeclares a field without a range of its own (a new default only) keeps the
+    range its base class declared.
+    """
     bounds = {k: v for k, v in zip(_RANGE_CHECKS, (ge, gt, le, lt), strict=True) if v is not None}
     return field(default=default, default_factory=default_factory, metadata=bounds)
 
@@ -66,6 +77,8 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is Any:
         return value
     if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):  # built already (and checked when built, if it is Validated)
+            return value
         return from_dict(tp, value, path)
     if origin is Literal:
         if value not in args:
@@ -119,10 +132,90 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
 
 
 def _check_range(value: Any, bounds: Mapping[str, float], path: str) -> None:
+    if isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_range(item, bounds, f"{path}[{i}]")
+        return
     for key, bound in bounds.items():
         compare, sign = _RANGE_CHECKS[key]
         if value is not None and not compare(value, bound):
             raise ConfigError(f"{path}: must be {sign} {bound}, got {value!r}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+@functools.cache
+def _bounds(cls: type) -> dict[str, dict[str, float]]:
+    """Each field's range: its own :func:`param` bounds, else those of the nearest base class
+    that declared the field with bounds."""
+    bounds: dict[str, dict[str, float]] = {}
+    for klass in reversed(cls.__mro__):
+        if "__dataclass_fields__" in vars(klass):
+            for f in dataclasses.fields(klass):
+                own = {k: v for k, v in f.metadata.items() if k in _RANGE_CHECKS}
+                if own:
+                    bounds[f.name] = own
+    return bounds
+
+
+def _field_value(cls: type, f: dataclasses.Field, value: Any, path: str) -> Any:
+    """``value`` for field ``f`` of ``cls``, type-checked, converted and range-checked: the one
+    check :func:`from_dict` and :class:`Validated` both run."""
+    value = _convert(_over_default(f, value), _hints(cls)[f.name], path)
+    _check_range(value, _bounds(cls).get(f.name, {}), path)
+    return value
+
+
+def validate(obj: Any) -> None:
+    """Check and convert every init field of dataclass instance ``obj`` in place (frozen ones
+    too), as :func:`from_dict` does; errors name the field (``lr: must be > 0.0, got -1.0``)."""
+    cls = type(obj)
+    for f in dataclasses.fields(obj):
+        if f.init:
+            object.__setattr__(obj, f.name, _field_value(cls, f, getattr(obj, f.name), f.name))
+
+
+class Validated:
+    """Base class of config dataclasses whose fields are checked when an instance is built.
+
+    Before any ``__post_init__`` of the subclass's own runs, :func:`validate` checks every
+    field's type and :func:`param` range and converts it as :func:`from_dict` does (``1`` or
+    ``"1e-3"`` to a float, a list to a tuple where the field is a tuple), raising
+    :class:`~mutualctr.errors.ConfigError`; so a config built in Python equals the one built
+    from the same values in YAML. A nested config field given a mapping is built with
+    :func:`from_dict` over the field's default, as a YAML mapping would be.
+
+    A subclass's own ``__post_init__`` needs no ``super()`` call: it is wrapped to validate
+    first (once, however many classes of the hierarchy define one). Fields assigned after
+    construction are not checked again.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = vars(cls).get("__post_init__")
+        if own is not None and not getattr(own, "_validates", False):
+            cls.__post_init__ = _validating(own)  # type: ignore[method-assign]
+
+    def __post_init__(self) -> None:
+        if type(self).__post_init__ is Validated.__post_init__:
+            validate(self)
+
+
+def _validating(own: Any) -> Any:
+    """``own`` (a subclass's ``__post_init__``) preceded by :func:`validate`, unless a
+    subclass's wrapper has validated the instance already."""
+
+    @functools.wraps(own)
+    def post_init(self: Any) -> None:
+        if type(self).__post_init__ is post_init:
+            validate(self)
+        own(self)
+
+    post_init._validates = True  # type: ignore[attr-defined]
+    return post_init
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T:
@@ -142,7 +235,6 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_where(path)}: expected a mapping of settings, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    hints = typing.get_type_hints(cls)
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
@@ -159,9 +251,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
             if no_default:
                 raise ConfigError(f"missing required config key {sub!r}")
             continue
-        value = _convert(_over_default(f, data[name]), hints[name], sub)
-        _check_range(value, f.metadata, sub)
-        kwargs[name] = value
+        kwargs[name] = _field_value(cls, f, data[name], sub)
     try:
         return cls(**kwargs)
     except (ValueError, TypeError) as err:
@@ -171,8 +261,10 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
 def _over_default(f: dataclasses.Field, value: Any) -> Any:
     """A mapping given for a field whose default is a dataclass overrides that default key by
     key (``--set train.epochs=2`` keeps an experiment's own default ``train.batch_size``)."""
+    if not isinstance(value, Mapping):
+        return value
     default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-    if isinstance(value, Mapping) and dataclasses.is_dataclass(default):
+    if dataclasses.is_dataclass(default):
         return merge(to_dict(default), value)
     return value
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig
 from mutualctr.models.layers import FieldSelfAttention
@@ -18,9 +19,9 @@ class AutoIntConfig(MLPModelConfig):
     unscaled attention. ``hidden_units`` is AutoInt+'s DNN; empty (the default) is AutoInt."""
 
     hidden_units: tuple[int, ...] = ()
-    num_layers: int = 3
-    num_heads: int = 2
-    head_dim: int = 32
+    num_layers: int = param(3, ge=1)
+    num_heads: int = param(2, ge=1)
+    head_dim: int = param(32, ge=1)
     residual: bool = True
     scale: bool = False
     layer_norm: bool = False

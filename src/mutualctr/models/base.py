@@ -9,16 +9,16 @@ head's output so the model stays the paper's. docs/models.md says what ``h`` is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
 from torch import nn
 
+from mutualctr.config import Validated, param
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
-from mutualctr.errors import ConfigError
-from mutualctr.models.embedding import NUMERIC_INITS, Embedded, FeatureEmbedding, NumericInit
+from mutualctr.models.embedding import Embedded, FeatureEmbedding, NumericInit
 from mutualctr.models.layers.mlp import MLP
 
 AuxiliaryLoss = Literal["none", "self_distillation", "tri_bce"]
@@ -61,30 +61,26 @@ class ModelOutput:
 
 
 @dataclass
-class ModelConfig:
-    """Hyperparameters every model has. Subclasses add their own fields with paper defaults."""
+class ModelConfig(Validated):
+    """Hyperparameters every model has. Subclasses add their own fields with paper defaults.
 
-    embedding_dim: int = 16
-    embedding_init_std: float = 1e-4
+    Types and :func:`~mutualctr.config.param` ranges are checked when a config is built, in
+    Python as from YAML (:class:`~mutualctr.config.Validated`); a subclass redeclaring a field
+    with a new default keeps the range declared here.
+    """
+
+    embedding_dim: int = param(16, ge=1)
+    embedding_init_std: float = param(1e-4, gt=0.0)
     numeric_init: NumericInit = "normal"  # see embedding.numeric_init_std
-
-    def __post_init__(self) -> None:
-        if self.numeric_init not in NUMERIC_INITS:
-            raise ConfigError(f"numeric_init must be one of {list(NUMERIC_INITS)}, "
-                              f"got {self.numeric_init!r}")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-                raise ConfigError(f"{f.name} must be >= 0, got {value}")
 
 
 @dataclass
 class MLPModelConfig(ModelConfig):
     """A model with one DNN tower. Default: the mutual-learning paper's MLP [400, 200, 100]."""
 
-    hidden_units: tuple[int, ...] = (400, 200, 100)
+    hidden_units: tuple[int, ...] = param((400, 200, 100), ge=1)  # every width >= 1
     activation: str = "relu"
-    dropout: float = 0.0
+    dropout: float = param(0.0, ge=0.0, lt=1.0)
     batch_norm: bool = False
 
     def make_mlp(self, in_dim: int) -> MLP:

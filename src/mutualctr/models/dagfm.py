@@ -36,6 +36,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, ModelConfig
 
@@ -49,7 +50,7 @@ class DAGFMConfig(ModelConfig):
     ``outer`` with a CrossNet teacher (Criteo, MovieLens) and ``inner`` with a CIN teacher
     (Avazu)."""
 
-    depth: int = 3
+    depth: int = param(3, ge=1)
     interaction: Interaction = "inner"
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig
 from mutualctr.models.layers import CrossNetwork
@@ -15,7 +16,7 @@ from mutualctr.models.layers import CrossNetwork
 class DCNConfig(MLPModelConfig):
     """Defaults: the mutual-learning paper's MLP [400, 200, 100]; 3 cross layers (FuxiCTR)."""
 
-    num_cross_layers: int = 3
+    num_cross_layers: int = param(3, ge=1)
 
 
 class DCN(CTRModel):

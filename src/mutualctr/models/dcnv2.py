@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig
 from mutualctr.models.layers import CrossNetworkV2
@@ -22,9 +23,9 @@ class DCNv2Config(MLPModelConfig):
 
     hidden_units: tuple[int, ...] = (400, 400, 400)
     structure: Literal["parallel", "stacked", "cross_only"] = "parallel"
-    num_cross_layers: int = 3
-    low_rank: int = 0
-    num_experts: int = 1
+    num_cross_layers: int = param(3, ge=1)
+    low_rank: int = param(0, ge=0)  # 0 = full rank
+    num_experts: int = param(1, ge=1)
 
 
 class DCNv2(CTRModel):
@@ -39,8 +40,6 @@ class DCNv2(CTRModel):
 
     def build(self) -> int:
         c = self.config
-        if c.num_experts < 1:
-            raise ValueError("num_experts must be >= 1")
         self.cross = CrossNetworkV2(self.flat_dim, c.num_cross_layers, c.low_rank, c.num_experts)
         if c.structure == "cross_only":
             return self.flat_dim

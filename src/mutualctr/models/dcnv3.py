@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import AuxiliaryLoss, CTRModel, ModelConfig
 from mutualctr.models.layers import CrossNetworkV3, split_heads
@@ -17,12 +18,12 @@ class DCNv3Config(ModelConfig):
     self-mask, 1 head). ``tri_bce``: the paper's training loss
     (:mod:`mutualctr.training.objectives.auxiliary`)."""
 
-    num_deep_cross_layers: int = 4
-    num_shallow_cross_layers: int = 4
-    deep_dropout: float = 0.1
-    shallow_dropout: float = 0.3
+    num_deep_cross_layers: int = param(4, ge=1)
+    num_shallow_cross_layers: int = param(4, ge=1)
+    deep_dropout: float = param(0.1, ge=0.0, lt=1.0)
+    shallow_dropout: float = param(0.3, ge=0.0, lt=1.0)
     layer_norm: bool = True
-    num_heads: int = 1
+    num_heads: int = param(1, ge=1)
     tri_bce: bool = True
 
 

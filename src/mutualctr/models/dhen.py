@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mutualctr.config import Validated, param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig
 from mutualctr.models.embedding import Embedded
@@ -33,7 +34,7 @@ from mutualctr.models.layers.tokens import behaviour_sequences
 
 
 @dataclass
-class DHENLayerConfig:
+class DHENLayerConfig(Validated):
     """One DHEN layer's settings, shared with InterFormer's Interaction Arch.
 
     Defaults: the DOT-product and DCN modules of the DHEN that InterFormer (Zeng et al. 2024,
@@ -45,10 +46,10 @@ class DHENLayerConfig:
 
     interaction_modules: tuple[ModuleName, ...] = ("dot", "cross")
     ensemble: Ensemble = "sum"
-    num_heads: int = 2
-    cross_layers: int = 1
-    cross_low_rank: int = 0
-    dot_hidden_units: tuple[int, ...] = ()
+    num_heads: int = param(2, ge=1)
+    cross_layers: int = param(1, ge=1)
+    cross_low_rank: int = param(0, ge=0)  # 0 = full rank
+    dot_hidden_units: tuple[int, ...] = param((), ge=1)  # every width >= 1
 
     def make_dhen_layer(self, in_tokens: int, module_tokens: int, dim: int) -> DHENLayer:
         return DHENLayer(in_tokens, module_tokens, dim, self.interaction_modules, self.ensemble,
@@ -61,7 +62,7 @@ class DHENConfig(MLPModelConfig, DHENLayerConfig):
     """Defaults: 2 layers (InterFormer's App. B.2 searched DHEN over 1-3) of DOT + DCN summed;
     the head MLP is the zoo's shared [400, 200, 100]; embedding 16."""
 
-    num_layers: int = 2
+    num_layers: int = param(2, ge=1)
     sequence_tokens: bool = False
 
 

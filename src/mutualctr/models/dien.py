@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig, ModelOutput
 from mutualctr.models.behaviour import BehaviourPairs
@@ -34,8 +35,8 @@ class DIENConfig(MLPModelConfig):
     hidden_units: tuple[int, ...] = (200, 80)
     batch_norm: bool = True
     attention_softmax: bool = True
-    aux_loss_alpha: float = 1.0
-    aux_hidden_units: tuple[int, ...] = (100, 50)
+    aux_loss_alpha: float = param(1.0, ge=0.0)  # 0 = no auxiliary loss
+    aux_hidden_units: tuple[int, ...] = param((100, 50), ge=1)
     aux_activation: str = "relu"
 
 

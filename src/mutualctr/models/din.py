@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig
 from mutualctr.models.behaviour import BehaviourPairs
@@ -21,9 +22,9 @@ class DINConfig(MLPModelConfig):
     other option)."""
 
     hidden_units: tuple[int, ...] = (512, 128, 64)
-    attention_units: tuple[int, ...] = (64,)
+    attention_units: tuple[int, ...] = param((64,), ge=1)
     attention_activation: str = "dice"
-    attention_dropout: float = 0.0
+    attention_dropout: float = param(0.0, ge=0.0, lt=1.0)
     attention_softmax: bool = False
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, ModelConfig
 from mutualctr.models.layers import CrossNetworkV3, split_heads
@@ -15,10 +16,10 @@ from mutualctr.models.layers import CrossNetworkV3, split_heads
 class ECNConfig(ModelConfig):
     """Defaults: FuxiCTR's ECN/DCNv3 (4 layers, layer-norm self-mask, dropout 0.1, 1 head)."""
 
-    num_cross_layers: int = 4
-    dropout: float = 0.1
+    num_cross_layers: int = param(4, ge=1)
+    dropout: float = param(0.1, ge=0.0, lt=1.0)
     layer_norm: bool = True
-    num_heads: int = 1
+    num_heads: int = param(1, ge=1)
 
 
 class ECN(CTRModel):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig
 from mutualctr.models.layers import SENet
@@ -19,7 +20,7 @@ class FiBiNETConfig(MLPModelConfig):
     """Defaults: MLP [400, 200, 100] (mutual-learning paper); reduction ratio 3,
     ``field_interaction`` bilinear and a linear part (FuxiCTR's defaults)."""
 
-    reduction_ratio: float = 3.0
+    reduction_ratio: float = param(3.0, gt=0.0)
     bilinear_type: BilinearType = "field_interaction"
     shared_bilinear: bool = False
     use_linear: bool = True

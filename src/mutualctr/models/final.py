@@ -7,6 +7,7 @@ from typing import Literal
 
 import torch
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import AuxiliaryLoss, CTRModel, ModelConfig
 from mutualctr.models.layers import FieldGate, FinalBlock
@@ -20,11 +21,11 @@ class FINALConfig(ModelConfig):
     paper's training loss for two blocks (:mod:`mutualctr.training.objectives.auxiliary`)."""
 
     num_blocks: Literal[1, 2] = 2
-    block1_hidden_units: tuple[int, ...] = (400, 400, 400)
-    block2_hidden_units: tuple[int, ...] = (400, 400, 400)
+    block1_hidden_units: tuple[int, ...] = param((400, 400, 400), ge=1)
+    block2_hidden_units: tuple[int, ...] = param((400, 400, 400), ge=1)
     residual_type: ResidualType = "concat"
     activation: str = "identity"
-    dropout: float = 0.0
+    dropout: float = param(0.0, ge=0.0, lt=1.0)
     batch_norm: bool = True
     use_field_gate: bool = False
     self_distillation: bool = True

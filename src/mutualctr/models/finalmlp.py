@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, ModelConfig
 from mutualctr.models.layers import MLP, BilinearFusion, FeatureGate
@@ -17,16 +18,16 @@ class FinalMLPConfig(ModelConfig):
     both streams widened to BARS's [400, 400, 400]. ``fs1_context``/``fs2_context`` name the
     features conditioning each stream's gate (empty: a learned vector)."""
 
-    mlp1_hidden_units: tuple[int, ...] = (400, 400, 400)
-    mlp2_hidden_units: tuple[int, ...] = (400, 400, 400)
+    mlp1_hidden_units: tuple[int, ...] = param((400, 400, 400), ge=1)
+    mlp2_hidden_units: tuple[int, ...] = param((400, 400, 400), ge=1)
     activation: str = "relu"
-    dropout: float = 0.0
+    dropout: float = param(0.0, ge=0.0, lt=1.0)
     batch_norm: bool = False
     use_feature_selection: bool = True
-    fs_hidden_units: tuple[int, ...] = (64,)
+    fs_hidden_units: tuple[int, ...] = param((64,), ge=1)
     fs1_context: tuple[str, ...] = ()
     fs2_context: tuple[str, ...] = ()
-    num_heads: int = 1
+    num_heads: int = param(1, ge=1)
 
 
 class FinalMLP(CTRModel):

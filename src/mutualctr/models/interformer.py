@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig
 from mutualctr.models.dhen import DHENLayerConfig
@@ -62,10 +63,10 @@ class InterFormerConfig(MLPModelConfig, DHENLayerConfig):
     ``n_sum``, the size of the non-sequence summary."""
 
     activation: str = "silu"
-    num_layers: int = 2
-    num_cls_tokens: int = 4
-    num_pma_tokens: int = 2
-    num_recent_tokens: int = 2
+    num_layers: int = param(2, ge=0)  # 0: no sequence/interaction layers
+    num_cls_tokens: int = param(4, ge=1)
+    num_pma_tokens: int = param(2, ge=0)
+    num_recent_tokens: int = param(2, ge=0)
     rotary: bool = True
 
 
@@ -83,8 +84,6 @@ class InterFormer(CTRModel):
         if len(lengths) > 1:
             raise ValueError("InterFormer unifies its behaviour histories per position; "
                              f"their lengths differ: {sorted(lengths)}")
-        if c.num_cls_tokens < 1:
-            raise ValueError("num_cls_tokens (the non-sequence summary's size) must be >= 1")
         if c.rotary and (dim // max(c.num_heads, 1)) % 2:
             raise ValueError(f"rotary positions need an even head size, got embedding_dim {dim} "
                              f"over {c.num_heads} heads")

@@ -23,6 +23,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.models.base import CTRModel
@@ -60,8 +61,6 @@ class MultiEmbeddingModel(CTRModel):
 
     def build_embedding(self) -> nn.Module:
         c = self.config
-        if c.num_embeddings < 1:
-            raise ValueError(f"num_embeddings must be >= 1, got {c.num_embeddings}")
         return MultiTableEmbedding(self.feature_map, c.embedding_dim, c.num_embeddings,
                                    c.embedding_init_std, c.numeric_init)
 
@@ -102,7 +101,7 @@ def multi_embedding_variant(base: type[CTRModel]) -> type[MultiEmbeddingModel]:
     """The ME variant of ``base``, registered as ``me_<base.name>``."""
     config_class = dataclasses.make_dataclass(
         f"MultiEmbedding{base.config_class.__name__}",
-        [("num_embeddings", int, dataclasses.field(default=2))],
+        [("num_embeddings", int, param(2, ge=1))],
         bases=(base.config_class,),
     )
     config_class.__doc__ = f"{base.config_class.__name__} plus the number of embedding tables."

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig
 from mutualctr.models.layers.wukong import WukongLayer
@@ -35,11 +36,11 @@ class WukongConfig(MLPModelConfig):
     CPU; the final MLP is the zoo's shared [400, 200, 100]; embedding 16.
     """
 
-    num_layers: int = 2
-    n_f: int = 8
-    n_l: int = 8
-    k: int = 24
-    fmb_hidden_units: tuple[int, ...] = (64, 64)
+    num_layers: int = param(2, ge=1)
+    n_f: int = param(8, ge=1)
+    n_l: int = param(8, ge=0)  # 0: no LCB
+    k: int = param(24, ge=1)
+    fmb_hidden_units: tuple[int, ...] = param((64, 64), ge=1)
 
 
 class Wukong(CTRModel):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from mutualctr.config import param
 from mutualctr.data.batch import Batch
 from mutualctr.models.base import CTRModel, MLPModelConfig
 from mutualctr.models.layers import CIN, LinearTerm
@@ -16,7 +17,7 @@ class XDeepFMConfig(MLPModelConfig):
     """Defaults: CIN [16, 16, 16] (FuxiCTR), MLP [400, 400, 400] (BARS)."""
 
     hidden_units: tuple[int, ...] = (400, 400, 400)
-    cin_layer_units: tuple[int, ...] = (16, 16, 16)
+    cin_layer_units: tuple[int, ...] = param((16, 16, 16), ge=1)
 
 
 class XDeepFM(CTRModel):

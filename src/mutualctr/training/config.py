@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mutualctr.config import param
+from mutualctr.config import Validated, param
 
 
 @dataclass
-class ScheduleConfig:
+class ScheduleConfig(Validated):
     """Learning-rate schedule.
 
     * ``none``: constant.
@@ -31,7 +31,7 @@ class ScheduleConfig:
 
 
 @dataclass
-class EarlyStoppingConfig:
+class EarlyStoppingConfig(Validated):
     """Stop when ``metric`` on the validation split has not improved for ``patience`` epochs;
     then (``restore_best``) reload the best epoch's weights."""
 
@@ -41,7 +41,7 @@ class EarlyStoppingConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(Validated):
     """Everything the trainer needs besides the models, the objective and the data.
 
     L2 (``embedding_l2`` on embedding tables, ``net_l2`` on every other weight and bias) is the
