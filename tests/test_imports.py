@@ -166,3 +166,20 @@ def test_import_graph_counts_every_import_and_resolves_submodules(tmp_path: Path
 def test_no_import_cycles() -> None:
     cycles = find_cycles(import_graph(SRC))
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+COMMAND_LINE = ("mutualctr.cli", "mutualctr.cli_config", "mutualctr.commands", "mutualctr.__main__")
+
+
+def _command_line(module: str) -> bool:
+    return any(module == top or module.startswith(f"{top}.") for top in COMMAND_LINE)
+
+
+def test_the_library_imports_nothing_from_the_command_line() -> None:
+    """The command line sits on top: no library module (experiments, tuning, methods ...)
+    imports ``cli``, ``cli_config`` or a command, so everything a command does is callable
+    from Python without it."""
+    graph = import_graph(SRC)
+    found = sorted(f"{module} -> {target}" for module, targets in graph.items()
+                   if not _command_line(module) for target in targets if _command_line(target))
+    assert not found, "library modules importing the command line:\n" + "\n".join(found)

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import yaml
 
 from mutualctr import files
-from mutualctr.config import from_dict, load_yaml, merge, parse_overrides, to_dict
+from mutualctr.config import from_dict, load_yaml, merge, nested, parse_overrides, to_dict
 from mutualctr.errors import ConfigError
 from mutualctr.methods import runner
 from mutualctr.methods.base import UNSET, Flag, Method
@@ -52,17 +52,6 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, keys: str) -> None:
     group.add_argument("--resume", action="store_true",
                        help="continue the run in --out with the config stored there "
                             "(--set and flags still apply on top)")
-
-
-def nested(key: str, value: Any) -> dict[str, Any]:
-    """``nested("train.epochs", 2) == {"train": {"epochs": 2}}``."""
-    out: dict[str, Any] = {}
-    node = out
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return out
 
 
 def flag_values(pairs: Mapping[str, Any]) -> dict[str, Any]:

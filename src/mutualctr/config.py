@@ -319,6 +319,17 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return result
 
 
+def nested(key: str, value: Any) -> dict[str, Any]:
+    """``nested("train.epochs", 2) == {"train": {"epochs": 2}}``."""
+    out: dict[str, Any] = {}
+    node = out
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """Deep-merge ``override`` into a copy of ``base`` (mappings merged, other values replaced)."""
     out = dict(base)

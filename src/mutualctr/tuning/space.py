@@ -1,4 +1,4 @@
-"""The tune file: which training command's config, its base values, the metric, the space.
+"""The tune file: which method's config, its base values, the metric, the space.
 
 A space key is any config key of that command (``train.lr``, ``alpha``,
 ``model_config.embedding_dim`` ...); a trial's config is the base with each key set to the
@@ -12,20 +12,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mutualctr.cli_config import nested
-from mutualctr.config import from_dict, merge, param
+from mutualctr.config import Validated, merge, nested, param
 from mutualctr.errors import ConfigError
-from mutualctr.methods import cetnet, ektf, independent, mutual
-from mutualctr.methods.base import Method
-
-METHODS: dict[str, Method[Any]] = {
-    "train": independent.METHOD, "mutual": mutual.METHOD, "ektf": ektf.METHOD,
-    "cetnet": cetnet.METHOD,
-}
+from mutualctr.methods import get_method
 
 
 @dataclass
-class Dimension:
+class Dimension(Validated):
     """One searched key: ``float``/``int`` between ``low`` and ``high`` (``log``: uniform in
     log space; ``step``: a grid), or ``categorical`` over ``choices``."""
 
@@ -95,11 +88,11 @@ class Metric:
 
 
 @dataclass
-class TuneConfig:
+class TuneConfig(Validated):
     """A study: ``trials`` runs of ``method``'s config ``base`` with ``space`` sampled by TPE
     (seeded with ``seed``), ranked by ``metric``; ``study`` names it in the storage."""
 
-    method: Literal["train", "mutual", "ektf", "cetnet"] = "train"
+    method: str = "train"  # a registered method (mutualctr.methods.method_names)
     base: dict[str, Any] = field(default_factory=dict)
     metric: str = "valid auc"
     trials: int = param(20, ge=1)
@@ -108,6 +101,7 @@ class TuneConfig:
     space: dict[str, Dimension] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        get_method(self.method)
         Metric.parse(self.metric)
         if not self.space:
             raise ValueError("space is empty: name at least one config key to search")
@@ -123,8 +117,8 @@ def trial_config(config: TuneConfig, values: Mapping[str, Any]) -> Any:
     data: dict[str, Any] = dict(config.base)
     for key, value in values.items():
         data = merge(data, nested(key, value))
-    method = METHODS[config.method]
-    return method.resolve(from_dict(method.config_class, data))
+    method = get_method(config.method)
+    return method.resolve(method.config(data))
 
 
 def check(config: TuneConfig) -> None:
