@@ -19,7 +19,7 @@ from typing import Any, Generic, TypeVar
 
 from torch import nn
 
-from mutualctr.config import from_dict, merge
+from mutualctr.config import from_dict, merge, to_dict
 from mutualctr.data.store import EncodedStore
 from mutualctr.models.base import CTRModel
 from mutualctr.training.objectives.base import Objective
@@ -154,11 +154,11 @@ class Method(Generic[C]):
         if self.stages and self.combine is None:
             raise ValueError(f"method {self.name!r}: a staged method needs combine")
 
-    def config(self, values: Mapping[str, Any] | None = None, **settings: Any) -> C:
-        """The method's config from a mapping (a YAML file's content, say) with keyword
-        settings merged over it (sections as mappings: ``train={"lr": 7e-4}``) and the
-        method's presets below both, validated."""
-        given = merge(dict(values or {}), settings)
+    def config(self, values: Any = None, **settings: Any) -> C:
+        """The method's config from ``values`` (a mapping such as a YAML file's content, or a
+        config dataclass) with keyword settings merged over it (sections as mappings:
+        ``train={"lr": 7e-4}``) and the method's presets below both, validated."""
+        given = merge(to_dict(values) if values is not None else {}, to_dict(settings))
         return from_dict(self.config_class, merge(dict(self.presets(given)), given))
 
     def stage_name(self, stage: Stage[C]) -> str:
