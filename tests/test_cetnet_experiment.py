@@ -13,19 +13,15 @@ import torch
 from mutualctr.cli import main
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
-from mutualctr.experiments import cetnet_paper as paper
-from mutualctr.experiments.cetnet import (
-    CETNetExperimentConfig,
-    group_ids,
-    load_records,
+from mutualctr.experiments.cetnet import paper, run_experiment
+from mutualctr.experiments.cetnet.plan import CETNetExperimentConfig, load_records, plan
+from mutualctr.experiments.cetnet.report import (
     main_alpha_table,
     main_table,
-    plan,
-    run_experiment,
     scaling_beside_paper,
     significance,
 )
-from mutualctr.methods.cetnet import ABLATIONS, Variant
+from mutualctr.methods.cetnet import ABLATIONS, Variant, group_ids
 from mutualctr.methods.cetnet import build_cetnet as build_built
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup

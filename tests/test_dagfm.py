@@ -16,7 +16,8 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
-from mutualctr.experiments import ektf as experiment
+from mutualctr.experiments.ektf import plan as ektf_plan
+from mutualctr.experiments.ektf import report as ektf_report
 from mutualctr.methods import dagfm, runner
 from mutualctr.methods.dagfm import PHASES, DAGFMConfig
 from mutualctr.methods.ektf import students_ranked
@@ -271,8 +272,8 @@ def test_finished_phases_are_reused_and_a_missing_one_is_retrained(
 
 
 def test_table5_row_is_the_teacher_and_its_one_student() -> None:
-    size = experiment.SIZES["tiny"]
-    runs = experiment.plan(size, ["kt"])
+    size = ektf_plan.SIZES["tiny"]
+    runs = ektf_plan.plan(size, ["kt"])
     method = runs["kd_dagfm"].config
     assert isinstance(method, DAGFMConfig) and method.student.model == "dagfm"
     assert method.teacher is not None and method.teacher.model == "dcnv2"
@@ -284,7 +285,7 @@ def test_table5_row_is_the_teacher_and_its_one_student() -> None:
     kd = {"valid": {"dagfm_1": m(0.7), "dcnv2_teacher": m(0.9)},
           "test": {"dagfm_1": m(0.72), "dcnv2_teacher": m(0.81)}}
     results = {label: [kd if label == "kd_dagfm" else group] for label in runs}
-    rows = {r["method"]: r for r in experiment.table5(results, size)}
+    rows = {r["method"]: r for r in ektf_report.table5(results, size)}
     row = rows["KD-DAGFM (DCNv2 teacher)"]
     assert row["best_student_auc"] == "0.7200" and row["best_student_logloss"] == "0.2800"
     assert row["teacher_auc"] == "0.8100" and row["worst_student_auc"] == ""

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
-from mutualctr.experiments import ektf as experiment
-from mutualctr.experiments import ektf_paper as paper
+from mutualctr.experiments.ektf import paper
+from mutualctr.experiments.ektf import plan as ektf_plan
+from mutualctr.experiments.ektf import report as ektf_report
 
 
 def run(auc: float, logloss: float) -> dict:
@@ -34,7 +35,7 @@ def table2_by_model(ektf_aucs: list[float]) -> dict[str, dict]:
         "ektf_mlp_k3": [run(a, 0.46 + i / 1000) for i, a in enumerate(ektf_aucs)],
         "ektf_latest": [run(a, 0.46) for a in ektf_aucs],
     }
-    rows = experiment.table2(results, experiment.SIZES["tiny"], latest=("pnn",))
+    rows = ektf_report.table2(results, ektf_plan.SIZES["tiny"], latest=("pnn",))
     return {r["model"]: r for r in rows}
 
 
@@ -58,7 +59,7 @@ def test_no_star_when_p_is_above_1e3() -> None:
     assert teacher["p_auc"] == f"{t_two_sided_p_dof2(11 * math.sqrt(3)):.1e}" == "2.7e-03"
     assert not teacher["test_auc"].endswith(paper.STAR)
     # best baseline by logloss is PNN too (0.45 < 0.50); the note names it
-    note = experiment.table2_note({"single_mlp": [run(0.78, 0.5)] * 3,
+    note = ektf_report.table2_note({"single_mlp": [run(0.78, 0.5)] * 3,
                                    "single_pnn": [run(0.8, 0.45)] * 3}, latest=("pnn",))
     assert "by AUC: PNN, by logloss: PNN" in note and "not independent" in note
 

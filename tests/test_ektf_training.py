@@ -13,7 +13,8 @@ from mutualctr.cli import main
 from mutualctr.config import from_dict
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
-from mutualctr.experiments import ektf as experiment
+from mutualctr.experiments.ektf import plan as ektf_plan
+from mutualctr.experiments.ektf import report as ektf_report
 from mutualctr.methods import ektf, runner
 from mutualctr.methods.ektf import EKTFConfig, export_best_student, mlp_students
 from mutualctr.runs.restore import load_trained
@@ -100,15 +101,15 @@ def fake_metrics(teacher: float, students: list[float]) -> dict:
 
 
 def test_tables_pick_teacher_best_and_worst_students(tmp_path: Path) -> None:
-    size = experiment.SIZES["tiny"]
-    runs = experiment.plan(size, experiment.PARTS, latest=("pnn",))
+    size = ektf_plan.SIZES["tiny"]
+    runs = ektf_plan.plan(size, ektf_plan.PARTS, latest=("pnn",))
     assert {"single_mlp", "single_pnn", "ektf_latest", "ektf_mlp_k2", "kdcl_mlp_k3",
             "ektf_mlp_k3_only_kd"} <= set(runs)
     assert runs["eckd_mlp_k3"].config.objective == "eckd"
     results = {label: [fake_metrics(0.80, [0.70, 0.76, 0.73])] for label in runs}
     results["single_mlp"] = [{"valid": {"dnn_1": {"auc": 0.7, "logloss": 0.5}},
                               "test": {"dnn_1": {"auc": 0.75, "logloss": 0.5}}}]
-    rows = experiment.table2(results, size, latest=("pnn",))
+    rows = ektf_report.table2(results, size, latest=("pnn",))
     by_model = {r["model"]: r for r in rows}
     assert by_model["MLP"]["test_auc"] == "0.7500"
     assert by_model["EKTF_MLP (K=3, teacher)"]["test_auc"] == "0.7900"
@@ -117,12 +118,12 @@ def test_tables_pick_teacher_best_and_worst_students(tmp_path: Path) -> None:
     assert by_model["EKTF_MLP (K=3, teacher)"]["abs_imp_auc_points"] == "+4.00"
     assert by_model["EKTF_MLP (K=3, teacher)"]["abs_imp_logloss"] == "-0.2900"
     assert by_model["EKTF_MLP (K=3, teacher)"]["p_auc"] == "n/a (one run)"
-    ablation = experiment.table3(results, size)
+    ablation = ektf_report.table3(results, size)
     assert [r["method"] for r in ablation] == ["EKTF", "only KD", "only DML",
                                                "w/o examination",
                                                "w/o all (mean ensemble)"]
     assert ablation[0]["worst_student_auc"] == "0.6900"
-    report = experiment.write_report(tmp_path, results, size, experiment.PARTS, ("pnn",))
+    report = ektf_report.write_report(tmp_path, results, size, ektf_plan.PARTS, ("pnn",))
     text = report.read_text()
     assert "Table 5" in text and "KDCL" in text
     assert "Li et al., Table 2" in text and "0.8163⋆" in text  # EKTF_Latest on Criteo

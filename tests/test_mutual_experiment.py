@@ -12,7 +12,7 @@ from scipy import stats
 
 from mutualctr.cli import main
 from mutualctr.errors import ConfigError
-from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment, size_group
+from mutualctr.experiments.yilmaz.plan import YilmazConfig, YilmazExperiment, size_group
 from mutualctr.methods.members import member_auc
 from mutualctr.training.config import TrainConfig
 from training_support import write_store

@@ -1,244 +1,30 @@
-"""``mutualctr experiment cetnet``: CETNet against single- and multi-embedding scaling, and the
-paper's ablations (Liu et al., "A Collaborative Ensemble Framework for CTR Prediction").
-
-Three tables, each a set of runs (one run folder per configuration and seed under
-``OUT/runs/``), then a report built from the run folders only:
-
-* ``main`` (the paper's Table 1, section 4.2; not run by default, it needs a store with
-  behaviour sequences): baselines alone at embedding 64 (xDeepFM, DCNv2, DHEN, Wukong, DIN,
-  DIEN, InterFormer) and CETNet pairs of members at 32 (DIN + DIEN, InterFormer + InterFormer,
-  + DCNv2, + DHEN), each pair at every ``alpha`` of :data:`~cetnet_paper.MAIN_ALPHAS`, the one
-  with the best mean validation AUC reported (section 4.1.3 tunes alpha on validation).
-
-* ``scaling`` (the paper's Table 4, section 4.4.2): for each base model (DNN, IPNN, DCNv2,
-  FinalMLP) at embedding budget ``k`` times the base size ``D`` (the paper's 10): SE, the model
-  with one ``k*D`` table; ME, the multi-embedding variant with ``k`` tables of ``D`` (Guo et al.
-  2024); Ours-sum and Ours-concat, CETNet over ``k`` copies of the model, each with its own
-  ``D`` table, fusing by the confidence-weighted sum or concatenation of the representations.
-  The base model at ``D`` is the reference.
-* ``ablation`` (Table 3): CETNet over a pair of different models (DCNv2 + FinalMLP, IPNN +
-  DNN), each variant of :data:`~mutualctr.methods.cetnet.ABLATIONS`, and each model
-  alone.
-
-Metrics on the test split of the selected (best-validation) weights: AUC, gAUC weighted by
-impressions and by users (when the data has a user field), logloss and normalized entropy
-against the training positive rate, of the monitored prediction (the fused one for CETNet).
-The report prints Liu et al.'s own figures (:mod:`~mutualctr.experiments.cetnet_paper`)
-beside ours with the paper's improvement measure, and pairs configurations by seed for its
-significance tests. Everything is sized by the config (models, scales, seeds, epochs, rows), so
-a small run finishes in minutes.
-"""
+"""The report of ``mutualctr experiment cetnet``, built from the runs' records only: Liu et
+al.'s Tables 1, 3 and 4 (or 5) in the paper's layout, its own figures (:mod:`.paper`) beside
+ours with its improvement measure, and paired tests over seeds."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mutualctr import files, statistics
-from mutualctr.cli_config import add_experiment_arguments, experiment_config
-from mutualctr.config import param
-from mutualctr.data.store import EncodedStore, training_positive_rate
-from mutualctr.errors import ConfigError
-from mutualctr.experiments import cetnet_paper as paper
 from mutualctr.experiments import report
-from mutualctr.methods import cetnet, independent, runner
-from mutualctr.methods.base import Method
-from mutualctr.methods.cetnet import (
-    ABLATIONS,
-    CETNET,
-    Variant,
-    group_ids,
-    with_ranking_metrics,
+from mutualctr.experiments.cetnet import paper
+from mutualctr.experiments.cetnet.plan import (
+    OURS_FUSION,
+    SCALING_METHODS,
+    CETNetExperimentConfig,
+    _parse_pair,
+    load_records,
 )
-from mutualctr.models.multi_embedding import ME_PREFIX
-from mutualctr.runs.folder import PREDICTIONS_FILE
-from mutualctr.runs.restore import load_trained
-from mutualctr.training.config import TrainConfig
-from mutualctr.training.objectives.cetnet import FusionMode
+from mutualctr.methods.cetnet import ABLATIONS, CETNET
 
-RESULTS_FILE = "record.json"  # one per run folder: its place in the tables and its scores
-TABLES = ("scaling", "ablation", "main")
-DEFAULT_TABLES = ("scaling", "ablation")
 DISPLAY = {"dnn": "DNN", "pnn": "IPNN", "dcnv2": "DCNv2", "finalmlp": "FinalMLP",
            "xdeepfm": "xDeepFM", "dhen": "DHEN", "wukong": "Wukong", "din": "DIN",
            "dien": "DIEN", "interformer": "InterFormer"}
-# Section 4.4.2: "Ours-sum, which sums the final embeddings, and Ours-concat, which concatenates
-# them"; both are CETNet (confidence weights, KL, member losses), only the combination differs.
-OURS_FUSION: dict[str, FusionMode] = {"Ours-sum": "confidence_sum", "Ours-concat": "confidence"}
-SCALING_METHODS = ("SE", "ME", *OURS_FUSION)
 METRIC_NAMES = {"auc": "AUC", "gauc_impressions": "gAUC (impressions)",
                 "gauc_users": "gAUC (users)", "logloss": "logloss", "normalized_entropy": "NE"}
-
-
-@dataclass
-class CETNetExperimentConfig:
-    """What the experiment runs. ``model_config`` maps a registry name to hyperparameter
-    overrides used everywhere that model appears (its SE, ME and CETNet forms alike).
-    ``seeds`` runs per configuration use ``train.seed``, ``train.seed + 1`` ..."""
-
-    data: str = ""
-    tables: tuple[str, ...] = DEFAULT_TABLES
-    scaling_models: tuple[str, ...] = ("dnn", "pnn", "dcnv2", "finalmlp")
-    scales: tuple[int, ...] = paper.SCALES
-    pairs: tuple[str, ...] = ("dcnv2+finalmlp", "pnn+dnn")
-    main_rows: tuple[str, ...] = paper.MAIN_ROWS  # a model alone, or CETNet over "a+b"
-    main_embedding_dim: int = param(paper.MAIN_BASELINE_EMBEDDING_DIM, ge=1)
-    member_embedding_dim: int = param(paper.MAIN_MEMBER_EMBEDDING_DIM, ge=1)
-    alphas: tuple[float, ...] = paper.MAIN_ALPHAS  # main table: alpha picked on validation
-    embedding_dim: int = param(paper.BASE_EMBEDDING_DIM, ge=1)  # the paper's base size
-    alpha: float = param(0.1, ge=0.0)
-    seeds: int = param(1, ge=1)
-    group_field: str = "auto"  # gAUC groups: "auto" = the field named "user" if any, "" = none
-    model_config: dict[str, dict[str, Any]] = field(default_factory=dict)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One configuration: its run folder key, where it goes in the report and what it runs.
-
-    ``method`` and ``config`` are what :func:`mutualctr.methods.runner.run` trains (the
-    experiment sets the data, the training settings and the seed).
-    """
-
-    key: str
-    table: str
-    row: str
-    label: str
-    scale: int
-    method: Method
-    config: Any
-
-
-def _single(name: str, overrides: dict[str, Any]) -> tuple[Method, Any]:
-    return independent.METHOD, independent.IndependentConfig(model=name, model_config=overrides)
-
-
-def _cetnet(models: Sequence[str], config: CETNetExperimentConfig, variant: Variant = CETNET,
-            embedding_dim: int | None = None, alpha: float | None = None,
-            ) -> tuple[Method, Any]:
-    """CETNet over ``models`` at the config's base embedding size and alpha unless given."""
-    return cetnet.METHOD, cetnet.CETNetConfig(
-        models=list(models), embedding_dim=embedding_dim or config.embedding_dim,
-        alpha=config.alpha if alpha is None else alpha, group_field=config.group_field,
-        model_config=config.model_config, **variant.switches())
-
-
-def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
-
-
-def _scaling_jobs(name: str, k: int, config: CETNetExperimentConfig) -> list[Job]:
-    """SE, ME, Ours-sum and Ours-concat of ``name`` at ``k`` times the base embedding size."""
-    d = config.embedding_dim
-    own = config.model_config.get(name, {})
-    jobs = [
-        Job(f"scaling/{name}/se_{k}x", "scaling", name, "SE", k,
-            *_single(name, {**own, "embedding_dim": k * d})),
-        Job(f"scaling/{name}/me_{k}x", "scaling", name, "ME", k,
-            *_single(f"{ME_PREFIX}{name}", {**own, "embedding_dim": d, "num_embeddings": k})),
-    ]
-    for label, fusion in OURS_FUSION.items():
-        variant = replace(CETNET, label=label, fusion=fusion)
-        jobs.append(Job(f"scaling/{name}/{_slug(label)}_{k}x", "scaling", name, label, k,
-                        *_cetnet([name] * k, config, variant)))
-    return jobs
-
-
-def _main_jobs(row: str, config: CETNetExperimentConfig) -> list[Job]:
-    """Table 1's ``row``: a model alone at the baselines' embedding size, or CETNet over the
-    ``+``-joined models at the members' size, once per alpha."""
-    models = [m.strip() for m in row.split("+")]
-    if len(models) == 1:
-        overrides = {**config.model_config.get(row, {}),
-                     "embedding_dim": config.main_embedding_dim}
-        return [Job(f"main/{row}", "main", row, "alone", 1, *_single(row, overrides))]
-    return [Job(f"main/{'+'.join(models)}/alpha_{alpha:g}", "main", row, f"alpha {alpha:g}",
-                len(models), *_cetnet(models, config, embedding_dim=config.member_embedding_dim,
-                                      alpha=alpha))
-            for alpha in config.alphas]
-
-
-def plan(config: CETNetExperimentConfig) -> list[Job]:
-    """Every configuration the tables need; a model alone at ``1x`` is run once for both."""
-    jobs: dict[str, Job] = {}
-
-    def base_job(name: str, table: str, row: str) -> Job:
-        overrides = {**config.model_config.get(name, {}), "embedding_dim": config.embedding_dim}
-        return Job(f"single/{name}", table, row, name, 1, *_single(name, overrides))
-
-    def add(job: Job) -> None:
-        jobs.setdefault(job.key, job)
-
-    if "scaling" in config.tables:
-        for name in config.scaling_models:
-            add(base_job(name, "scaling", name))
-            for k in config.scales:
-                for job in _scaling_jobs(name, k, config):
-                    add(job)
-    if "ablation" in config.tables:
-        for pair in config.pairs:
-            models = _parse_pair(pair)
-            for name in models:
-                add(base_job(name, "ablation", pair))
-            for variant in ABLATIONS:
-                add(Job(f"ablation/{'+'.join(models)}/{_slug(variant.label)}", "ablation", pair,
-                        variant.label, len(models), *_cetnet(models, config, variant)))
-    if "main" in config.tables:
-        for row in config.main_rows:
-            for job in _main_jobs(row, config):
-                add(job)
-    return list(jobs.values())
-
-
-def _parse_pair(text: str) -> list[str]:
-    models = [m.strip() for m in text.split("+") if m.strip()]
-    if len(models) < 2:
-        raise ConfigError(f"pairs: {text!r} must name two or more models joined by '+'")
-    return models
-
-
-def run_job(
-    job: Job, config: CETNetExperimentConfig, seed: int, out: Path, groups: np.ndarray | None,
-    background_rate: float, overwrite: bool = False,
-) -> dict[str, Any]:
-    """Train (or reuse) one configuration in ``OUT/runs/<key>/seed_<s>``; write and return its
-    record: the job's place in the tables, the seed and the test metrics with gAUCs and NE
-    (against ``background_rate``, the training positive rate)."""
-    root = out / "runs" / job.key / f"seed_{seed}"
-    train = replace(config.train, seed=seed)
-    result = runner.run(job.method, replace(job.config, data=config.data, train=train), root,
-                        overwrite=overwrite)
-    monitor = result.metrics.get("monitor") or next(iter(result.metrics["test"]))
-    with np.load(root / PREDICTIONS_FILE) as saved:
-        labels = np.asarray(saved["label"], dtype=np.float64)
-        predictions = {name: saved[f"pred_{name}"] for name in result.metrics["test"]}
-    parameters = result.metrics.get("parameters") or _parameters(root)
-    test = with_ranking_metrics(result.metrics["test"], predictions, labels, groups,
-                                background_rate)
-    record = {"key": job.key, "table": job.table, "row": job.row, "method": job.label,
-              "scale": job.scale, "seed": seed, "monitor": monitor, "parameters": parameters,
-              "valid": result.metrics["valid"], "test": test}
-    files.write_json(root / RESULTS_FILE, record)
-    return record
-
-
-def _parameters(root: Path) -> int:
-    trained = load_trained(root)
-    return sum(p.numel() for module in (trained.group, trained.objective)
-               for p in module.parameters())
-
-
-def load_records(out: Path) -> list[dict[str, Any]]:
-    """Every run's record under ``OUT/runs`` (the report is built from these alone)."""
-    return [json.loads(p.read_text()) for p in sorted((out / "runs").rglob(RESULTS_FILE))]
 
 
 def _score(record: dict[str, Any], metric: str) -> float:
@@ -600,52 +386,3 @@ def _scaling_section(records: list[dict[str, Any]], config: CETNetExperimentConf
         parts += [f"## Scaling (Table 4 layout): {METRIC_NAMES[metric]}", "",
                   scaling_table(records, config, metric), ""]
     return parts
-
-
-def run_experiment(
-    config: CETNetExperimentConfig, out: Path, overwrite: bool = False,
-    log: Callable[[str], None] = print,
-) -> str:
-    """Run every job of :func:`plan` for every seed, then write the report."""
-    if not config.data:
-        raise ConfigError("no data: give --data DIR (an encoded store)")
-    unknown = set(config.tables) - set(TABLES)
-    if unknown:
-        raise ConfigError(f"tables: unknown {sorted(unknown)}; choose from {list(TABLES)}")
-    store = EncodedStore.open(config.data)
-    groups = group_ids(store, config.group_field)
-    background_rate = training_positive_rate(store)
-    jobs = plan(config)
-    for i, job in enumerate(jobs, start=1):
-        for seed in range(config.train.seed, config.train.seed + config.seeds):
-            log(f"[{i}/{len(jobs)}] {job.key} seed {seed}")
-            record = run_job(job, config, seed, out, groups, background_rate, overwrite)
-            log("    " + " ".join(f"{m} {_score(record, m):.5f}" for m in METRIC_NAMES))
-    return write_report(out, config)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "cetnet",
-        help="CETNet vs SE/ME scaling (Table 4), its ablations (Table 3) and the sequence "
-        "models' comparison (Table 1: --tables main)",
-        description="Run the CETNet experiment on an encoded store and write OUT/report.md.",
-    )
-    add_experiment_arguments(parser, keys="data, tables, scaling_models, scales, pairs, "
-                             "main_rows, main_embedding_dim, member_embedding_dim, alphas, "
-                             "embedding_dim, alpha, seeds, group_field, model_config, train")
-    parser.add_argument("--tables", nargs="+", choices=TABLES, help="alias of `tables`")
-    parser.add_argument("--report-only", action="store_true",
-                        help="only rebuild OUT/report.md and OUT/results.csv from the run folders")
-    parser.set_defaults(func=_main)
-
-
-def _main(args: argparse.Namespace) -> int:
-    config = experiment_config(CETNetExperimentConfig, args, {"tables": args.tables})
-    if config is None:
-        return 0
-    if args.report_only:
-        print(write_report(args.out, config))
-    else:
-        print(run_experiment(config, args.out, args.overwrite))
-    return 0

@@ -25,8 +25,8 @@ Members of one mutual group are not independent samples, so RQ1 and RQ2 can be r
 
 Every run is a run folder under ``--out`` (``independent/``, ``scratch/``, ``finetune/``,
 ``alone/``, ``mixed/``, ``size/``); a finished run with the same config is reused, so an
-interrupted experiment continues where it stopped. The report (:mod:`.yilmaz_report`) is built
-from the run folders only; the command is :mod:`.yilmaz`.
+interrupted experiment continues where it stopped. The report (:mod:`.report`) is built from
+the run folders only.
 """
 
 from __future__ import annotations

@@ -1,156 +1,27 @@
-"""``mutualctr experiment ektf``: the EKTF paper's tables on one encoded store.
-
-Writes into ``--out``: ``report.md`` with
-
-* Table 2: single models (MLP, PNN, FINAL, ECN) against EKTF_MLP, its best student, and
-  EKTF_Latest (PNN + FINAL + ECN students) and its best student;
-* Table 3: the ablation (EKTF, only KD, only DML, without examination, plain mean);
-* the student-count scaling K = 2..10 (ensemble, best and worst student; ``ektf_scaling.png``);
-* Table 5: knowledge-transfer methods (Online KD, KDCL, ECKD, EKTF) over the same MLP students,
-  and KD-DAGFM (a DAGFM student distilled from a DCNv2 teacher, then finetuned);
-
-plus one CSV per table and one run folder per (run, seed) under ``runs/`` (re-running resumes).
-"Best student" is chosen on the validation AUC and reported on test. ``--size`` picks how big
-the students and how long the training are (``tiny`` for a smoke test, ``small`` for a CPU,
-``paper`` for the authors' settings); ``--parts`` runs a subset of the tables.
-"""
+"""The report of ``mutualctr experiment ektf``: Li et al.'s Tables 2, 3 and 5 and the
+student-count scaling from the runs' metrics, beside the paper's own figures (:mod:`.paper`)."""
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from functools import partial
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from mutualctr import files
-from mutualctr.cli_config import add_experiment_arguments, experiment_config
-from mutualctr.experiments.ektf_paper import STAR, STAR_P, abs_imp, format_abs_imp, paper_rows
-from mutualctr.experiments.report import markdown_table, plot_lines, write_csv
-from mutualctr.methods import dagfm, ektf, runner
-from mutualctr.methods.dagfm import TEACHER_SUFFIX, DAGFMConfig
-from mutualctr.methods.ektf import (
-    ENSEMBLE_NAMES,
-    KD_BASELINES,
-    LATEST_STUDENTS,
-    EKTFConfig,
-    latest_students,
-    mlp_students,
-    students_ranked,
+from mutualctr.experiments.ektf.paper import STAR, STAR_P, abs_imp, format_abs_imp, paper_rows
+from mutualctr.experiments.ektf.plan import (
+    KD_DAGFM,
+    EKTFExperimentConfig,
+    ablation_label,
+    kt_label,
 )
-from mutualctr.methods.members import StudentSpec
-from mutualctr.methods.runner import RunResult
+from mutualctr.experiments.report import markdown_table, plot_lines, write_csv
+from mutualctr.methods.dagfm import TEACHER_SUFFIX
+from mutualctr.methods.ektf import ENSEMBLE_NAMES, LATEST_STUDENTS, students_ranked
 from mutualctr.statistics import format_mean_std, mean_std, paired_t_test
-from mutualctr.training.config import TrainConfig
 from mutualctr.training.objectives.ektf import VARIANTS
 
-PARTS = ("table2", "ablation", "scaling", "kt")
-KD_DAGFM = "dagfm"  # Table 5's KD-DAGFM row
 Metrics = Mapping[str, Any]  # metrics.json content of one run
-
-
-@dataclass
-class EKTFExperimentConfig:
-    """What the experiment runs. ``size`` presets ``k``, ``k_range``, ``mlp_hidden``,
-    ``train.epochs`` and ``train.batch_size`` (``tiny`` for a smoke test, ``small`` for a CPU,
-    ``paper`` for the authors' settings); any of them given explicitly wins. ``seeds`` runs per
-    configuration use ``train.seed``, ``train.seed + 1`` ..."""
-
-    data: str = ""
-    size: Literal["tiny", "small", "paper"] = "small"
-    parts: tuple[str, ...] = PARTS
-    seeds: int = 1
-    k: int = 3  # students in Tables 2, 3 and 5
-    k_range: tuple[int, ...] = (2, 3, 4, 6, 8, 10)
-    mlp_hidden: tuple[int, ...] = (400, 400, 400)
-    latest: tuple[str, ...] = LATEST_STUDENTS  # EKTF_Latest's students; empty: skip it
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.parts) - set(PARTS))
-        if unknown:
-            raise ValueError(f"parts: unknown {unknown}; choose from {list(PARTS)}")
-
-
-SIZES: dict[str, EKTFExperimentConfig] = {
-    "tiny": EKTFExperimentConfig(size="tiny", mlp_hidden=(32,), k=3, k_range=(2, 3),
-                                 train=TrainConfig(epochs=1, batch_size=512)),
-    "small": EKTFExperimentConfig(size="small", train=TrainConfig(epochs=4, batch_size=2048)),
-    "paper": EKTFExperimentConfig(size="paper", k_range=tuple(range(2, 11)),
-                                  train=TrainConfig(epochs=100, batch_size=10000)),
-}
-
-
-def size_preset(given: Mapping[str, Any]) -> dict[str, Any]:
-    """The chosen size's values, under everything given explicitly."""
-    preset = SIZES.get(given.get("size", "small"), SIZES["small"])  # a bad size: from_dict says
-    return {"k": preset.k, "k_range": list(preset.k_range),
-            "mlp_hidden": list(preset.mlp_hidden),
-            "train": {"epochs": preset.train.epochs, "batch_size": preset.train.batch_size}}
-
-
-@dataclass(frozen=True)
-class Job:
-    """One run of a table: the method's training function and its config (the experiment sets
-    the data and the training settings)."""
-
-    config: EKTFConfig | DAGFMConfig
-    run: Callable[..., RunResult]
-
-
-def plan(size: EKTFExperimentConfig, parts: Sequence[str],
-         latest: Sequence[str] = LATEST_STUDENTS) -> dict[str, Job]:
-    """Every run the chosen parts need, by label (runs shared by several tables appear once)."""
-    mlp = {"hidden_units": list(size.mlp_hidden)}
-    train_ektf = lambda config, out, **kw: runner.run(ektf.METHOD, config, out, **kw)  # noqa: E731
-
-    def job(students: Sequence[StudentSpec], objective: str = "ektf") -> Job:
-        return Job(EKTFConfig(students=list(students), objective=objective), train_ektf)
-
-    runs: dict[str, Job] = {}
-    if "table2" in parts:
-        runs["single_mlp"] = job(mlp_students(1, mlp), "independent")
-        for model in latest:
-            runs[f"single_{model}"] = job([StudentSpec(model)], "independent")
-        runs[f"ektf_mlp_k{size.k}"] = job(mlp_students(size.k, mlp))
-        if latest:
-            runs["ektf_latest"] = job(latest_students(latest))
-    if "ablation" in parts:
-        for variant in VARIANTS:
-            runs[ablation_label(size.k, variant)] = job(mlp_students(size.k, mlp), variant)
-    if "scaling" in parts:
-        for k in size.k_range:
-            runs[f"ektf_mlp_k{k}"] = job(mlp_students(k, mlp))
-    if "kt" in parts:
-        for method in (*KD_BASELINES, "ektf"):
-            runs[kt_label(size.k, method)] = job(mlp_students(size.k, mlp), method)
-        runs[kt_label(size.k, KD_DAGFM)] = kd_dagfm(size)
-    return runs
-
-
-def kd_dagfm(size: EKTFExperimentConfig) -> Job:
-    """KD-DAGFM for Table 5: a DCNv2 teacher (registry defaults but the size's MLP widths, which
-    are DCNv2's own [400, 400, 400] except for ``tiny``) and a DAGFM student with the outer
-    interaction, the authors' pairing for a cross-network teacher (their Criteo and MovieLens
-    configs)."""
-    config = DAGFMConfig(teacher=StudentSpec("dcnv2", {"hidden_units": list(size.mlp_hidden)}),
-                         student=StudentSpec("dagfm", {"interaction": "outer"}))
-    return Job(config, partial(runner.run, dagfm.METHOD))
-
-
-def ablation_label(k: int, variant: str) -> str:
-    return f"ektf_mlp_k{k}" if variant == "ektf" else f"ektf_mlp_k{k}_{variant}"
-
-
-def kt_label(k: int, method: str) -> str:
-    if method == KD_DAGFM:
-        return "kd_dagfm"  # one DAGFM student, whatever K
-    return f"ektf_mlp_k{k}" if method == "ektf" else f"{method}_mlp_k{k}"
-
-
-# -- reading one run's metrics -----------------------------------------------------------------
 
 
 def ensemble(metrics: Metrics, split: str = "test") -> dict[str, float]:
@@ -388,43 +259,3 @@ def write_report(out: Path, results: Mapping[str, Sequence[Metrics]], size: EKTF
     path = out / "report.md"
     files.write_text(path, "\n".join(sections))
     return path
-
-
-# -- command -----------------------------------------------------------------------------------
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "ektf", help="EKTF (Li et al.): Tables 2, 3, 5 and the student-count scaling",
-        description=__doc__.split("\n\n")[0],
-    )
-    add_experiment_arguments(parser, keys="data, size, parts, seeds, k, k_range, mlp_hidden, "
-                             "latest, train")
-    parser.add_argument("--size", choices=list(SIZES), help="alias of `size` (default small)")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, help="alias of `parts`")
-    parser.add_argument("--k-range", type=int, nargs="+", help="alias of `k_range`")
-    parser.add_argument("--latest", nargs="*", metavar="MODEL",
-                        help="EKTF_Latest's students (alias of `latest`); none: skip it")
-    parser.add_argument("--hidden", type=int, nargs="+", help="alias of `mlp_hidden`")
-    parser.add_argument("--batch-size", type=int, help="alias of train.batch_size")
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    flags = {"size": args.size, "parts": args.parts, "k_range": args.k_range,
-             "latest": args.latest, "mlp_hidden": args.hidden,
-             "train.batch_size": args.batch_size}
-    config = experiment_config(EKTFExperimentConfig, args, flags, presets=size_preset)
-    if config is None:
-        return 0
-    runs = plan(config, config.parts, config.latest)
-    results: dict[str, list[Metrics]] = {label: [] for label in runs}
-    for seed in range(config.train.seed, config.train.seed + config.seeds):
-        train = replace(config.train, seed=seed)
-        for label, job in runs.items():
-            print(f"== {label} (seed {seed})", file=sys.stderr, flush=True)
-            result = job.run(replace(job.config, data=config.data, train=train),
-                             args.out / "runs" / label / f"seed{seed}", overwrite=args.overwrite)
-            results[label].append(result.metrics)
-    print(write_report(args.out, results, config, config.parts, config.latest))
-    return 0

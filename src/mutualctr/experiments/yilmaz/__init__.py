@@ -1,8 +1,8 @@
 """``mutualctr experiment yilmaz``: mutual learning for finetuning CTR models (Yilmaz &
 Aldemir, 2024), research questions RQ1-RQ4.
 
-The runs are planned and trained by :mod:`.yilmaz_runs`, the report is built from their run
-folders by :mod:`.yilmaz_report`.
+The runs are planned and trained by :mod:`.plan`, the report is built from their run folders
+by :mod:`.report`, beside the paper's figures (:mod:`.paper`).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import argparse
 from typing import Any
 
 from mutualctr.cli_config import add_experiment_arguments, experiment_config
-from mutualctr.experiments.yilmaz_report import write_report
-from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment
+from mutualctr.experiments.yilmaz.plan import YilmazConfig, YilmazExperiment
+from mutualctr.experiments.yilmaz.report import write_report
 
 KEYS = ("data, models, seeds, groups, questions, max_group, control, model_config, train, "
         "finetune")

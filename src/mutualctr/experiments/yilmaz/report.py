@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from mutualctr import files
-from mutualctr.experiments import yilmaz_paper as paper
 from mutualctr.experiments.curves import Curve, curves_table, learning_curves, plot_curves
 from mutualctr.experiments.report import (
     format_percent,
@@ -20,7 +19,8 @@ from mutualctr.experiments.report import (
     plot_lines,
     write_csv,
 )
-from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment, seed_of
+from mutualctr.experiments.yilmaz import paper
+from mutualctr.experiments.yilmaz.plan import YilmazConfig, YilmazExperiment, seed_of
 from mutualctr.methods.members import member_auc
 from mutualctr.metrics import relaimp
 from mutualctr.runs.folder import METRICS_FILE, read_metrics, read_model_spec
