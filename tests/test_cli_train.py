@@ -13,11 +13,11 @@ import torch
 import yaml
 
 from mutualctr.cli import main
-from mutualctr.commands.export import signature_path
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
 from mutualctr.metrics import gauc
 from mutualctr.runs.restore import load_trained
+from mutualctr.serving.export import signature_path
 from mutualctr.training.trainer import predict_split
 from training_support import write_store
 

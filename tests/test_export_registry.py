@@ -12,9 +12,9 @@ import onnxruntime
 import pytest
 import torch
 
-from mutualctr.commands.export import signature_path, write_exported
 from mutualctr.data.batch import Batch
 from mutualctr.models.registry import build_model, model_names
+from mutualctr.serving.export import signature_path, write_exported
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
 from training_support import SEQUENCE_FEATURE_MAP, sequence_split, small_model_config

@@ -19,7 +19,6 @@ import torch
 
 from data_files import build, criteo_line, write_lines
 from mutualctr.cli import main
-from mutualctr.commands.export import signature_path
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.prepare import SplitOptions
 from mutualctr.data.raw import UnseenValues
@@ -27,6 +26,7 @@ from mutualctr.data.readers.tabular import TabularSpec
 from mutualctr.data.schema import OOV_ID, FieldSpec
 from mutualctr.data.store import EncodedStore
 from mutualctr.runs.restore import load_trained
+from mutualctr.serving.export import signature_path
 from mutualctr.training.trainer import predict_split
 
 TINY = ["--epochs", "1", "--set", "train.batch_size=100", "--set", "model_config.hidden_units=[8]",

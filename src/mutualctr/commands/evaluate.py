@@ -1,18 +1,13 @@
-"""``mutualctr evaluate RUN``: metrics of a finished run's final weights on its store's splits."""
+"""``mutualctr evaluate RUN``: metrics of a finished run's final weights on its store's splits
+(``serving.InferenceRun.evaluate``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-import numpy as np
-
-from mutualctr.data.schema import FeatureMap
-from mutualctr.data.store import EncodedStore, training_positive_rate
-from mutualctr.errors import ConfigError
-from mutualctr.metrics import binary_metrics, ranking_metrics
-from mutualctr.runs.restore import load_trained
-from mutualctr.training.trainer import predict_split, resolve_device
+from mutualctr.serving.evaluation import categorical_index
+from mutualctr.serving.inference import DEFAULT_BATCH_SIZE, DEFAULT_SPLITS, InferenceRun
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("run", help="run folder written by `mutualctr train`")
     parser.add_argument("--data", help="encoded store (default: the one the run trained on); "
                         "it must have the same feature map")
-    parser.add_argument("--splits", nargs="+", default=["valid", "test"])
-    parser.add_argument("--batch-size", type=int, default=16384)
+    parser.add_argument("--splits", nargs="+", default=list(DEFAULT_SPLITS))
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--gauc-by", metavar="FIELD",
                         help="also report gAUC grouped by this categorical field (e.g. user), "
                         "weighted by impressions (gauc_impressions) and by users (gauc_users)")
@@ -35,31 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    trained = load_trained(args.run)
-    store = EncodedStore.open(args.data or trained.config["data"])
-    trained.require_feature_map(store.feature_map)
-    device = resolve_device("auto")
-    trained.group.to(device)
-    trained.objective.to(device)
-    group_column = _categorical_index(store.feature_map, args.gauc_by) if args.gauc_by else None
-    background_rate = training_positive_rate(store)
-    result = {}
-    for name in args.splits:
-        split = store.split(name)
-        predictions = predict_split(trained.group, trained.objective, split, args.batch_size,
-                                    device)
-        labels = np.asarray(split.label)
-        groups = None if group_column is None else np.asarray(split.categorical[:, group_column])
-        result[name] = {
-            k: {**binary_metrics(labels, p), **ranking_metrics(labels, p, groups, background_rate)}
-            for k, p in predictions.items()
-        }
+    inference = InferenceRun.open(args.run, args.data)
+    if args.gauc_by:  # checked here too, for an error naming the flag
+        categorical_index(inference.store.feature_map, args.gauc_by, option="--gauc-by")
+    result = inference.evaluate(args.splits, args.batch_size, args.gauc_by or None)
     print(json.dumps(result, indent=2))
     return 0
-
-
-def _categorical_index(feature_map: FeatureMap, field: str) -> int:
-    names = [f.name for f in feature_map.categorical]
-    if field not in names:
-        raise ConfigError(f"--gauc-by {field!r}: not a categorical field (have {names})")
-    return names.index(field)

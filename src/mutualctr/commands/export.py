@@ -1,55 +1,15 @@
 """``mutualctr export RUN --format torchscript|onnx``: a trained run as a standalone model file.
 
-The exported model takes plain tensors, ``(categorical int64 [B, n_categorical], numeric
-float32 [B, n_numeric], *sequences int64 [B, max_len])`` encoded as in the store, and returns
-one click-probability tensor ``[B]`` per named prediction, in the order listed in the
-``.signature.json`` file written next to it. TorchScript comes from ``torch.jit.trace``; ONNX
-needs the ``onnx`` package (the ``onnx`` extra: ``pip install mutualctr[onnx]``); it uses
-PyTorch's TorchScript-based exporter (``dynamo=False``), which needs nothing more. That exporter
-drops inputs the graph does not use (``numeric`` when the store has no numeric field, as
-Criteo's default encoding), so the signature lists the ONNX graph's own inputs.
+The model file and its ``.signature.json`` are described in ``serving.export``; the work is
+``serving.InferenceRun.export``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import warnings
-from pathlib import Path
 
-import torch
-from torch import nn
-
-from mutualctr.data.batch import Batch
-from mutualctr.data.schema import FeatureMap
-from mutualctr.errors import MutualCTRError
-from mutualctr.files import atomic_path, write_json
-from mutualctr.runs.restore import load_trained
-from mutualctr.training.objectives.base import Objective
-
-
-class ExportedModel(nn.Module):
-    """Tensors in, the objective's named predictions out (a tuple, in ``names`` order)."""
-
-    def __init__(self, group: nn.Module, objective: Objective, names: list[str]) -> None:
-        super().__init__()
-        self.group, self.objective, self.names = group, objective, names
-
-    def forward(
-        self, categorical: torch.Tensor, numeric: torch.Tensor, *sequences: torch.Tensor
-    ) -> tuple[torch.Tensor, ...]:
-        label = torch.zeros(categorical.shape[0], device=categorical.device)
-        batch = Batch(categorical, numeric, tuple(sequences), label)
-        predictions = self.objective.predict(self.group(batch))
-        return tuple(predictions[name] for name in self.names)
-
-
-def example_inputs(feature_map: FeatureMap, rows: int = 4) -> tuple[torch.Tensor, ...]:
-    """Valid dummy inputs (OOV ids, zeros) of the model's input layout."""
-    categorical = torch.ones(rows, len(feature_map.categorical), dtype=torch.long)
-    numeric = torch.zeros(rows, len(feature_map.numeric))
-    sequences = [torch.ones(rows, f.max_len, dtype=torch.long) for f in feature_map.sequence]
-    return (categorical, numeric, *sequences)
+from mutualctr.serving.export import EXPORT_FORMATS, signature_path
+from mutualctr.serving.inference import InferenceRun
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -60,71 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "outputs).",
     )
     parser.add_argument("run", help="run folder written by `mutualctr train`")
-    parser.add_argument("--format", choices=("torchscript", "onnx"), default="torchscript")
+    parser.add_argument("--format", choices=EXPORT_FORMATS, default="torchscript")
     parser.add_argument("--out", help="output file (default: RUN/export/model.pt or .onnx)")
     parser.set_defaults(func=run)
 
 
-def export(run_dir: str | Path, fmt: str, out: Path | None = None) -> Path:
-    """Export ``run_dir``'s final weights; returns the written model file."""
-    trained = load_trained(run_dir)
-    suffix = ".pt" if fmt == "torchscript" else ".onnx"
-    out = out or Path(run_dir) / "export" / f"model{suffix}"
-    return write_exported(trained.group, trained.objective, trained.feature_map, fmt, out)
-
-
-def write_exported(
-    group: nn.Module, objective: Objective, feature_map: FeatureMap, fmt: str, out: Path,
-) -> Path:
-    """``group`` with ``objective``'s predictions as a ``fmt`` model file at ``out``, and its
-    signature beside it; returns ``out``."""
-    if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
-        raise MutualCTRError(
-            "ONNX export needs the `onnx` package: `pip install onnx` (or the extra "
-            "`mutualctr[onnx]`), or use --format torchscript"
-        )
-    inputs = example_inputs(feature_map)
-    names = list(objective.predict(group(_as_batch(inputs))))
-    model = ExportedModel(group, objective, names).eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    input_names = ["categorical", "numeric"] + [f"seq_{f.name}" for f in feature_map.sequence]
-    with torch.no_grad(), warnings.catch_warnings():
-        # the tracer warns about loops over fields and members: fixed per model, safe to bake
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        with atomic_path(out) as tmp:
-            if fmt == "torchscript":
-                torch.jit.trace(model, inputs).save(str(tmp))
-            else:
-                torch.onnx.export(
-                    model, inputs, str(tmp), input_names=input_names, output_names=names,
-                    dynamic_axes={n: {0: "batch"} for n in input_names + names}, dynamo=False,
-                )
-    if fmt == "onnx":
-        input_names = onnx_inputs(out)
-    signature = {"format": fmt, "inputs": input_names, "outputs": names,
-                 "feature_map": feature_map.to_dict()}
-    write_json(signature_path(out), signature)
-    return out
-
-
-def onnx_inputs(model_file: Path) -> list[str]:
-    """The input names of an ONNX model file, in order."""
-    import onnx  # the optional extra, checked by export()
-
-    return [i.name for i in onnx.load(str(model_file), load_external_data=False).graph.input]
-
-
-def signature_path(model_file: Path) -> Path:
-    """Where the inputs/outputs description of an exported model file is written."""
-    return model_file.with_name(f"{model_file.stem}.signature.json")
-
-
-def _as_batch(inputs: tuple[torch.Tensor, ...]) -> Batch:
-    categorical, numeric, *sequences = inputs
-    return Batch(categorical, numeric, tuple(sequences), torch.zeros(categorical.shape[0]))
-
-
 def run(args: argparse.Namespace) -> int:
-    out = export(args.run, args.format, Path(args.out) if args.out else None)
+    out = InferenceRun.open(args.run, device="cpu").export(args.format, args.out)
     print(f"wrote {out} (inputs and outputs in {signature_path(out)})")
     return 0

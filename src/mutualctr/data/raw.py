@@ -1,9 +1,11 @@
 """Raw files encoded with an encoder fitted before: the rows ``mutualctr predict`` scores.
 
 The reader is rebuilt from the settings a store recorded in ``meta.json``, so the file is parsed
-exactly as the store's training data was. This module takes those settings and the encoder as
-arguments rather than the store, so that the store can offer it as ``EncodedStore.encode_file``
-without the two modules importing each other.
+exactly as the store's training data was. Rows already in memory (an Arrow table with the file's
+columns) go through the same reader's ``read_table``: the same parse and checks, one chunk of
+the table at a time. This module takes those settings and the encoder as arguments rather than
+the store, so that the store can offer it as ``EncodedStore.encode_file`` (and
+``encode_table``) without the two modules importing each other.
 
 Serving inputs drift from the training data: values the encoder never kept become the OOV id
 (see ``data.encoder``), and :class:`UnseenValues` counts them per field so a caller can say how
@@ -23,7 +25,7 @@ import pyarrow as pa
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.encoder import Encoder
 from mutualctr.data.readers import ReaderOptions, make_reader
-from mutualctr.data.readers.base import BadRows
+from mutualctr.data.readers.base import BadRows, Reader
 from mutualctr.data.schema import OOV_ID, FeatureMap
 
 
@@ -38,11 +40,7 @@ def encode_raw_chunks(
     :class:`~mutualctr.errors.DataError` naming the file, the line and the field, after the
     chunks before it were yielded.
     """
-    options = ReaderOptions.from_settings(
-        {k: v for k, v in settings.items() if k in ReaderOptions.__dataclass_fields__}
-    )
-    reader = make_reader(settings["format"], options)
-    for chunk in reader.read(path, BadRows("error"), allow_unlabelled=True):
+    for chunk in _reader(settings).read(path, BadRows("error"), allow_unlabelled=True):
         yield encoder.encode(chunk), chunk.raw
 
 
@@ -50,10 +48,41 @@ def encode_raw_file(
     settings: Mapping[str, Any], encoder: Encoder, path: Path,
 ) -> tuple[SplitArrays, pa.Table]:
     """:func:`encode_raw_chunks` joined: the whole file's encoded and raw rows, in memory."""
-    parts = list(encode_raw_chunks(settings, encoder, path))
-    if not parts:
+    return _joined(encode_raw_chunks(settings, encoder, path), encoder)
+
+
+def encode_raw_table(
+    settings: Mapping[str, Any], encoder: Encoder, table: pa.Table,
+) -> SplitArrays:
+    """Encode rows given in memory as :func:`encode_raw_chunks` encodes a file's.
+
+    ``table`` has the columns of a file of the format in ``settings``, named as its reader
+    names them (``readers.base``; the label column may be absent), and may hold other columns,
+    which are ignored. Every row is kept, in order: a bad value raises
+    :class:`~mutualctr.errors.DataError` naming its 0-based row and its field.
+    """
+    reader = _reader(settings)
+    chunks = ((encoder.encode(chunk), chunk.raw)
+              for chunk in reader.read_table(table, BadRows("error")))
+    encoded, _ = _joined(chunks, encoder)
+    return encoded
+
+
+def _reader(settings: Mapping[str, Any]) -> Reader:
+    """The reader of the store whose ``meta.json`` recorded ``settings``."""
+    options = ReaderOptions.from_settings(
+        {k: v for k, v in settings.items() if k in ReaderOptions.__dataclass_fields__}
+    )
+    return make_reader(settings["format"], options)
+
+
+def _joined(
+    parts: Iterator[tuple[SplitArrays, pa.Table]], encoder: Encoder,
+) -> tuple[SplitArrays, pa.Table]:
+    chunks = list(parts)
+    if not chunks:
         return SplitArrays.empty(encoder.feature_map), pa.table({})
-    encoded, raw = zip(*parts, strict=True)
+    encoded, raw = zip(*chunks, strict=True)
     return SplitArrays.concat(encoded), pa.concat_tables(raw)
 
 

@@ -31,7 +31,7 @@ import numpy as np
 
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.encoder import Encoder
-from mutualctr.data.raw import encode_raw_chunks, encode_raw_file
+from mutualctr.data.raw import encode_raw_chunks, encode_raw_file, encode_raw_table
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import DataError
 from mutualctr.files import atomic_path, write_errors
@@ -118,6 +118,11 @@ class EncodedStore:
     def encode_chunks(self, path: str | Path) -> Iterator[tuple[SplitArrays, pa.Table]]:
         """:meth:`encode_file` chunk by chunk, in bounded memory (``raw.encode_raw_chunks``)."""
         return encode_raw_chunks(self.meta["settings"], self.encoder, Path(path))
+
+    def encode_table(self, table: pa.Table) -> SplitArrays:
+        """Encode rows given in memory, with a file's columns, as :meth:`encode_file` would
+        encode them (``raw.encode_raw_table``); one encoded row per row of ``table``."""
+        return encode_raw_table(self.meta["settings"], self.encoder, table)
 
 
 class _NpyStream:

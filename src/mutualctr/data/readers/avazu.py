@@ -3,7 +3,8 @@
 ``id`` is dropped, ``click`` is the label, and ``hour`` (``YYMMDDHH``) is replaced by three
 derived fields: the hour of day, the weekday (Monday = 0) and whether it is a weekend. Every
 field is categorical; the default min-count is 2 as in BARS. A prediction input may have no
-``click`` column (Kaggle's ``test.csv``).
+``click`` column (Kaggle's ``test.csv``), in a file or in memory (``read_table``: the CSV's
+columns, by name).
 """
 
 from __future__ import annotations
@@ -11,11 +12,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mutualctr.data.readers import columns
-from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk, require_columns
+from mutualctr.data.readers.base import (
+    TABLE,
+    BadRows,
+    Issue,
+    ParsedChunk,
+    checked_chunk,
+    require_columns,
+    table_chunks,
+)
 from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, header_of, read_delimited
 from mutualctr.data.schema import FieldSpec, Schema
 
@@ -63,20 +73,36 @@ class AvazuReader:
     def read(
         self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
     ) -> Iterator[ParsedChunk]:
-        header = set(header_of(path, ","))
-        labelled = "click" in header or not allow_unlabelled
-        needed = sorted({"hour", *RAW_FIELDS, *(["click"] if labelled else [])})
-        require_columns(path, header, needed, "Avazu")
+        labelled = _require_columns(path, header_of(path, ","), allow_unlabelled)
         for table, lines in read_delimited(path, bad_rows, delimiter=",",
                                            block_size=self.block_size):
-            issues: list[Issue] = []
-            label = (
-                columns.labels(table.column("click").combine_chunks(), "click", LABELS, issues)
-                if labelled else columns.unknown_labels(table.num_rows)
-            )
-            parsed = {
-                name: columns.utf8(table.column(name).combine_chunks(), name, issues)
-                for name in RAW_FIELDS
-            }
-            parsed.update(split_hour(table.column("hour").combine_chunks(), issues))
-            yield checked_chunk(path, bad_rows, issues, parsed, label, lines, table)
+            yield _parse(path, bad_rows, table, lines, labelled)
+
+    def read_table(self, table: pa.Table, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+        labelled = _require_columns(TABLE, table.column_names, allow_unlabelled=True)
+        for part, lines in table_chunks(table):
+            yield _parse(TABLE, bad_rows, part, lines, labelled)
+
+
+def _require_columns(path: Path, names: list[str], allow_unlabelled: bool) -> bool:
+    """Refuse a header without the Avazu columns; whether it has the label."""
+    labelled = "click" in names or not allow_unlabelled
+    needed = sorted({"hour", *RAW_FIELDS, *(["click"] if labelled else [])})
+    require_columns(path, names, needed, "Avazu")
+    return labelled
+
+
+def _parse(
+    path: Path, bad_rows: BadRows, table: pa.Table, lines: np.ndarray, labelled: bool,
+) -> ParsedChunk:
+    issues: list[Issue] = []
+    label = (
+        columns.labels(table.column("click").combine_chunks(), "click", LABELS, issues)
+        if labelled else columns.unknown_labels(table.num_rows)
+    )
+    parsed = {
+        name: columns.utf8(table.column(name).combine_chunks(), name, issues)
+        for name in RAW_FIELDS
+    }
+    parsed.update(split_hour(table.column("hour").combine_chunks(), issues))
+    return checked_chunk(path, bad_rows, issues, parsed, label, lines, table)

@@ -20,6 +20,12 @@ the label column, recognised per format by its header or its number of columns; 
 Bad rows are collected per chunk as :class:`Issue` s and handed to :class:`BadRows`, which
 raises a :class:`~mutualctr.errors.DataError` for the earliest one (``on_bad_row="error"``) or
 counts and drops them (``"skip"``).
+
+Rows may also come from memory (a data frame or an Arrow table, for scoring them without a
+file): ``Reader.read_table`` takes a table whose columns are the file's, named and valued as
+the file reader reads them (its raw table), and gives the same chunks through the same parse,
+so the same checks. Such rows have :data:`TABLE` as their path and their 1-based row number as
+their line; errors about them name the row by its 0-based position instead (:func:`located`).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ OnBadRow = Literal["error", "skip"]
 ON_BAD_ROW_CHOICES: tuple[str, ...] = ("error", "skip")
 MAX_EXAMPLES = 20
 MAX_SHOWN_VALUE = 60
+TABLE = Path("<table>")  # the path of rows given in memory (Reader.read_table)
+TABLE_CHUNK_ROWS = 1 << 16  # rows of an in-memory table parsed at a time
 
 
 @dataclass
@@ -104,13 +112,40 @@ class ParsedChunk:
 
 
 class Reader(Protocol):
-    """One raw format. ``schema`` names the encoded fields (with default min-counts)."""
+    """One raw format. ``schema`` names the encoded fields (with default min-counts).
+
+    ``read_table`` parses rows given in memory, with the columns of the format's files (the
+    label column optional): see the module docstring.
+    """
 
     schema: Schema
 
     def read(
         self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
     ) -> Iterator[ParsedChunk]: ...
+
+    def read_table(self, table: pa.Table, bad_rows: BadRows) -> Iterator[ParsedChunk]: ...
+
+
+def table_chunks(
+    table: pa.Table, rows: int = TABLE_CHUNK_ROWS,
+) -> Iterator[tuple[pa.Table, np.ndarray]]:
+    """An in-memory table as the file readers' ``(raw table, 1-based line numbers)`` pairs:
+    slices of ``rows`` rows (no copy), numbered by their 1-based row number."""
+    for start in range(0, table.num_rows, rows):
+        part = table.slice(start, rows)
+        yield part, np.arange(start + 1, start + 1 + part.num_rows, dtype=np.int64)
+
+
+def located(
+    message: str, path: Path, line: int | None = None, field: str | None = None,
+) -> DataError:
+    """The error about ``line`` of ``path``: for rows given in memory (``path`` is
+    :data:`TABLE`, ``line`` the 1-based row number) it names the 0-based row instead, the
+    position a data frame's ``iloc`` takes."""
+    if path == TABLE:
+        return DataError(message, row=None if line is None else line - 1, field=field)
+    return DataError(message, file=str(path), line=line, field=field)
 
 
 @dataclass
@@ -180,7 +215,7 @@ class BadRows:
             if issue.values is not None:
                 message += f", got {_shown(issue.values[row])}"
             if self.mode == "error":
-                raise DataError(message, file=str(path), line=int(lines[row]), field=issue.field)
+                raise located(message, path, int(lines[row]), issue.field)
             self._record(path, int(lines[row]), issue.field, issue.reason, message)
         return keep
 
@@ -199,13 +234,16 @@ def require_columns(
     path: Path, header: Iterable[str], needed: Iterable[str], kind: str = "",
 ) -> None:
     """Refuse a file whose header lacks a ``needed`` column: a :class:`DataError` naming the
-    file, line 1 (the header; row 1 in Parquet) and the first missing column as the field."""
+    file, line 1 (the header; row 1 in Parquet) and the first missing column as the field (an
+    in-memory table's: the field alone)."""
     present = set(header)
     missing = [name for name in needed if name not in present]
     if missing:
         what = f"{kind} columns" if kind else "columns"
-        raise DataError(f"missing {what}: {', '.join(missing)}", file=str(path), line=1,
-                        field=missing[0])
+        message = f"missing {what}: {', '.join(missing)}"
+        if path == TABLE:
+            raise DataError(message, field=missing[0])
+        raise DataError(message, file=str(path), line=1, field=missing[0])
 
 
 def checked_chunk(

@@ -6,7 +6,9 @@ categorical: ``floor(ln(x)^2)`` for ``x > 2``, else ``int(x)``. With ``numeric=T
 numeric instead, as ``sign(x) * ln(1 + |x|)`` (standardised by the encoder).
 
 A prediction input may leave out the label (Kaggle's ``test.txt``: the 39 feature columns only);
-it is recognised by the number of columns in its first line.
+it is recognised by the number of columns in its first line. In memory (``read_table``) the
+columns are named ``label`` (optional), ``I1..I13``, ``C1..C26``; integers may be given as
+numbers or as text, a missing value as null or ``""``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from mutualctr.data.readers import columns
-from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, checked_chunk
+from mutualctr.data.readers.base import (
+    TABLE,
+    BadRows,
+    Issue,
+    ParsedChunk,
+    checked_chunk,
+    require_columns,
+    table_chunks,
+)
 from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, first_line_width, read_delimited
 from mutualctr.data.schema import FieldSpec, Schema
 
@@ -62,17 +73,28 @@ class CriteoReader:
             path, bad_rows, delimiter="\t", column_names=COLUMNS if labelled else COLUMNS[1:],
             quoted=False, block_size=self.block_size,
         ):
-            issues: list[Issue] = []
-            label = (
-                columns.labels(table.column("label").combine_chunks(), "label", LABELS, issues)
-                if labelled else columns.unknown_labels(table.num_rows)
+            yield self._parse(path, bad_rows, table, lines, labelled)
+
+    def read_table(self, table: pa.Table, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+        require_columns(TABLE, table.column_names, COLUMNS[1:])
+        labelled = "label" in table.column_names
+        for part, lines in table_chunks(table):
+            yield self._parse(TABLE, bad_rows, part, lines, labelled)
+
+    def _parse(
+        self, path: Path, bad_rows: BadRows, table: pa.Table, lines: np.ndarray, labelled: bool,
+    ) -> ParsedChunk:
+        issues: list[Issue] = []
+        label = (
+            columns.labels(table.column("label").combine_chunks(), "label", LABELS, issues)
+            if labelled else columns.unknown_labels(table.num_rows)
+        )
+        parsed = {}
+        for name in INTEGER_FIELDS:
+            values = columns.floats(table.column(name).combine_chunks(), name, issues)
+            parsed[name] = (
+                signed_log(values) if self.numeric else columns.as_ids(discretize(values))
             )
-            parsed = {}
-            for name in INTEGER_FIELDS:
-                values = columns.floats(table.column(name).combine_chunks(), name, issues)
-                parsed[name] = (
-                    signed_log(values) if self.numeric else columns.as_ids(discretize(values))
-                )
-            for name in CATEGORICAL_FIELDS:
-                parsed[name] = columns.utf8(table.column(name).combine_chunks(), name, issues)
-            yield checked_chunk(path, bad_rows, issues, parsed, label, lines, table)
+        for name in CATEGORICAL_FIELDS:
+            parsed[name] = columns.utf8(table.column(name).combine_chunks(), name, issues)
+        return checked_chunk(path, bad_rows, issues, parsed, label, lines, table)

@@ -23,7 +23,9 @@ file gets the rows of a later stretch checked against the earlier ones: earlier 
 bad row (``history.BACKWARDS``).
 
 A prediction input may have no rating: ``userId,movieId,timestamp`` (CSV header) or
-``UserID::MovieID::Timestamp`` (``.dat``); nothing is then left out by ``drop_rating``.
+``UserID::MovieID::Timestamp`` (``.dat``); nothing is then left out by ``drop_rating``. Rows in
+memory are refused (``read_table``): their genres come from the movies file beside a ratings
+file.
 """
 
 from __future__ import annotations
@@ -159,6 +161,11 @@ class MovieLensReader:
             assert chunk.time is not None
             built = builder.add(chunk, chunk.columns["user"], chunk.time)
             yield built.select(np.argsort(built.lines, kind="stable"))  # file order again
+
+    def read_table(self, table: pa.Table, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+        raise ConfigError("MovieLens rows take their genres from the movies file beside the "
+                          "ratings file: give the ratings file (or its folder), not rows in "
+                          "memory")
 
     def _parsed_chunks(
         self, path: Path, bad_rows: BadRows, allow_unlabelled: bool,

@@ -22,7 +22,8 @@ is the missing token, an empty list has no token). In Parquet files the "line" o
 the 1-based row number. A field may name another field's vocabulary (``share_vocab``); the
 history fields share their column's.
 
-A prediction input may have no label column. ``time_column`` (``--time-column`` of
+A prediction input may have no label column; it may also be a table in memory (``read_table``),
+its columns named and typed as a Parquet file's may be. ``time_column`` (``--time-column`` of
 ``--split time``) names a column of numbers (e.g. Unix seconds) giving each row's time; a row
 whose time is missing or not a number is a bad row, for the history's time column as well.
 """
@@ -40,7 +41,15 @@ import pyarrow.parquet as pq
 
 from mutualctr.config import from_dict, load_yaml, to_dict
 from mutualctr.data.readers import columns
-from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk, require_columns
+from mutualctr.data.readers.base import (
+    TABLE,
+    BadRows,
+    Issue,
+    ParsedChunk,
+    located,
+    require_columns,
+    table_chunks,
+)
 from mutualctr.data.readers.history import HistoryBuilder, HistorySpec
 from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, header_of, read_delimited
 from mutualctr.data.schema import FieldSpec, Schema
@@ -153,9 +162,8 @@ class TabularReader:
             try:
                 return columns.token_lists(col)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise DataError(f"a sequence column must be text or a list of values that cast "
-                                f"to text, got {col.type}", file=str(path),
-                                field=spec.name) from None
+                raise located(f"a sequence column must be text or a list of values that cast "
+                              f"to text, got {col.type}", path, field=spec.name) from None
         return columns.utf8(col, spec.name, issues)
 
     def history_builder(self, bad_rows: BadRows) -> HistoryBuilder | None:
@@ -179,6 +187,17 @@ class TabularReader:
             self._columns(path, header_of(path, self.spec.delimiter), allow_unlabelled)
             chunks = read_delimited(path, bad_rows, delimiter=self.spec.delimiter,
                                     block_size=self.block_size)
+        yield from self._parsed(path, chunks, bad_rows, histories)
+
+    def read_table(self, table: pa.Table, bad_rows: BadRows) -> Iterator[ParsedChunk]:
+        """The rows of ``table`` (histories, with a ``history`` key, from its earlier rows)."""
+        self._columns(TABLE, table.column_names, allow_unlabelled=True)
+        yield from self._parsed(TABLE, table_chunks(table), bad_rows, None)
+
+    def _parsed(
+        self, path: Path, chunks: Iterator[tuple[pa.Table, np.ndarray]], bad_rows: BadRows,
+        histories: HistoryBuilder | None,
+    ) -> Iterator[ParsedChunk]:
         history = self.spec.history
         builder = histories or self.history_builder(bad_rows)
         if builder is not None:

@@ -1,0 +1,211 @@
+"""One way to open a trained run for inference, shared by ``evaluate``, ``predict`` and
+``export`` and by Python callers.
+
+:class:`InferenceRun` holds a finished run's models with their final weights (rebuilt from
+``model.json`` and ``model.pt``, ``runs.restore``), the device they run on and the encoded store
+whose encoder reads raw rows: the run's own, or another whose feature map is the run's (a store
+encoded differently would feed the models other ids). The store is opened on first use, so
+exporting a run needs none.
+
+Example::
+
+    run = InferenceRun.open("runs/deepfm")
+    probabilities = run.predict(frame)        # a pandas DataFrame with the raw columns
+    metrics = run.evaluate(["test"])          # what ``mutualctr evaluate`` prints
+    run.score_file("test.txt", "preds.csv")   # what ``mutualctr predict`` writes
+    run.export("onnx", Path("model.onnx"))    # what ``mutualctr export`` writes
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mutualctr.data.arrays import SplitArrays
+from mutualctr.data.raw import UnseenValues
+from mutualctr.data.schema import FeatureMap
+from mutualctr.data.store import EncodedStore, training_positive_rate
+from mutualctr.runs.restore import TrainedRun, load_trained
+from mutualctr.serving.evaluation import categorical_index, split_metrics
+from mutualctr.serving.export import (
+    ExportFormat,
+    as_batch,
+    default_export_path,
+    example_inputs,
+    write_exported,
+)
+from mutualctr.serving.frames import as_arrow_table
+from mutualctr.serving.scoring import scored_chunks, write_scored_csv
+from mutualctr.training.trainer import predict_split, resolve_device
+
+DEFAULT_BATCH_SIZE = 16384
+DEFAULT_SPLITS = ("valid", "test")
+
+
+@dataclass(frozen=True)
+class ScoredFile:
+    """What :meth:`InferenceRun.score_file` wrote: the CSV, its rows, and the values of the
+    input the encoder never kept, per field."""
+
+    path: Path
+    rows: int
+    unseen: UnseenValues
+
+
+class InferenceRun:
+    """A trained run ready to score rows, be evaluated and be exported (module docstring).
+
+    Use :meth:`open`. Scores are click probabilities in float32, per named prediction of the
+    run's objective: one for a single model (named after it), one per member and the ensemble
+    for groups (:attr:`prediction_names`).
+    """
+
+    def __init__(
+        self, trained: TrainedRun, device: torch.device,
+        data: str | Path | EncodedStore | None = None,
+    ) -> None:
+        self.trained = trained
+        self.device = device
+        self._data = data
+        self._store: EncodedStore | None = None
+        self._names: list[str] | None = None
+        trained.group.to(device)
+        trained.objective.to(device)
+
+    @classmethod
+    def open(
+        cls, run: str | Path, data: str | Path | EncodedStore | None = None,
+        device: str | torch.device = "auto",
+    ) -> InferenceRun:
+        """The run folder ``run`` (written by a training command) on ``device`` (``auto``:
+        CUDA when available). ``data``: the store to encode raw rows and to evaluate on, a
+        folder or an open store (default: the one the run trained on); given, it is opened and
+        checked now."""
+        device = resolve_device(device) if isinstance(device, str) else device
+        opened = cls(load_trained(run), device, data)
+        if data is not None:  # fail now on a missing store or one with other features
+            opened._open_store()
+        return opened
+
+    @property
+    def store(self) -> EncodedStore:
+        """The store (opened on first use); a :class:`~mutualctr.errors.ConfigError` when its
+        features differ from the run's."""
+        return self._store if self._store is not None else self._open_store()
+
+    def _open_store(self) -> EncodedStore:
+        data = self._data or self.trained.config["data"]
+        store = data if isinstance(data, EncodedStore) else EncodedStore.open(data)
+        self.trained.require_feature_map(store.feature_map)
+        self._store = store
+        return store
+
+    @property
+    def feature_map(self) -> FeatureMap:
+        """The encoded inputs the run's models take."""
+        return self.trained.feature_map
+
+    @property
+    def prediction_names(self) -> list[str]:
+        """The names of the run's predictions, in the objective's order."""
+        if self._names is None:
+            batch = as_batch(example_inputs(self.feature_map, rows=1)).to(self.device)
+            with torch.no_grad():
+                self._names = list(self.trained.objective.predict(self.trained.group(batch)))
+        return self._names
+
+    def score(
+        self, rows: SplitArrays, batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> dict[str, np.ndarray]:
+        """Every named prediction for encoded ``rows``, in row order (float32; empty arrays
+        for no rows)."""
+        if len(rows) == 0:
+            return {name: np.empty(0, dtype=np.float32) for name in self.prediction_names}
+        return predict_split(self.trained.group, self.trained.objective, rows, batch_size,
+                             self.device)
+
+    def predictions(
+        self, data: Any, batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> dict[str, np.ndarray]:
+        """Every named prediction for raw rows, one value per row in row order.
+
+        ``data``: rows in memory, a pandas DataFrame or a pyarrow Table (or RecordBatch), with
+        the columns of a raw file of the store's format, named as its reader names them (e.g.
+        Criteo: ``I1..I13``, ``C1..C26``; csv/parquet: the schema's columns; sequences as text
+        joined by the separator or as lists); the label column may be absent, other columns are
+        ignored. Or the path of a raw file, read whole into memory (:meth:`score_file` streams
+        one). The rows are encoded exactly as ``mutualctr predict`` encodes a file (the store's
+        encoder, the same checks): a bad value raises
+        :class:`~mutualctr.errors.DataError` naming its row (0-based position; a file's:
+        file and line) and field. MovieLens stores take files only.
+        """
+        if isinstance(data, (str, Path)):
+            encoded, _ = self.store.encode_file(data)
+        else:
+            encoded = self.store.encode_table(as_arrow_table(data))
+        return self.score(encoded, batch_size)
+
+    def predict(
+        self, data: Any, batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> np.ndarray | dict[str, np.ndarray]:
+        """:meth:`predictions` for a run with one prediction: its click probabilities, a
+        float32 array with one value per row; for a group with several, the dict of them by
+        name (:attr:`prediction_names`)."""
+        scores = self.predictions(data, batch_size)
+        return next(iter(scores.values())) if len(scores) == 1 else scores
+
+    def score_file(
+        self, raw: str | Path, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> ScoredFile:
+        """Write the rows of the raw file ``raw`` with their predictions appended to the CSV
+        ``out`` (``prediction``, or ``prediction_<name>`` per name for a group), streaming one
+        reader chunk at a time; atomically, so a bad row leaves ``out`` as it was
+        (``serving.scoring``). The OOV values met are counted in the returned ``unseen``."""
+        unseen = UnseenValues(self.store.feature_map)
+        chunks = self.store.encode_chunks(raw)
+        scored = scored_chunks(chunks, lambda rows: self.score(rows, batch_size), unseen)
+        rows = write_scored_csv(scored, Path(out), raw)
+        return ScoredFile(Path(out), rows, unseen)
+
+    def evaluate(
+        self, splits: Sequence[str] = DEFAULT_SPLITS, batch_size: int = DEFAULT_BATCH_SIZE,
+        gauc_by: str | None = None,
+    ) -> dict[str, dict[str, dict[str, float]]]:
+        """Metrics of the run on the store's ``splits``: ``{split: {prediction: {auc, logloss,
+        ne, ...}}}`` (``serving.evaluation.split_metrics``), NE against the store's training
+        positive rate; ``gauc_by`` (a categorical field) adds the gAUCs grouped by it. The
+        numbers of ``metrics.json`` for the run's own store and final weights."""
+        store = self.store
+        group_column = (categorical_index(store.feature_map, gauc_by)
+                        if gauc_by is not None else None)
+        background_rate = training_positive_rate(store)
+        result = {}
+        for name in splits:
+            split = store.split(name)
+            # not self.score: an empty split has no prediction to report, not empty ones
+            predictions = predict_split(self.trained.group, self.trained.objective, split,
+                                        batch_size, self.device)
+            result[name] = split_metrics(split, predictions, background_rate, group_column)
+        return result
+
+    def export(self, fmt: ExportFormat = "torchscript", out: str | Path | None = None) -> Path:
+        """Write the run as a ``fmt`` model file (``serving.export``) at ``out`` (default:
+        ``RUN/export/model.pt`` or ``.onnx``) with its signature beside it; returns the file.
+        Traced on the CPU whatever the run's device, so the file runs anywhere."""
+        out = Path(out) if out else default_export_path(self.trained.root, fmt)
+        group, objective = self.trained.group, self.trained.objective
+        cpu = torch.device("cpu")
+        try:
+            if self.device != cpu:
+                group.to(cpu)
+                objective.to(cpu)
+            return write_exported(group, objective, self.feature_map, fmt, out)
+        finally:
+            if self.device != cpu:
+                group.to(self.device)
+                objective.to(self.device)
