@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -13,14 +14,15 @@ import torch
 from mutualctr.cli import main
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
-from mutualctr.experiments.cetnet import paper, run_experiment
-from mutualctr.experiments.cetnet.plan import CETNetExperimentConfig, load_records, plan
+from mutualctr.experiments.cetnet import paper, run
+from mutualctr.experiments.cetnet.plan import CETNetExperimentConfig, configurations, plan
 from mutualctr.experiments.cetnet.report import (
     main_alpha_table,
     main_table,
     scaling_beside_paper,
     significance,
 )
+from mutualctr.experiments.engine import Record, load_records
 from mutualctr.methods.cetnet import ABLATIONS, Variant, group_ids
 from mutualctr.methods.cetnet import build_cetnet as build_built
 from mutualctr.training.config import TrainConfig
@@ -76,20 +78,21 @@ def test_ablation_variants_set_their_objective() -> None:
 
 
 def test_plan_covers_both_tables_and_runs_each_single_model_once(store: Path) -> None:
-    jobs = plan(small_config(store, scales=(2, 3)))
+    jobs = configurations(small_config(store, scales=(2, 3)))
     opened = EncodedStore.open(store)
 
     def build(key: str) -> tuple:
-        job = next(j for j in jobs if j.key == key)
+        job = next(j for j in jobs if j.labels["key"] == key)
         built = job.method.build(job.config, opened)
         return built.group, built.objective
 
-    keys = [j.key for j in jobs]
+    keys = [j.labels["key"] for j in jobs]
     assert len(keys) == len(set(keys))
+    assert [j.out for j in jobs] == [Path("runs") / key for key in keys]
     assert {"single/dnn", "single/pnn", "scaling/dnn/se_2x", "scaling/dnn/me_3x",
             "scaling/dnn/ours_sum_3x", "scaling/dnn/ours_concat_3x"} <= set(keys)
-    assert sum(j.table == "ablation" and j.key.startswith("ablation/") for j in jobs) == len(
-        ABLATIONS)
+    assert sum(j.labels["table"] == "ablation" and j.labels["key"].startswith("ablation/")
+               for j in jobs) == len(ABLATIONS)
     group, objective = build("scaling/dnn/ours_concat_3x")
     assert len(group.models) == 3 and objective.monitor == "fused"
     se, _ = build("scaling/dnn/se_2x")
@@ -102,7 +105,7 @@ def test_default_scaling_plan_is_the_papers_table_4() -> None:
     # Liu et al. 4.4.2: base size 10; SE, ME, Ours-sum, Ours-concat at 2x, 3x, 4x, 10x
     config = CETNetExperimentConfig(data="x", tables=("scaling",), scaling_models=("dnn",))
     assert config.embedding_dim == 10
-    jobs = {(j.label, j.scale): j for j in plan(config)}
+    jobs = {(j.labels["method"], j.labels["scale"]): j for j in configurations(config)}
     assert set(jobs) == {("dnn", 1)} | {(m, k) for m in ("SE", "ME", "Ours-sum", "Ours-concat")
                                          for k in (2, 3, 4, 10)}
     assert jobs[("dnn", 1)].config.model_config["embedding_dim"] == 10
@@ -118,13 +121,15 @@ def test_default_scaling_plan_is_the_papers_table_4() -> None:
 
 
 def record(key: str, table: str, row: str, method: str, scale: int, seed: int,
-           auc: float, valid_auc: float = 0.5) -> dict:
+           auc: float, valid_auc: float = 0.5) -> Record:
     """A run's record as the experiment writes it; CETNet groups carry member predictions
     too (set far from the fused one, so a test that used them would show it)."""
     test = {"fused": {"auc": auc}, "dnn_1": {"auc": 0.1}, "pnn_2": {"auc": 0.9}}
     valid = {"fused": {"auc": valid_auc}, "dnn_1": {"auc": 0.99}, "pnn_2": {"auc": 0.99}}
-    return {"key": key, "table": table, "row": row, "method": method, "scale": scale,
-            "seed": seed, "monitor": "fused", "parameters": 1, "valid": valid, "test": test}
+    labels = {"key": key, "table": table, "row": row, "method": method, "scale": scale,
+              "seed": seed}
+    return Record(labels, Path("runs") / key / f"seed_{seed}",
+                  {"monitor": "fused", "parameters": 1, "valid": valid, "test": test})
 
 
 def test_scaling_report_puts_the_papers_table_4_beside_ours() -> None:
@@ -199,7 +204,7 @@ def test_default_main_plan_is_the_papers_table_1() -> None:
     # Liu et al. 4.1.3: baselines at embedding 64, each CETNet member at 32, alpha in
     # {0.1, 0.5, 1.0}; Table 1's eleven rows
     config = CETNetExperimentConfig(data="x", tables=("main",))
-    jobs = {(j.row, j.label): j for j in plan(config)}
+    jobs = {(j.labels["row"], j.labels["method"]): j for j in configurations(config)}
     singles = ("xdeepfm", "dcnv2", "dhen", "wukong", "din", "dien", "interformer")
     pairs = ("din+dien", "interformer+interformer", "interformer+dcnv2", "interformer+dhen")
     assert set(jobs) == {(m, "alone") for m in singles} | {
@@ -237,30 +242,35 @@ def test_tiny_main_table_on_a_store_with_histories(tmp_path: Path) -> None:
     config = small_config(data, tables=("main",), main_rows=("dnn", "dnn+pnn"),
                           main_embedding_dim=8, member_embedding_dim=4, alphas=(0.1, 1.0),
                           group_field="user")
-    text = run_experiment(config, tmp_path / "out", log=lambda _: None)
-    records = load_records(tmp_path / "out")
-    assert sorted(r["key"] for r in records) == [
+    text = run(config, tmp_path / "out", log=io.StringIO())
+    records = load_records(tmp_path / "out" / "runs")
+    assert sorted(r.labels["key"] for r in records) == [
         "main/dnn", "main/dnn+pnn/alpha_0.1", "main/dnn+pnn/alpha_1"]
     assert "| CETNet (DNN + IPNN) |" in text and "## Main comparison (Table 1 layout)" in text
     assert "base embedding size" not in text  # the scaling table's settings: not run here
-    pair = next(r for r in records if r["key"] == "main/dnn+pnn/alpha_1")
-    assert 0.0 < pair["test"]["fused"]["gauc_users"] <= 1.0
+    pair = next(r for r in records if r.labels["key"] == "main/dnn+pnn/alpha_1")
+    assert 0.0 < pair.metrics["test"]["fused"]["gauc_users"] <= 1.0
 
 
 def test_tiny_experiment_writes_both_tables(store: Path, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     config = small_config(store)
-    text = run_experiment(config, tmp_path, log=lambda _: None)
-    records = load_records(tmp_path)
-    assert len(records) == len(plan(config))
+    log = io.StringIO()
+    text = run(config, tmp_path, log=log)
+    records = load_records(tmp_path / "runs")
+    jobs = plan(config, tmp_path)
+    assert len(records) == len(jobs)
+    progress = [line for line in log.getvalue().splitlines() if line.startswith("[")]
+    assert progress[0] == f"[1/{len(jobs)}] single/dnn, seed 2024 -> {jobs[0].out}"
     assert "## Scaling (Table 4 layout): AUC beside Liu et al., Table 5 (one epoch)" in text
     assert "## Ablation (Table 3 layout)" in text and "## Significance" in text
     assert f"base embedding size {config.embedding_dim}; alpha {config.alpha};" in text
     assert "| DNN | SE |" in text and "| w/o stop-gradient |" in text
     assert "0.80465" in text  # Liu et al., Table 5: DNN's base AUC on Criteo
-    cetnet = next(r for r in records if r["key"] == "ablation/dnn+pnn/cetnet")
-    assert set(cetnet["test"]) == {"fused", "dnn_1", "pnn_2"}
-    fused = cetnet["test"]["fused"]
+    cetnet = next(r for r in records if r.labels["key"] == "ablation/dnn+pnn/cetnet")
+    assert set(cetnet.metrics["test"]) == {"fused", "dnn_1", "pnn_2"}
+    assert cetnet.metrics["parameters"] > 0
+    fused = cetnet.metrics["test"]["fused"]
     assert fused["auc"] > 0.6  # the synthetic clicks are learnable
     assert 0.5 < fused["gauc_impressions"] <= 1.0 and 0.5 < fused["gauc_users"] <= 1.0
     # NE against the training split's click rate (He et al. 2014), not the test split's
@@ -270,7 +280,7 @@ def test_tiny_experiment_writes_both_tables(store: Path, tmp_path: Path) -> None
     assert (tmp_path / "results.csv").read_text().count("\n") >= len(records)
     weights = tmp_path / "runs" / "ablation" / "dnn+pnn" / "cetnet" / "seed_2024" / "model.pt"
     stamp = weights.stat().st_mtime_ns
-    assert run_experiment(config, tmp_path, log=lambda _: None) == text  # scored runs are kept
+    assert run(config, tmp_path, log=io.StringIO()) == text  # scored runs are kept
     assert weights.stat().st_mtime_ns == stamp
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mutualctr.experiments.curves import curves_table, learning_curves, main
+from mutualctr.cli import main
+from mutualctr.experiments.curves import curves_table, learning_curves
 
 
 def _history(run: Path, valid: list[dict[str, float]]) -> Path:
@@ -39,7 +40,8 @@ def test_group_runs_give_one_curve_per_prediction(tmp_path: Path) -> None:
 def test_command_plots_and_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     short = _history(tmp_path / "short", [{"m": 0.6}])
     long = _history(tmp_path / "long", [{"m": 0.6}, {"m": 0.65}, {"m": 0.64}])
-    assert main([str(short), str(long), "--out", str(tmp_path / "c.png")]) == 0
+    assert main(["experiment", "curves", str(short), str(long), "--out",
+                 str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 0
     assert "| short | 0.6000 |  |  | 1 |" in capsys.readouterr().out
 

@@ -273,7 +273,7 @@ def test_finished_phases_are_reused_and_a_missing_one_is_retrained(
 
 def test_table5_row_is_the_teacher_and_its_one_student() -> None:
     size = ektf_plan.SIZES["tiny"]
-    runs = ektf_plan.plan(size, ["kt"])
+    runs = ektf_plan.configurations(size, ["kt"])
     method = runs["kd_dagfm"].config
     assert isinstance(method, DAGFMConfig) and method.student.model == "dagfm"
     assert method.teacher is not None and method.teacher.model == "dcnv2"

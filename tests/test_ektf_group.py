@@ -98,5 +98,5 @@ def test_latest_final_student_has_one_gated_block() -> None:
     final = build_students(FEATURE_MAP, specs, embedding_dim=4).models[1]
     assert final.config.num_blocks == 1
     assert not hasattr(final, "block2") and hasattr(final, "field_gate")
-    single = ektf_plan.plan(ektf_plan.SIZES["tiny"], ["table2"])["single_final"]
+    single = ektf_plan.configurations(ektf_plan.SIZES["tiny"], ["table2"])["single_final"]
     assert single.config.students[0].model_config.get("num_blocks", 2) == 2

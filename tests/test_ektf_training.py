@@ -102,7 +102,7 @@ def fake_metrics(teacher: float, students: list[float]) -> dict:
 
 def test_tables_pick_teacher_best_and_worst_students(tmp_path: Path) -> None:
     size = ektf_plan.SIZES["tiny"]
-    runs = ektf_plan.plan(size, ektf_plan.PARTS, latest=("pnn",))
+    runs = ektf_plan.configurations(size, ektf_plan.PARTS, latest=("pnn",))
     assert {"single_mlp", "single_pnn", "ektf_latest", "ektf_mlp_k2", "kdcl_mlp_k3",
             "ektf_mlp_k3_only_kd"} <= set(runs)
     assert runs["eckd_mlp_k3"].config.objective == "eckd"
@@ -123,7 +123,7 @@ def test_tables_pick_teacher_best_and_worst_students(tmp_path: Path) -> None:
                                                "w/o examination",
                                                "w/o all (mean ensemble)"]
     assert ablation[0]["worst_student_auc"] == "0.6900"
-    report = ektf_report.write_report(tmp_path, results, size, ektf_plan.PARTS, ("pnn",))
+    report = ektf_report.write_tables(tmp_path, results, size, ektf_plan.PARTS, ("pnn",))
     text = report.read_text()
     assert "Table 5" in text and "KDCL" in text
     assert "Li et al., Table 2" in text and "0.8163⋆" in text  # EKTF_Latest on Criteo

@@ -183,3 +183,23 @@ def test_the_library_imports_nothing_from_the_command_line() -> None:
     found = sorted(f"{module} -> {target}" for module, targets in graph.items()
                    if not _command_line(module) for target in targets if _command_line(target))
     assert not found, "library modules importing the command line:\n" + "\n".join(found)
+
+
+def test_experiments_parse_no_command_line() -> None:
+    """An experiment declares its shorthand flags as data (``experiments.base.Flag``); the
+    parsers are built on the command-line side, so no module under ``experiments`` imports
+    ``argparse``, nor any of the command line's modules."""
+    graph = import_graph(SRC)
+    experiments = sorted(m for m in graph if m.split(".")[:2] == ["mutualctr", "experiments"])
+    assert "mutualctr.experiments.engine" in experiments
+    found = [f"{m} -> {t}" for m in experiments for t in sorted(graph[m]) if _command_line(t)]
+    for module in experiments:
+        path = SRC.joinpath(*module.split(".")[1:])
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                    if isinstance(node, ast.Import) for alias in node.names}
+        imported |= {(node.module or "").split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and not node.level}
+        found += [f"{module} -> argparse"] if "argparse" in imported else []
+    assert not found, "experiments importing the command line:\n" + "\n".join(found)

@@ -12,7 +12,7 @@ from scipy import stats
 
 from mutualctr.cli import main
 from mutualctr.errors import ConfigError
-from mutualctr.experiments.yilmaz.plan import YilmazConfig, YilmazExperiment, size_group
+from mutualctr.experiments.yilmaz.plan import YilmazConfig, YilmazPlan, size_group
 from mutualctr.methods.members import member_auc
 from mutualctr.training.config import TrainConfig
 from training_support import write_store
@@ -96,7 +96,7 @@ def test_rq4_starts_from_rq2s_group_and_rq3_from_its_best_runs(
     experiment: tuple[Path, YilmazConfig],
 ) -> None:
     out, settings = experiment
-    exp = YilmazExperiment(settings, out)
+    exp = YilmazPlan(settings, out)
     assert settings.pretrained_runs == 6
     for model in MODELS:
         rq2 = exp.independent_runs(model, 3)

@@ -27,9 +27,9 @@ from typing import Any, TypeVar
 
 import yaml
 
-from mutualctr import files
 from mutualctr.config import from_dict, load_yaml, merge, nested, parse_overrides, to_dict
 from mutualctr.errors import ConfigError
+from mutualctr.experiments import engine
 from mutualctr.methods import runner
 from mutualctr.methods.base import UNSET, Flag, Method
 from mutualctr.runs.folder import CONFIG_FILE, METHOD_KEY, RENAMED_METHODS
@@ -236,9 +236,6 @@ def run_method_command(args: argparse.Namespace, *, method: Method[Any]) -> int:
     return 0
 
 
-EXPERIMENT_CONFIG_FILE = "experiment.yaml"  # an experiment folder's resolved config
-
-
 def add_experiment_arguments(parser: argparse.ArgumentParser, *, keys: str) -> None:
     """What every experiment takes: ``--data``, ``--out``, ``--seeds`` (runs per
     configuration), ``--epochs`` and the configuration arguments."""
@@ -255,14 +252,15 @@ def experiment_config(
     presets: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
 ) -> T | None:
     """The experiment's resolved config, stored as ``OUT/experiment.yaml`` (what ``--resume``
-    reads); ``None`` when ``--print-config`` printed it instead."""
+    reads; :func:`mutualctr.experiments.engine.save_config`); ``None`` when ``--print-config``
+    printed it instead. ``flags``: the experiment's shorthand flags by config key."""
     common = {"data": absolute(args.data), "seeds": args.seeds, "train.epochs": args.epochs}
-    stored = stored_config(args.out, None, EXPERIMENT_CONFIG_FILE) if args.resume else None
+    stored = (stored_config(args.out, None, engine.EXPERIMENT_CONFIG_FILE) if args.resume
+              else None)
     config = resolve_config(cls, args, flag_values({**common, **flags}), stored=stored,
                             presets=presets)
     if args.print_config:
         print_config(config)
         return None
-    args.out.mkdir(parents=True, exist_ok=True)
-    files.write_yaml(args.out / EXPERIMENT_CONFIG_FILE, to_dict(config))
+    engine.save_config(args.out, config)
     return config

@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from mutualctr.cli_config import add_config_arguments, experiment_config
+from mutualctr.commands.experiment import add_flags
 from mutualctr.data.prepare import prepare
 from mutualctr.data.readers import ReaderOptions
 from mutualctr.data.synthetic import generate_criteo_synthetic
-from mutualctr.experiments.yilmaz import KEYS, add_shorthands, shorthand_values
-from mutualctr.experiments.yilmaz_report import write_report
-from mutualctr.experiments.yilmaz_runs import YilmazConfig, YilmazExperiment
+from mutualctr.experiments import yilmaz
+from mutualctr.experiments.base import flag_settings
+from mutualctr.experiments.yilmaz.plan import YilmazConfig
 
 DEFAULT_ROWS = 200_000
 # what the demo changes from the experiment's defaults: two architectures, two seeds, RQ1 and
@@ -52,8 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, help="independent runs per model (default 2)")
     parser.add_argument("--epochs", type=int, help="pretraining's maximum epochs (alias of "
                         "train.epochs; default 2)")
-    add_shorthands(parser)
-    add_config_arguments(parser, keys=KEYS)
+    add_flags(parser, yilmaz.EXPERIMENT.flags)  # the experiment's shorthand flags
+    add_config_arguments(parser, keys=yilmaz.EXPERIMENT.keys)
     parser.set_defaults(func=run)
 
 
@@ -87,15 +88,15 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     root = args.out
     args.data, args.out = root / f"store-{args.rows}", root / "experiment"
-    config = experiment_config(YilmazConfig, args, shorthand_values(args),
+    config = experiment_config(YilmazConfig, args,
+                               flag_settings(yilmaz.EXPERIMENT.flags, vars(args)),
                                presets=_demo_settings)
     if config is None:
         return 0
     synthetic_store(root, args.rows)
     say(f"experiment yilmaz (RQ1, RQ2) with {', '.join(config.models)}, "
         f"{config.seeds} seeds; per-epoch progress below")
-    YilmazExperiment(config, args.out, overwrite=args.overwrite).run()
-    report = write_report(config, args.out)
+    report = yilmaz.run(config, args.out, overwrite=args.overwrite)
     print()
     print(report)
     say(f"done in {time.perf_counter() - start:.0f} s; report, results.csv and plots in "

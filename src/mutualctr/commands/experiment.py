@@ -1,16 +1,24 @@
-"""``mutualctr experiment NAME``: run a recipe that reproduces a paper's questions.
+"""``mutualctr experiment NAME``: run a recipe that reproduces a paper's questions, and
+``mutualctr experiment curves``: the learning curves of run folders.
 
-Each module in :mod:`mutualctr.experiments` that exposes ``register(subparsers)`` adds one
-experiment (``yilmaz``, ``ektf``, ``cetnet`` ...), discovered like the top-level commands.
+Every experiment of :mod:`mutualctr.experiments` (``yilmaz``, ``ektf``, ``cetnet``) is a
+sub-command built here from its declaration (:class:`~mutualctr.experiments.base.Experiment`):
+the options every experiment takes (:func:`mutualctr.cli_config.add_experiment_arguments`), its
+shorthand flags (:func:`add_flags`) and ``--report-only`` where it offers one.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any
 
-from mutualctr import experiments
+from mutualctr.cli_config import add_experiment_arguments, experiment_config
+from mutualctr.experiments import experiment_names, get_experiment
+from mutualctr.experiments.base import Experiment, Flag, flag_settings
+from mutualctr.experiments.curves import curves_table, learning_curves, plot_curves
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +28,71 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run a recipe that reproduces a paper's research questions.",
     )
     names = parser.add_subparsers(dest="experiment", required=True, metavar="NAME")
-    for info in sorted(pkgutil.iter_modules(experiments.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{experiments.__name__}.{info.name}")
-        if hasattr(module, "register"):
-            module.register(names)
+    for name in sorted([*experiment_names(), "curves"]):
+        if name == "curves":
+            add_curves(names)
+        else:
+            add_experiment(names, get_experiment(name))
+
+
+def add_flags(parser: argparse.ArgumentParser, flags: Iterable[Flag]) -> None:
+    """One option per shorthand flag (its value lands in :attr:`Flag.dest`)."""
+    for flag in flags:
+        if flag.switch is not None:
+            parser.add_argument(flag.name, dest=flag.dest, action="store_const",
+                                const=flag.switch, help=flag.help)
+            continue
+        settings: dict[str, Any] = {"type": flag.type, "nargs": flag.nargs,
+                                    "metavar": flag.metavar}
+        settings = {k: v for k, v in settings.items() if v is not None}
+        if flag.choices is not None:
+            settings["choices"] = list(flag.choices)
+        parser.add_argument(flag.name, dest=flag.dest, help=flag.help, **settings)
+
+
+def add_experiment(names: argparse._SubParsersAction, experiment: Experiment[Any]) -> None:
+    """``mutualctr experiment <name>``."""
+    parser = names.add_parser(experiment.name, help=experiment.help,
+                              description=experiment.description)
+    add_experiment_arguments(parser, keys=experiment.keys)
+    add_flags(parser, experiment.flags)
+    if experiment.report_only:
+        parser.add_argument("--report-only", action="store_true",
+                            help="only rebuild OUT/report.md and OUT/results.csv from the run "
+                                 "folders")
+    parser.set_defaults(func=partial(run_experiment, experiment=experiment))
+
+
+def run_experiment(args: argparse.Namespace, *, experiment: Experiment[Any]) -> int:
+    """Resolve the experiment's config (stored as ``OUT/experiment.yaml``), run it (or only
+    rebuild its report) and print the report."""
+    config = experiment_config(experiment.config_class, args,
+                               flag_settings(experiment.flags, vars(args)),
+                               presets=experiment.presets)
+    if config is None:
+        return 0
+    if getattr(args, "report_only", False):
+        print(experiment.report(config, args.out))
+    else:
+        print(experiment.run(config, args.out, overwrite=args.overwrite))
+    return 0
+
+
+def add_curves(names: argparse._SubParsersAction) -> None:
+    """``mutualctr experiment curves RUN [RUN ...] --out PNG``."""
+    parser = names.add_parser(
+        "curves", help="validation AUC per epoch of run folders: a table and a plot",
+        description="Learning curves: validation AUC per epoch, read from run folders' "
+                    "metrics.jsonl; prints a table (with each run's best epoch) and writes a "
+                    "plot.")
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders")
+    parser.add_argument("--out", required=True, type=Path, help="PNG to write")
+    parser.add_argument("--title", default="Validation AUC per epoch")
+    parser.set_defaults(func=run_curves)
+
+
+def run_curves(args: argparse.Namespace) -> int:
+    curves = [c for run in args.runs for c in learning_curves(run)]
+    plot_curves(args.out, curves, args.title)
+    print(curves_table(curves))
+    return 0

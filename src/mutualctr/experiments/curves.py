@@ -4,12 +4,11 @@ The papers measure deep CTR models at their best validation epoch, which on Crit
 the first or second (the "one-epoch" overfitting of deep CTR models, Zhang et al., CIKM 2022).
 These curves show whether a data set has that shape, and which epoch each run kept.
 
-    python -m mutualctr.experiments.curves RUN [RUN ...] --out curves.png
+    mutualctr experiment curves RUN [RUN ...] --out curves.png
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,19 +67,3 @@ def plot_curves(path: Path, curves: Sequence[Curve], title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, path)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="run folders")
-    parser.add_argument("--out", required=True, type=Path, help="PNG to write")
-    parser.add_argument("--title", default="Validation AUC per epoch")
-    args = parser.parse_args(argv)
-    curves = [c for run in args.runs for c in learning_curves(run)]
-    plot_curves(args.out, curves, args.title)
-    print(curves_table(curves))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

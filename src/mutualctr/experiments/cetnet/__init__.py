@@ -2,7 +2,9 @@
 paper's ablations (Liu et al., "A Collaborative Ensemble Framework for CTR Prediction").
 
 Three tables, each a set of runs (one run folder per configuration and seed under
-``OUT/runs/``), then a report built from the run folders only:
+``OUT/runs/``, planned by :mod:`.plan` and trained by the experiments' engine,
+:mod:`mutualctr.experiments.engine`), then a report built from the runs' records only
+(:mod:`.report`):
 
 * ``main`` (the paper's Table 1, section 4.2; not run by default, it needs a store with
   behaviour sequences): baselines alone at embedding 64 (xDeepFM, DCNv2, DHEN, Wukong, DIN,
@@ -23,72 +25,42 @@ Three tables, each a set of runs (one run folder per configuration and seed unde
 Metrics on the test split of the selected (best-validation) weights: AUC, gAUC weighted by
 impressions and by users (when the data has a user field), logloss and normalized entropy
 against the training positive rate, of the monitored prediction (the fused one for CETNet).
-The report prints Liu et al.'s own figures (:mod:`.paper`)
-beside ours with the paper's improvement measure, and pairs configurations by seed for its
-significance tests. Everything is sized by the config (models, scales, seeds, epochs, rows), so
-a small run finishes in minutes.
+The report prints Liu et al.'s own figures (:mod:`.paper`) beside ours with the paper's
+improvement measure, and pairs configurations by seed for its significance tests. Everything
+is sized by the config (models, scales, seeds, epochs, rows), so a small run finishes in
+minutes.
 """
-
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
-from mutualctr.cli_config import add_experiment_arguments, experiment_config
-from mutualctr.data.store import EncodedStore, training_positive_rate
-from mutualctr.errors import ConfigError
-from mutualctr.experiments.cetnet.plan import TABLES, CETNetExperimentConfig, run_job
-from mutualctr.experiments.cetnet.plan import plan as plan_runs
-from mutualctr.experiments.cetnet.report import METRIC_NAMES, _score, write_report
-from mutualctr.methods.cetnet import group_ids
-
-
-def run_experiment(
-    config: CETNetExperimentConfig, out: Path, overwrite: bool = False,
-    log: Callable[[str], None] = print,
-) -> str:
-    """Run every job of :func:`plan` for every seed, then write the report."""
-    if not config.data:
-        raise ConfigError("no data: give --data DIR (an encoded store)")
-    unknown = set(config.tables) - set(TABLES)
-    if unknown:
-        raise ConfigError(f"tables: unknown {sorted(unknown)}; choose from {list(TABLES)}")
-    store = EncodedStore.open(config.data)
-    groups = group_ids(store, config.group_field)
-    background_rate = training_positive_rate(store)
-    jobs = plan_runs(config)
-    for i, job in enumerate(jobs, start=1):
-        for seed in range(config.train.seed, config.train.seed + config.seeds):
-            log(f"[{i}/{len(jobs)}] {job.key} seed {seed}")
-            record = run_job(job, config, seed, out, groups, background_rate, overwrite)
-            log("    " + " ".join(f"{m} {_score(record, m):.5f}" for m in METRIC_NAMES))
-    return write_report(out, config)
+from mutualctr.experiments.base import Experiment, Flag
+from mutualctr.experiments.cetnet.plan import TABLES, CETNetExperimentConfig, scorer
+from mutualctr.experiments.cetnet.plan import plan as cetnet_plan
+from mutualctr.experiments.cetnet.report import write_report
+from mutualctr.experiments.engine import run_plan
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "cetnet",
-        help="CETNet vs SE/ME scaling (Table 4), its ablations (Table 3) and the sequence "
-        "models' comparison (Table 1: --tables main)",
-        description="Run the CETNet experiment on an encoded store and write OUT/report.md.",
-    )
-    add_experiment_arguments(parser, keys="data, tables, scaling_models, scales, pairs, "
-                             "main_rows, main_embedding_dim, member_embedding_dim, alphas, "
-                             "embedding_dim, alpha, seeds, group_field, model_config, train")
-    parser.add_argument("--tables", nargs="+", choices=TABLES, help="alias of `tables`")
-    parser.add_argument("--report-only", action="store_true",
-                        help="only rebuild OUT/report.md and OUT/results.csv from the run folders")
-    parser.set_defaults(func=_main)
+def run(config: CETNetExperimentConfig, out: Path, *, overwrite: bool = False,
+        log: TextIO | None = None) -> str:
+    """Train every configuration of the chosen tables for every seed into ``out`` (reusing
+    finished runs), write the report from every record under ``OUT/runs`` and return its
+    markdown."""
+    jobs = cetnet_plan(config, out)
+    run_plan(jobs, overwrite=overwrite, log=log, score=scorer(config))
+    return write_report(config, out)
 
 
-def _main(args: argparse.Namespace) -> int:
-    config = experiment_config(CETNetExperimentConfig, args, {"tables": args.tables})
-    if config is None:
-        return 0
-    if args.report_only:
-        print(write_report(args.out, config))
-    else:
-        print(run_experiment(config, args.out, args.overwrite))
-    return 0
+EXPERIMENT = Experiment(
+    name="cetnet",
+    help="CETNet vs SE/ME scaling (Table 4), its ablations (Table 3) and the sequence models' "
+         "comparison (Table 1: --tables main)",
+    description="Run the CETNet experiment on an encoded store and write OUT/report.md.",
+    config_class=CETNetExperimentConfig,
+    run=run,
+    report=write_report,
+    flags=(Flag("--tables", ("tables",), "alias of `tables`", nargs="+", choices=TABLES),),
+    report_only=True,
+)

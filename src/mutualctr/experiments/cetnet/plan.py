@@ -1,10 +1,11 @@
-"""The runs of ``mutualctr experiment cetnet``: its config and the plan of configurations
-(one run folder per configuration and seed under ``OUT/runs/``), trained and scored into one
-record each."""
+"""The runs of ``mutualctr experiment cetnet``: its config, the configurations the tables need
+and the plan: every configuration once per seed, in ``OUT/runs/<key>/seed_<s>``, labelled with
+its ``key``, ``table``, ``row``, ``method`` (the report's column or row label), ``scale`` and
+``seed``; :func:`scorer` adds the ranking metrics (gAUC, NE) and the parameter count to each
+run's record."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -12,16 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from mutualctr import files
 from mutualctr.config import Validated, param
+from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
 from mutualctr.experiments.cetnet import paper
-from mutualctr.methods import cetnet, independent, runner
+from mutualctr.experiments.engine import Job, Score, seeded
+from mutualctr.methods import cetnet, independent
 from mutualctr.methods.base import Method
 from mutualctr.methods.cetnet import (
     ABLATIONS,
     CETNET,
     Variant,
+    group_ids,
     with_ranking_metrics,
 )
 from mutualctr.models.multi_embedding import ME_PREFIX
@@ -29,8 +32,9 @@ from mutualctr.runs.folder import PREDICTIONS_FILE
 from mutualctr.runs.restore import load_trained
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.objectives.cetnet import FusionMode
+from mutualctr.training.trainer import Metrics
 
-RESULTS_FILE = "record.json"  # one per run folder: its place in the tables and its scores
+RUNS = "runs"  # the run folders' folder in the experiment folder
 TABLES = ("scaling", "ablation", "main")
 DEFAULT_TABLES = ("scaling", "ablation")
 # Section 4.4.2: "Ours-sum, which sums the final embeddings, and Ours-concat, which concatenates
@@ -62,21 +66,13 @@ class CETNetExperimentConfig(Validated):
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-@dataclass(frozen=True)
-class Job:
-    """One configuration: its run folder key, where it goes in the report and what it runs.
-
-    ``method`` and ``config`` are what :func:`mutualctr.methods.runner.run` trains (the
-    experiment sets the data, the training settings and the seed).
-    """
-
-    key: str
-    table: str
-    row: str
-    label: str
-    scale: int
-    method: Method
-    config: Any
+def _job(key: str, table: str, row: str, label: str, scale: int,
+         method_config: tuple[Method[Any], Any]) -> Job:
+    """The configuration ``key``: where it goes in the report and what it runs (without data
+    and seed: :func:`plan` sets them)."""
+    method, config = method_config
+    return Job(method, config, Path(RUNS) / key,
+               {"key": key, "table": table, "row": row, "method": label, "scale": scale}, key)
 
 
 def _single(name: str, overrides: dict[str, Any]) -> tuple[Method, Any]:
@@ -102,15 +98,15 @@ def _scaling_jobs(name: str, k: int, config: CETNetExperimentConfig) -> list[Job
     d = config.embedding_dim
     own = config.model_config.get(name, {})
     jobs = [
-        Job(f"scaling/{name}/se_{k}x", "scaling", name, "SE", k,
-            *_single(name, {**own, "embedding_dim": k * d})),
-        Job(f"scaling/{name}/me_{k}x", "scaling", name, "ME", k,
-            *_single(f"{ME_PREFIX}{name}", {**own, "embedding_dim": d, "num_embeddings": k})),
+        _job(f"scaling/{name}/se_{k}x", "scaling", name, "SE", k,
+             _single(name, {**own, "embedding_dim": k * d})),
+        _job(f"scaling/{name}/me_{k}x", "scaling", name, "ME", k,
+             _single(f"{ME_PREFIX}{name}", {**own, "embedding_dim": d, "num_embeddings": k})),
     ]
     for label, fusion in OURS_FUSION.items():
         variant = replace(CETNET, label=label, fusion=fusion)
-        jobs.append(Job(f"scaling/{name}/{_slug(label)}_{k}x", "scaling", name, label, k,
-                        *_cetnet([name] * k, config, variant)))
+        jobs.append(_job(f"scaling/{name}/{_slug(label)}_{k}x", "scaling", name, label, k,
+                         _cetnet([name] * k, config, variant)))
     return jobs
 
 
@@ -121,23 +117,23 @@ def _main_jobs(row: str, config: CETNetExperimentConfig) -> list[Job]:
     if len(models) == 1:
         overrides = {**config.model_config.get(row, {}),
                      "embedding_dim": config.main_embedding_dim}
-        return [Job(f"main/{row}", "main", row, "alone", 1, *_single(row, overrides))]
-    return [Job(f"main/{'+'.join(models)}/alpha_{alpha:g}", "main", row, f"alpha {alpha:g}",
-                len(models), *_cetnet(models, config, embedding_dim=config.member_embedding_dim,
+        return [_job(f"main/{row}", "main", row, "alone", 1, _single(row, overrides))]
+    return [_job(f"main/{'+'.join(models)}/alpha_{alpha:g}", "main", row, f"alpha {alpha:g}",
+                 len(models), _cetnet(models, config, embedding_dim=config.member_embedding_dim,
                                       alpha=alpha))
             for alpha in config.alphas]
 
 
-def plan(config: CETNetExperimentConfig) -> list[Job]:
+def configurations(config: CETNetExperimentConfig) -> list[Job]:
     """Every configuration the tables need; a model alone at ``1x`` is run once for both."""
-    jobs: dict[str, Job] = {}
+    jobs: dict[Path, Job] = {}
 
     def base_job(name: str, table: str, row: str) -> Job:
         overrides = {**config.model_config.get(name, {}), "embedding_dim": config.embedding_dim}
-        return Job(f"single/{name}", table, row, name, 1, *_single(name, overrides))
+        return _job(f"single/{name}", table, row, name, 1, _single(name, overrides))
 
     def add(job: Job) -> None:
-        jobs.setdefault(job.key, job)
+        jobs.setdefault(job.out, job)
 
     if "scaling" in config.tables:
         for name in config.scaling_models:
@@ -151,8 +147,8 @@ def plan(config: CETNetExperimentConfig) -> list[Job]:
             for name in models:
                 add(base_job(name, "ablation", pair))
             for variant in ABLATIONS:
-                add(Job(f"ablation/{'+'.join(models)}/{_slug(variant.label)}", "ablation", pair,
-                        variant.label, len(models), *_cetnet(models, config, variant)))
+                add(_job(f"ablation/{'+'.join(models)}/{_slug(variant.label)}", "ablation",
+                         pair, variant.label, len(models), _cetnet(models, config, variant)))
     if "main" in config.tables:
         for row in config.main_rows:
             for job in _main_jobs(row, config):
@@ -167,37 +163,42 @@ def _parse_pair(text: str) -> list[str]:
     return models
 
 
-def run_job(
-    job: Job, config: CETNetExperimentConfig, seed: int, out: Path, groups: np.ndarray | None,
-    background_rate: float, overwrite: bool = False,
-) -> dict[str, Any]:
-    """Train (or reuse) one configuration in ``OUT/runs/<key>/seed_<s>``; write and return its
-    record: the job's place in the tables, the seed and the test metrics with gAUCs and NE
-    (against ``background_rate``, the training positive rate)."""
-    root = out / "runs" / job.key / f"seed_{seed}"
-    train = replace(config.train, seed=seed)
-    result = runner.run(job.method, replace(job.config, data=config.data, train=train), root,
-                        overwrite=overwrite)
-    monitor = result.metrics.get("monitor") or next(iter(result.metrics["test"]))
-    with np.load(root / PREDICTIONS_FILE) as saved:
-        labels = np.asarray(saved["label"], dtype=np.float64)
-        predictions = {name: saved[f"pred_{name}"] for name in result.metrics["test"]}
-    parameters = result.metrics.get("parameters") or _parameters(root)
-    test = with_ranking_metrics(result.metrics["test"], predictions, labels, groups,
-                                background_rate)
-    record = {"key": job.key, "table": job.table, "row": job.row, "method": job.label,
-              "scale": job.scale, "seed": seed, "monitor": monitor, "parameters": parameters,
-              "valid": result.metrics["valid"], "test": test}
-    files.write_json(root / RESULTS_FILE, record)
-    return record
+def plan(config: CETNetExperimentConfig, out: Path) -> list[Job]:
+    """Every configuration of :func:`configurations` once per seed (``train.seed``,
+    ``train.seed + 1`` ...), configuration by configuration, in ``out/runs/<key>/seed_<s>``."""
+    if not config.data:
+        raise ConfigError("no data: give --data DIR (an encoded store)")
+    unknown = set(config.tables) - set(TABLES)
+    if unknown:
+        raise ConfigError(f"tables: unknown {sorted(unknown)}; choose from {list(TABLES)}")
+    return [seeded(job, seed, data=config.data, train=config.train, root=out,
+                   folder="seed_{seed}")
+            for job in configurations(config)
+            for seed in range(config.train.seed, config.train.seed + config.seeds)]
+
+
+def scorer(config: CETNetExperimentConfig) -> Score:
+    """What each run's record holds beyond ``metrics.json``: the monitored prediction's name
+    (``monitor``), the parameter count and, per test prediction, gAUC by impressions and by
+    users (grouped by ``group_field``) and normalized entropy against the training split's
+    positive rate."""
+    store = EncodedStore.open(config.data)
+    groups = group_ids(store, config.group_field)
+    background_rate = training_positive_rate(store)
+
+    def score(job: Job, metrics: Metrics) -> Metrics:
+        with np.load(job.out / PREDICTIONS_FILE) as saved:
+            labels = np.asarray(saved["label"], dtype=np.float64)
+            predictions = {name: saved[f"pred_{name}"] for name in metrics["test"]}
+        test = with_ranking_metrics(metrics["test"], predictions, labels, groups,
+                                    background_rate)
+        return {**metrics, "monitor": metrics.get("monitor") or next(iter(metrics["test"])),
+                "parameters": metrics.get("parameters") or _parameters(job.out), "test": test}
+
+    return score
 
 
 def _parameters(root: Path) -> int:
     trained = load_trained(root)
     return sum(p.numel() for module in (trained.group, trained.objective)
                for p in module.parameters())
-
-
-def load_records(out: Path) -> list[dict[str, Any]]:
-    """Every run's record under ``OUT/runs`` (the report is built from these alone)."""
-    return [json.loads(p.read_text()) for p in sorted((out / "runs").rglob(RESULTS_FILE))]

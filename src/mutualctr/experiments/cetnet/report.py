@@ -5,6 +5,7 @@ ours with its improvement measure, and paired tests over seeds."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,12 @@ from mutualctr.experiments import report
 from mutualctr.experiments.cetnet import paper
 from mutualctr.experiments.cetnet.plan import (
     OURS_FUSION,
+    RUNS,
     SCALING_METHODS,
     CETNetExperimentConfig,
     _parse_pair,
-    load_records,
 )
+from mutualctr.experiments.engine import Record, load_records, select
 from mutualctr.methods.cetnet import ABLATIONS, CETNET
 
 DISPLAY = {"dnn": "DNN", "pnn": "IPNN", "dcnv2": "DCNv2", "finalmlp": "FinalMLP",
@@ -27,22 +29,23 @@ METRIC_NAMES = {"auc": "AUC", "gauc_impressions": "gAUC (impressions)",
                 "gauc_users": "gAUC (users)", "logloss": "logloss", "normalized_entropy": "NE"}
 
 
-def _score(record: dict[str, Any], metric: str) -> float:
+def _score(record: Record, metric: str, split: str = "test") -> float:
     """The monitored prediction's ``metric`` (nan when the run did not compute it)."""
-    return record["test"][record["monitor"]].get(metric, math.nan)
+    metrics = record.metrics
+    return metrics[split][metrics["monitor"]].get(metric, math.nan)
 
 
-def _by_seed(records: list[dict[str, Any]], metric: str) -> dict[int, float]:
+def _by_seed(records: list[Record], metric: str) -> dict[int, float]:
     """One value per seed: a configuration's independent samples (see :func:`significance`)."""
-    return {r["seed"]: _score(r, metric) for r in records}
+    return {r.labels["seed"]: _score(r, metric) for r in records}
 
 
-def _mean(records: list[dict[str, Any]], metric: str) -> float:
+def _mean(records: list[Record], metric: str) -> float:
     values = [_score(r, metric) for r in records]
     return math.fsum(values) / len(values) if values else math.nan
 
 
-def _cell(records: list[dict[str, Any]], metric: str) -> str:
+def _cell(records: list[Record], metric: str) -> str:
     values = [_score(r, metric) for r in records]
     if not values or any(math.isnan(v) for v in values):
         return "n/a"
@@ -57,15 +60,11 @@ def _figure(value: float | None, digits: int = 5) -> str:
     return "" if value is None else f"{value:.{digits}f}"
 
 
-def _select(records: list[dict[str, Any]], **where: Any) -> list[dict[str, Any]]:
-    return [r for r in records if all(r[k] == v for k, v in where.items())]
-
-
-def _scaling_records(records: list[dict[str, Any]], name: str, method: str, k: int
-                     ) -> list[dict[str, Any]]:
+def _scaling_records(records: list[Record], name: str, method: str, k: int
+                     ) -> list[Record]:
     if method == paper.BASE:
-        return _select(records, key=f"single/{name}")
-    return _select(records, table="scaling", row=name, method=method, scale=k)
+        return select(records, key=f"single/{name}")
+    return select(records, table="scaling", row=name, method=method, scale=k)
 
 
 def _scaling_rows(config: CETNetExperimentConfig) -> list[tuple[str, str, bool]]:
@@ -75,7 +74,7 @@ def _scaling_rows(config: CETNetExperimentConfig) -> list[tuple[str, str, bool]]
 
 
 def scaling_table(
-    records: list[dict[str, Any]], config: CETNetExperimentConfig, metric: str
+    records: list[Record], config: CETNetExperimentConfig, metric: str
 ) -> str:
     """Table 4 layout: four rows per base model (SE, ME, Ours-sum, Ours-concat), its ``base``
     value once (the paper's spanning cell), then one column per scale."""
@@ -90,7 +89,7 @@ def scaling_table(
 
 
 def scaling_beside_paper(
-    records: list[dict[str, Any]], config: CETNetExperimentConfig, table: int,
+    records: list[Record], config: CETNetExperimentConfig, table: int,
     improvements: bool,
 ) -> str:
     """Our AUC (or its improvement over the base model) beside Liu et al.'s Table ``table``
@@ -113,7 +112,7 @@ def scaling_beside_paper(
     return report.markdown_table(header, rows)
 
 
-def _beside(records: list[dict[str, Any]], table: int, name: str, method: str, k: int,
+def _beside(records: list[Record], table: int, name: str, method: str, k: int,
             improvements: bool) -> list[str]:
     """One scale's cells: ours, then the paper's on each of its data sets."""
     return [_ours(records, name, method, k, improvements),
@@ -121,7 +120,7 @@ def _beside(records: list[dict[str, Any]], table: int, name: str, method: str, k
               for dataset in paper.SCALING_DATASETS)]
 
 
-def _ours(records: list[dict[str, Any]], name: str, method: str, k: int,
+def _ours(records: list[Record], name: str, method: str, k: int,
           improvements: bool) -> str:
     found = _scaling_records(records, name, method, k)
     if not improvements:
@@ -141,18 +140,18 @@ def _theirs(table: int, dataset: str, name: str, method: str, k: int, improvemen
     return _percent(None if base is None else paper.improvement(value, base))
 
 
-def _main_choice(records: list[dict[str, Any]], row: str) -> list[dict[str, Any]]:
+def _main_choice(records: list[Record], row: str) -> list[Record]:
     """Table 1's ``row``: the model alone, or the CETNet alpha whose runs have the best mean
     validation AUC of the fused prediction (the paper tunes alpha on validation)."""
-    found = _select(records, table="main", row=row)
-    by_label: dict[str, list[dict[str, Any]]] = {}
+    found = select(records, table="main", row=row)
+    by_label: dict[str, list[Record]] = {}
     for r in found:
-        by_label.setdefault(r["method"], []).append(r)
+        by_label.setdefault(r.labels["method"], []).append(r)
     if not by_label:
         return []
 
     def valid_auc(label: str) -> float:
-        values = [r["valid"][r["monitor"]]["auc"] for r in by_label[label]]
+        values = [_score(r, "auc", "valid") for r in by_label[label]]
         return math.fsum(values) / len(values)
 
     return by_label[max(sorted(by_label), key=valid_auc)]
@@ -166,7 +165,7 @@ def _main_title(row: str) -> str:
 MAIN_METRICS = ("gauc_users", "gauc_impressions", "auc", "logloss")
 
 
-def main_table(records: list[dict[str, Any]], config: CETNetExperimentConfig) -> str:
+def main_table(records: list[Record], config: CETNetExperimentConfig) -> str:
     """Table 1 layout: ours (the alpha picked on validation, every metric) beside Liu et al.'s
     gAUC, AUC and LogLoss on each of their three data sets."""
     header = ["method", "alpha", *(f"ours {METRIC_NAMES[m]}" for m in MAIN_METRICS),
@@ -175,7 +174,7 @@ def main_table(records: list[dict[str, Any]], config: CETNetExperimentConfig) ->
     rows = []
     for row in config.main_rows:
         chosen = _main_choice(records, row)
-        alpha = chosen[0]["method"].removeprefix("alpha ") if chosen and "+" in row else ""
+        alpha = chosen[0].labels["method"].removeprefix("alpha ") if chosen and "+" in row else ""
         rows.append([_main_title(row), alpha, *(_cell(chosen, m) for m in MAIN_METRICS),
                      *(_figure(paper.main_figure(row, dataset, m), 4)
                        for dataset in paper.ABLATION_DATASETS
@@ -183,28 +182,28 @@ def main_table(records: list[dict[str, Any]], config: CETNetExperimentConfig) ->
     return report.markdown_table(header, rows)
 
 
-def main_alpha_table(records: list[dict[str, Any]], config: CETNetExperimentConfig) -> str:
+def main_alpha_table(records: list[Record], config: CETNetExperimentConfig) -> str:
     """Validation AUC of each CETNet row at each alpha (mean over seeds): the tuning."""
     header = ["method", *(f"alpha {a:g}" for a in config.alphas)]
     rows = []
     for row in (r for r in config.main_rows if "+" in r):
         cells = []
         for alpha in config.alphas:
-            runs = _select(records, table="main", row=row, method=f"alpha {alpha:g}")
-            values = [r["valid"][r["monitor"]]["auc"] for r in runs]
+            runs = select(records, table="main", row=row, method=f"alpha {alpha:g}")
+            values = [_score(r, "auc", "valid") for r in runs]
             cells.append(f"{math.fsum(values) / len(values):.4f}" if values else "n/a")
         rows.append([_main_title(row), *cells])
     return report.markdown_table(header, rows)
 
 
-def _pair_records(records: list[dict[str, Any]], pair: str, label: str
-                  ) -> list[dict[str, Any]]:
+def _pair_records(records: list[Record], pair: str, label: str
+                  ) -> list[Record]:
     """A pair's variant, or ``model i alone`` (its i-th model trained by itself)."""
     if label.startswith("model ") and label.endswith(" alone"):
         models = _parse_pair(pair)
         position = int(label.split()[1]) - 1
-        return _select(records, key=f"single/{models[position]}") if position < len(models) else []
-    return _select(records, table="ablation", row=pair, method=label)
+        return select(records, key=f"single/{models[position]}") if position < len(models) else []
+    return select(records, table="ablation", row=pair, method=label)
 
 
 def _ablation_labels(config: CETNetExperimentConfig) -> list[str]:
@@ -212,7 +211,7 @@ def _ablation_labels(config: CETNetExperimentConfig) -> list[str]:
     return [v.label for v in ABLATIONS] + [f"model {i + 1} alone" for i in range(widest)]
 
 
-def ablation_table(records: list[dict[str, Any]], config: CETNetExperimentConfig) -> str:
+def ablation_table(records: list[Record], config: CETNetExperimentConfig) -> str:
     """Table 3 layout: a row per variant (and per model alone), every metric per pair."""
     header = ["variant"] + [f"{_pair_title(p)} {METRIC_NAMES[m]}" for p in config.pairs
                             for m in METRIC_NAMES]
@@ -232,7 +231,7 @@ def paper_ablation_table() -> str:
     return report.markdown_table(header, rows)
 
 
-def ablation_improvements(records: list[dict[str, Any]], config: CETNetExperimentConfig
+def ablation_improvements(records: list[Record], config: CETNetExperimentConfig
                           ) -> str:
     """CETNet's AUC improvement over each row (the paper's measure, ``AUC_CETNet / AUC_row -
     1``), ours per pair beside the paper's per data set."""
@@ -247,7 +246,7 @@ def ablation_improvements(records: list[dict[str, Any]], config: CETNetExperimen
     return report.markdown_table(header, rows)
 
 
-def _ablation_improvement(records: list[dict[str, Any]], pair: str, label: str) -> str:
+def _ablation_improvement(records: list[Record], pair: str, label: str) -> str:
     full = _pair_records(records, pair, CETNET.label)
     other = _pair_records(records, pair, label)
     if not full or not other:
@@ -302,7 +301,7 @@ def _comparisons(config: CETNetExperimentConfig) -> list[tuple[str, dict[str, An
     return found
 
 
-def _records_of(records: list[dict[str, Any]], where: dict[str, Any]) -> list[dict[str, Any]]:
+def _records_of(records: list[Record], where: dict[str, Any]) -> list[Record]:
     if "main" in where:
         return _main_choice(records, where["main"])
     if "pair" in where:
@@ -310,7 +309,7 @@ def _records_of(records: list[dict[str, Any]], where: dict[str, Any]) -> list[di
     return _scaling_records(records, where["name"], where["method"], where["k"])
 
 
-def significance(records: list[dict[str, Any]], config: CETNetExperimentConfig,
+def significance(records: list[Record], config: CETNetExperimentConfig,
                  metric: str = "auc") -> str:
     """The independence statement and, with two or more seeds, a paired t-test per comparison
     (:func:`mutualctr.statistics.paired_t_test_by_unit`, the
@@ -333,9 +332,11 @@ def significance(records: list[dict[str, Any]], config: CETNetExperimentConfig,
     return INDEPENDENCE + "\n\n" + report.markdown_table(header, rows)
 
 
-def write_report(out: Path, config: CETNetExperimentConfig) -> str:
-    """``OUT/report.md`` and ``OUT/results.csv`` from the run folders; returns the markdown."""
-    records = load_records(out)
+def write_report(config: CETNetExperimentConfig, out: Path,
+                 records: Sequence[Record] | None = None) -> str:
+    """``OUT/report.md`` and ``OUT/results.csv`` from ``records`` (default: every record under
+    ``OUT/runs``); returns the markdown."""
+    records = load_records(out / RUNS) if records is None else list(records)
     scaled = "" if set(config.tables) == {"main"} else (  # the main table sets its own
         f"base embedding size {config.embedding_dim}; alpha {config.alpha}; ")
     parts = ["# CETNet experiment", "",
@@ -365,14 +366,14 @@ def write_report(out: Path, config: CETNetExperimentConfig) -> str:
     text = "\n".join(parts)
     files.write_text(out / "report.md", text)
     report.write_csv(out / "results.csv", [
-        {k: r[k] for k in ("table", "row", "method", "scale", "seed", "parameters")}
-        | {"prediction": name} | values
-        for r in records for name, values in r["test"].items()
+        {k: r.labels[k] for k in ("table", "row", "method", "scale", "seed")}
+        | {"parameters": r.metrics["parameters"], "prediction": name} | values
+        for r in records for name, values in r.metrics["test"].items()
     ])
     return text
 
 
-def _scaling_section(records: list[dict[str, Any]], config: CETNetExperimentConfig
+def _scaling_section(records: list[Record], config: CETNetExperimentConfig
                      ) -> list[str]:
     table = paper.scaling_table_for(config.train.epochs)
     source = f"Liu et al., Table {table}" + (" (one epoch)" if table == 5 else "")

@@ -13,59 +13,47 @@ plus one CSV per table and one run folder per (run, seed) under ``runs/`` (re-ru
 "Best student" is chosen on the validation AUC and reported on test. ``--size`` picks how big
 the students and how long the training are (``tiny`` for a smoke test, ``small`` for a CPU,
 ``paper`` for the authors' settings); ``--parts`` runs a subset of the tables.
+
+The runs are planned by :mod:`.plan` and trained by the experiments' engine
+(:mod:`mutualctr.experiments.engine`); the report is built from their records by
+:mod:`.report`, beside the paper's figures (:mod:`.paper`).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
 
-from mutualctr.cli_config import add_experiment_arguments, experiment_config
-from mutualctr.experiments.ektf.plan import (
-    PARTS,
-    SIZES,
-    EKTFExperimentConfig,
-    size_preset,
+from mutualctr.experiments.base import Experiment, Flag
+from mutualctr.experiments.ektf.plan import PARTS, SIZES, EKTFExperimentConfig, size_preset
+from mutualctr.experiments.ektf.plan import plan as ektf_plan
+from mutualctr.experiments.ektf.report import write_report
+from mutualctr.experiments.engine import run_plan
+
+
+def run(config: EKTFExperimentConfig, out: Path, *, overwrite: bool = False,
+        log: TextIO | None = None) -> str:
+    """Train every run of the chosen parts for every seed into ``out`` (reusing finished runs),
+    write the report and return its markdown."""
+    records = run_plan(ektf_plan(config, out), overwrite=overwrite, log=log)
+    return write_report(config, out, records)
+
+
+EXPERIMENT = Experiment(
+    name="ektf",
+    help="EKTF (Li et al.): Tables 2, 3, 5 and the student-count scaling",
+    description=__doc__.split("\n\n")[0],
+    config_class=EKTFExperimentConfig,
+    run=run,
+    report=write_report,
+    presets=size_preset,
+    flags=(
+        Flag("--size", ("size",), "alias of `size` (default small)", choices=tuple(SIZES)),
+        Flag("--parts", ("parts",), "alias of `parts`", nargs="+", choices=PARTS),
+        Flag("--k-range", ("k_range",), "alias of `k_range`", type=int, nargs="+"),
+        Flag("--latest", ("latest",), "EKTF_Latest's students (alias of `latest`); none: skip "
+             "it", nargs="*", metavar="MODEL"),
+        Flag("--hidden", ("mlp_hidden",), "alias of `mlp_hidden`", type=int, nargs="+"),
+        Flag("--batch-size", ("train.batch_size",), "alias of train.batch_size", type=int),
+    ),
 )
-from mutualctr.experiments.ektf.plan import plan as plan_runs
-from mutualctr.experiments.ektf.report import Metrics, write_report
-from mutualctr.methods import runner
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "ektf", help="EKTF (Li et al.): Tables 2, 3, 5 and the student-count scaling",
-        description=__doc__.split("\n\n")[0],
-    )
-    add_experiment_arguments(parser, keys="data, size, parts, seeds, k, k_range, mlp_hidden, "
-                             "latest, train")
-    parser.add_argument("--size", choices=list(SIZES), help="alias of `size` (default small)")
-    parser.add_argument("--parts", nargs="+", choices=PARTS, help="alias of `parts`")
-    parser.add_argument("--k-range", type=int, nargs="+", help="alias of `k_range`")
-    parser.add_argument("--latest", nargs="*", metavar="MODEL",
-                        help="EKTF_Latest's students (alias of `latest`); none: skip it")
-    parser.add_argument("--hidden", type=int, nargs="+", help="alias of `mlp_hidden`")
-    parser.add_argument("--batch-size", type=int, help="alias of train.batch_size")
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    flags = {"size": args.size, "parts": args.parts, "k_range": args.k_range,
-             "latest": args.latest, "mlp_hidden": args.hidden,
-             "train.batch_size": args.batch_size}
-    config = experiment_config(EKTFExperimentConfig, args, flags, presets=size_preset)
-    if config is None:
-        return 0
-    runs = plan_runs(config, config.parts, config.latest)
-    results: dict[str, list[Metrics]] = {label: [] for label in runs}
-    for seed in range(config.train.seed, config.train.seed + config.seeds):
-        train = replace(config.train, seed=seed)
-        for label, job in runs.items():
-            print(f"== {label} (seed {seed})", file=sys.stderr, flush=True)
-            result = runner.run(job.method, replace(job.config, data=config.data, train=train),
-                                args.out / "runs" / label / f"seed{seed}",
-                                overwrite=args.overwrite)
-            results[label].append(result.metrics)
-    print(write_report(args.out, results, config, config.parts, config.latest))
-    return 0

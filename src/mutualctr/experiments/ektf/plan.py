@@ -1,14 +1,17 @@
 """The runs of ``mutualctr experiment ektf``: its config, the sizes (``tiny``, ``small``,
-``paper``) and the plan of runs, by label, that the chosen tables need."""
+``paper``), the configurations the chosen tables need, by label, and the plan: every
+configuration once per seed, in ``OUT/runs/<label>/seed<s>``, labelled ``label`` and
+``seed``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
+from mutualctr.experiments.engine import Job, seeded
 from mutualctr.methods import dagfm, ektf
-from mutualctr.methods.base import Method
 from mutualctr.methods.dagfm import DAGFMConfig
 from mutualctr.methods.ektf import (
     KD_BASELINES,
@@ -65,24 +68,25 @@ def size_preset(given: Mapping[str, Any]) -> dict[str, Any]:
             "train": {"epochs": preset.train.epochs, "batch_size": preset.train.batch_size}}
 
 
-@dataclass(frozen=True)
-class Job:
-    """One run of a table: the method and its config (the experiment sets the data and the
-    training settings)."""
-
-    config: EKTFConfig | DAGFMConfig
-    method: Method[Any]
+RUNS = "runs"  # the run folders' folder in the experiment folder
 
 
-def plan(size: EKTFExperimentConfig, parts: Sequence[str],
-         latest: Sequence[str] = LATEST_STUDENTS) -> dict[str, Job]:
-    """Every run the chosen parts need, by label (runs shared by several tables appear once)."""
+def _job(label: str, config: EKTFConfig | DAGFMConfig) -> Job:
+    """The configuration ``label`` (without data and seed: :func:`plan` sets them)."""
+    method = dagfm.METHOD if isinstance(config, DAGFMConfig) else ektf.METHOD
+    return Job(method, config, Path(RUNS) / label, {"label": label}, label)
+
+
+def configurations(size: EKTFExperimentConfig, parts: Sequence[str],
+                   latest: Sequence[str] = LATEST_STUDENTS) -> dict[str, Job]:
+    """Every configuration the chosen parts need, by label (one shared by several tables
+    appears once)."""
     mlp = {"hidden_units": list(size.mlp_hidden)}
 
-    def job(students: Sequence[StudentSpec], objective: str = "ektf") -> Job:
-        return Job(EKTFConfig(students=list(students), objective=objective), ektf.METHOD)
+    def job(students: Sequence[StudentSpec], objective: str = "ektf") -> EKTFConfig:
+        return EKTFConfig(students=list(students), objective=objective)
 
-    runs: dict[str, Job] = {}
+    runs: dict[str, EKTFConfig | DAGFMConfig] = {}
     if "table2" in parts:
         runs["single_mlp"] = job(mlp_students(1, mlp), "independent")
         for model in latest:
@@ -100,17 +104,25 @@ def plan(size: EKTFExperimentConfig, parts: Sequence[str],
         for method in (*KD_BASELINES, "ektf"):
             runs[kt_label(size.k, method)] = job(mlp_students(size.k, mlp), method)
         runs[kt_label(size.k, KD_DAGFM)] = kd_dagfm(size)
-    return runs
+    return {label: _job(label, config) for label, config in runs.items()}
 
 
-def kd_dagfm(size: EKTFExperimentConfig) -> Job:
+def plan(config: EKTFExperimentConfig, out: Path) -> list[Job]:
+    """Every configuration of :func:`configurations` once per seed (``train.seed``,
+    ``train.seed + 1`` ...), seed by seed, in ``out/runs/<label>/seed<s>``."""
+    runs = configurations(config, config.parts, config.latest)
+    return [seeded(job, seed, data=config.data, train=config.train, root=out)
+            for seed in range(config.train.seed, config.train.seed + config.seeds)
+            for job in runs.values()]
+
+
+def kd_dagfm(size: EKTFExperimentConfig) -> DAGFMConfig:
     """KD-DAGFM for Table 5: a DCNv2 teacher (registry defaults but the size's MLP widths, which
     are DCNv2's own [400, 400, 400] except for ``tiny``) and a DAGFM student with the outer
     interaction, the authors' pairing for a cross-network teacher (their Criteo and MovieLens
     configs)."""
-    config = DAGFMConfig(teacher=StudentSpec("dcnv2", {"hidden_units": list(size.mlp_hidden)}),
-                         student=StudentSpec("dagfm", {"interaction": "outer"}))
-    return Job(config, dagfm.METHOD)
+    return DAGFMConfig(teacher=StudentSpec("dcnv2", {"hidden_units": list(size.mlp_hidden)}),
+                       student=StudentSpec("dagfm", {"interaction": "outer"}))
 
 
 def ablation_label(k: int, variant: str) -> str:

@@ -1,5 +1,6 @@
 """The report of ``mutualctr experiment ektf``: Li et al.'s Tables 2, 3 and 5 and the
-student-count scaling from the runs' metrics, beside the paper's own figures (:mod:`.paper`)."""
+student-count scaling from the runs' records (their metrics, by label, one per seed), beside
+the paper's own figures (:mod:`.paper`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from mutualctr.experiments.ektf.plan import (
     EKTFExperimentConfig,
     ablation_label,
     kt_label,
+    plan,
 )
+from mutualctr.experiments.engine import Record, read_records
 from mutualctr.experiments.report import markdown_table, plot_lines, write_csv
 from mutualctr.methods.dagfm import TEACHER_SUFFIX
 from mutualctr.methods.ektf import ENSEMBLE_NAMES, LATEST_STUDENTS, students_ranked
@@ -220,9 +223,26 @@ def scaling(results: Mapping[str, Sequence[Metrics]], size: EKTFExperimentConfig
     return series
 
 
-def write_report(out: Path, results: Mapping[str, Sequence[Metrics]], size: EKTFExperimentConfig,
+def results_by_label(records: Sequence[Record]) -> dict[str, list[Metrics]]:
+    """The runs' metrics by configuration label, in seed order."""
+    results: dict[str, list[Metrics]] = {}
+    for record in sorted(records, key=lambda r: r.labels["seed"]):
+        results.setdefault(record.labels["label"], []).append(record.metrics)
+    return results
+
+
+def write_report(config: EKTFExperimentConfig, out: Path,
+                 records: Sequence[Record] | None = None) -> str:
+    """``report.md`` plus CSVs (and the scaling plot) in ``out`` from ``records`` (default: the
+    records of the plan's runs in ``out``); returns the markdown."""
+    found = read_records(plan(config, out)) if records is None else records
+    path = write_tables(out, results_by_label(found), config, config.parts, config.latest)
+    return path.read_text()
+
+
+def write_tables(out: Path, results: Mapping[str, Sequence[Metrics]], size: EKTFExperimentConfig,
                  parts: Sequence[str], latest: Sequence[str] = LATEST_STUDENTS) -> Path:
-    """``report.md`` plus CSVs (and the scaling plot) from the runs' metrics."""
+    """``report.md`` plus CSVs (and the scaling plot) from the runs' metrics by label."""
     sections = ["# EKTF experiment", "",
                 f"Size: {size.size} (K = {size.k}, K range {list(size.k_range)}, MLP students "
                 f"{list(size.mlp_hidden)}, {size.train.epochs} epoch(s), batch "

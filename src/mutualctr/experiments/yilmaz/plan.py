@@ -23,28 +23,28 @@ Members of one mutual group are not independent samples, so RQ1 and RQ2 can be r
 ``groups`` disjoint sets of pretrained runs: group g uses independent runs
 ``(g - 1) * seeds + 1 .. g * seeds``, and the report's paired tests take one value per group.
 
-Every run is a run folder under ``--out`` (``independent/``, ``scratch/``, ``finetune/``,
-``alone/``, ``mixed/``, ``size/``); a finished run with the same config is reused, so an
-interrupted experiment continues where it stopped. The report (:mod:`.report`) is built from
-the run folders only.
+Every run is a job of :class:`YilmazPlan`, run by :func:`mutualctr.experiments.engine.run_plan`
+into a run folder under the experiment folder (``independent/``, ``scratch/``, ``finetune/``,
+``alone/``, ``mixed/``, ``size/``), labelled with its ``kind``, ``model`` and ``run`` (an
+independent run), ``group`` (RQ1, RQ2) or ``n`` (RQ4's group size); a finished run with the same
+config is reused, so an interrupted experiment continues where it stopped. The report
+(:mod:`.report`) is built from the runs' records only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from mutualctr.errors import ConfigError
-from mutualctr.methods import runner
+from mutualctr.experiments.engine import Job
 from mutualctr.methods.members import MemberConfig, member_auc
 from mutualctr.methods.mutual import FINETUNE_LR, METHOD, MutualConfig
 from mutualctr.models.registry import get_model_class
 from mutualctr.training.config import ScheduleConfig, TrainConfig
-from mutualctr.training.trainer import Metrics
 
 PAPER_MODELS = ("deepfm", "dcn", "pnn", "fibinet")
 QUESTIONS = (1, 2, 3, 4)
@@ -126,15 +126,15 @@ class YilmazConfig:
         return max(runs, self.max_group) if 4 in self.questions else runs
 
 
-class YilmazExperiment:
-    """Plans, runs (reusing finished runs) and collects the experiment's run folders."""
+class YilmazPlan:
+    """The experiment's run folders and its jobs, in the order they run.
 
-    def __init__(self, config: YilmazConfig, out: Path, overwrite: bool = False,
-                 log: TextIO | None = None) -> None:
-        self.s, self.out, self.overwrite = config, out, overwrite
-        self.log = log if log is not None else sys.stderr
-        self.planned = self._count_runs()
-        self.done = 0
+    :meth:`jobs` is lazy: RQ3's and RQ4's groups are chosen by the validation AUC of the
+    pretrained runs, so they are planned once those have run.
+    """
+
+    def __init__(self, config: YilmazConfig, out: Path) -> None:
+        self.s, self.out = config, out
 
     # -- run folders ----------------------------------------------------------------------
 
@@ -144,10 +144,14 @@ class YilmazExperiment:
     def independent_runs(self, model: str, count: int | None = None) -> list[Path]:
         return [self.independent_dir(model, k) for k in range(1, (count or self.s.seeds) + 1)]
 
-    def group_runs(self, model: str, g: int) -> list[Path]:
-        """The pretrained runs of group ``g`` (1-based); group 1 is the paper's group."""
+    def group_seeds(self, g: int) -> range:
+        """The independent runs ``k`` of group ``g`` (1-based); group 1 is the paper's group."""
         first = (g - 1) * self.s.seeds + 1
-        return [self.independent_dir(model, k) for k in range(first, first + self.s.seeds)]
+        return range(first, first + self.s.seeds)
+
+    def group_runs(self, model: str, g: int) -> list[Path]:
+        """The pretrained runs of group ``g``."""
+        return [self.independent_dir(model, k) for k in self.group_seeds(g)]
 
     def group_dir(self, kind: str, model: str, g: int) -> Path:
         """RQ1's and RQ2's group ``g`` of ``model``: kind is scratch, finetune or alone."""
@@ -171,88 +175,93 @@ class YilmazExperiment:
         return [max(self.group_runs(m, 1), key=lambda r: member_auc(r)["valid"])
                 for m in self.s.models]
 
-    def _count_runs(self) -> int:
+    def _rq2_has_size(self, n: int) -> bool:
+        """RQ4's group of ``n`` is RQ2's first group, already a job of RQ2."""
+        return n == self.s.seeds and 2 in self.s.questions
+
+    def __len__(self) -> int:
         s = self.s
         per_model = s.pretrained_runs
         per_model += s.groups * ((1 in s.questions) + (2 in s.questions) * (1 + s.control))
-        per_model += (s.max_group - 1) if 4 in s.questions else 0
+        if 4 in s.questions:
+            per_model += sum(not self._rq2_has_size(n) for n in range(2, s.max_group + 1))
         return per_model * len(s.models) + (3 in s.questions)
 
-    # -- running --------------------------------------------------------------------------
+    # -- jobs -----------------------------------------------------------------------------
+
+    def jobs(self) -> Iterator[Job]:
+        """Every run the chosen questions need: the pretraining, then the questions in order."""
+        yield from self.pretrain()
+        steps = {1: self.rq1_scratch, 2: self.rq2_finetune, 3: self.rq3_mixed,
+                 4: self.rq4_sizes}
+        for q in sorted(self.s.questions):
+            yield from steps[q]()
 
     def _seed_train(self, k: int) -> TrainConfig:
         return dataclasses.replace(self.s.train, seed=self.s.train.seed + k)
-
-    def ensure(self, out: Path, config: MutualConfig, what: str) -> Metrics:
-        """The metrics of the run ``config`` in ``out``, training it unless already finished."""
-        self.done += 1
-        header = f"[{self.done}/{self.planned}] {what}"
-        if not self.overwrite and runner.is_done(METHOD, config, out):
-            print(f"{header}: done before, reusing {out}", file=self.log, flush=True)
-        else:
-            print(f"{header} -> {out}", file=self.log, flush=True)
-        return runner.run(METHOD, config, out, overwrite=self.overwrite, log=self.log).metrics
 
     def _group(self, members: list[MemberConfig], train: TrainConfig,
                objective: str = "mutual") -> MutualConfig:
         return MutualConfig(data=self.s.data, members=members, objective=objective, train=train)
 
-    def pretrain(self) -> None:
+    def pretrain(self) -> Iterator[Job]:
         for model in self.s.models:
             for k in range(1, self.s.pretrained_runs + 1):
                 member = MemberConfig(model=model, model_config=dict(self.s.model_config))
-                self.ensure(self.independent_dir(model, k),
-                            self._group([member], self._seed_train(k), "independent"),
-                            f"independent {model}, seed {k}")
+                yield Job(METHOD, self._group([member], self._seed_train(k), "independent"),
+                          self.independent_dir(model, k),
+                          {"kind": "independent", "model": model, "run": k},
+                          f"independent {model}, seed {k}")
 
-    def rq1_scratch(self) -> None:
+    def rq1_scratch(self) -> Iterator[Job]:
         # member i of group g is initialised with seed train.seed + first + i, like
         # independent run first + i (first = the group's first run)
         for model in self.s.models:
             for g in range(1, self.s.groups + 1):
-                first = seed_of(self.group_runs(model, g)[0])
                 members = [MemberConfig(model=model, model_config=dict(self.s.model_config))
                            for _ in range(self.s.seeds)]
-                self.ensure(self.group_dir("scratch", model, g),
-                            self._group(members, self._seed_train(first)),
-                            f"RQ1: {self.s.seeds} x {model} mutual from scratch, group {g}")
+                yield Job(METHOD, self._group(members, self._seed_train(self.group_seeds(g)[0])),
+                          self.group_dir("scratch", model, g),
+                          {"kind": "scratch", "model": model, "group": g},
+                          f"RQ1: {self.s.seeds} x {model} mutual from scratch, group {g}")
 
-    def _finetune(self, out: Path, members: list[MemberConfig], what: str,
-                  objective: str = "mutual") -> None:
-        self.ensure(out, self._group(members, self.s.finetune, objective), what)
+    def _finetune(self, out: Path, members: list[MemberConfig], labels: dict[str, Any],
+                  what: str, objective: str = "mutual") -> Job:
+        return Job(METHOD, self._group(members, self.s.finetune, objective), out, labels, what)
 
-    def rq2_finetune(self) -> None:
+    def rq2_finetune(self) -> Iterator[Job]:
         for model in self.s.models:
             for g in range(1, self.s.groups + 1):
                 members = same_model_members(model, self.group_runs(model, g))
                 what = f"{len(members)} x {model}, group {g}"
-                self._finetune(self.group_dir("finetune", model, g), members,
-                               f"RQ2: {what} mutual finetuning")
+                yield self._finetune(self.group_dir("finetune", model, g), members,
+                                     {"kind": "finetune", "model": model, "group": g},
+                                     f"RQ2: {what} mutual finetuning")
                 if self.s.control:
-                    self._finetune(self.group_dir("alone", model, g), members,
-                                   f"RQ2 control: {what} finetuned alone",
-                                   objective="independent")
+                    yield self._finetune(self.group_dir("alone", model, g), members,
+                                         {"kind": "alone", "model": model, "group": g},
+                                         f"RQ2 control: {what} finetuned alone",
+                                         objective="independent")
 
-    def rq3_mixed(self) -> None:
+    def rq3_mixed(self) -> Iterator[Job]:
         members = [MemberConfig(init=str(r)) for r in self.best_runs()]
-        self._finetune(self.out / "mixed", members,
-                       f"RQ3: mixed group {'+'.join(self.s.models)} mutual finetuning")
+        yield self._finetune(self.out / "mixed", members, {"kind": "mixed"},
+                             f"RQ3: mixed group {'+'.join(self.s.models)} mutual finetuning")
 
-    def rq4_sizes(self) -> None:
+    def rq4_sizes(self) -> Iterator[Job]:
         for model in self.s.models:
             for n, runs in self.size_groups(model).items():
-                rq2 = " (RQ2's group)" if n == self.s.seeds else ""
-                self._finetune(self.size_dir(model, n), same_model_members(model, runs),
-                               f"RQ4: N = {n} {model}{rq2} mutual finetuning")
-
-    def run(self) -> None:
-        """Train everything the chosen questions need (reusing finished runs)."""
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.pretrain()
-        steps = {1: self.rq1_scratch, 2: self.rq2_finetune, 3: self.rq3_mixed,
-                 4: self.rq4_sizes}
-        for q in sorted(self.s.questions):
-            steps[q]()
+                if self._rq2_has_size(n):
+                    continue
+                members = same_model_members(model, runs)
+                if n == self.s.seeds:  # RQ2's group, run here when RQ2 is not asked for
+                    yield self._finetune(self.size_dir(model, n), members,
+                                         {"kind": "finetune", "model": model, "group": 1},
+                                         f"RQ4: N = {n} {model} (RQ2's group) mutual finetuning")
+                else:
+                    yield self._finetune(self.size_dir(model, n), members,
+                                         {"kind": "size", "model": model, "n": n},
+                                         f"RQ4: N = {n} {model} mutual finetuning")
 
 
 def same_model_members(model: str, runs: Sequence[Path]) -> list[MemberConfig]:

@@ -1,17 +1,18 @@
-"""The report of ``experiment yilmaz``, built from its run folders only: report.md (the paper's
+"""The report of ``experiment yilmaz``, built from the runs' records only: report.md (the paper's
 Tables 1-4 with its figures beside ours, and paired tests over groups), results.csv (one row
 per trained member) and PNG plots."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mutualctr import files
 from mutualctr.experiments.curves import Curve, curves_table, learning_curves, plot_curves
+from mutualctr.experiments.engine import Record, load_records
 from mutualctr.experiments.report import (
     format_percent,
     markdown_table,
@@ -20,10 +21,9 @@ from mutualctr.experiments.report import (
     write_csv,
 )
 from mutualctr.experiments.yilmaz import paper
-from mutualctr.experiments.yilmaz.plan import YilmazConfig, YilmazExperiment, seed_of
-from mutualctr.methods.members import member_auc
+from mutualctr.experiments.yilmaz.plan import YilmazConfig, YilmazPlan, seed_of
 from mutualctr.metrics import relaimp
-from mutualctr.runs.folder import METRICS_FILE, read_metrics, read_model_spec
+from mutualctr.runs.folder import METRICS_FILE, read_model_spec
 from mutualctr.statistics import format_mean_std, mean_std, paired_effect
 
 DIGITS = 5  # AUC digits, as the paper prints them
@@ -53,12 +53,13 @@ class GroupResult:
     start: list[float | None]  # the starting runs' test AUC (finetuning), else None
 
     @classmethod
-    def load(cls, root: Path) -> GroupResult:
-        metrics = read_metrics(root)
-        names = [m["name"] for m in read_model_spec(root)["members"]]
+    def of(cls, record: Record) -> GroupResult:
+        """The group run of ``record`` (its members' names and order: the run's model.json)."""
+        metrics = record.metrics
+        names = [m["name"] for m in read_model_spec(record.run)["members"]]
         init = metrics.get("init", {})
         return cls(
-            root=root, names=names,
+            root=record.run, names=names,
             test=[float(metrics["test"][n]["auc"]) for n in names],
             start=[init[n]["test"] if n in init else None for n in names],
         )
@@ -70,8 +71,14 @@ class GroupResult:
         return self.start[self.names.index(name)] if name in self.names else None
 
 
-def _load(root: Path) -> GroupResult | None:
-    return GroupResult.load(root) if (root / METRICS_FILE).is_file() else None
+def _only_auc(record: Record, split: str = "test") -> float:
+    """The AUC of a run with a single prediction (an independent run)."""
+    (values,) = record.metrics[split].values()
+    return float(values["auc"])
+
+
+def _key(labels: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(labels.items()))
 
 
 def run_relaimp(after: Sequence[float], before: Sequence[float]) -> list[float]:
@@ -114,26 +121,48 @@ def _paper_table1(model: str, row: str | None) -> list[str]:
 
 
 class YilmazReport:
-    """Collects the experiment's results and renders them."""
+    """Collects the experiment's results from its records and renders them."""
 
-    def __init__(self, config: YilmazConfig, out: Path) -> None:
+    def __init__(self, config: YilmazConfig, out: Path, records: Sequence[Record]) -> None:
         self.s, self.out = config, out
-        self.exp = YilmazExperiment(config, out)
+        self.exp = YilmazPlan(config, out)
+        self.records = {_key(r.labels): r for r in records}
         groups = range(1, config.groups + 1)
         self.pretrained = {
-            m: [[member_auc(r)["test"] for r in self.exp.group_runs(m, g)] for g in groups]
+            m: [[self.independent_auc(m, k) for k in self.exp.group_seeds(g)] for g in groups]
             for m in config.models
         }
         asked = {kind for kind, _, _, q in TABLE1_ROWS if q in config.questions}
         self.groups = {
-            kind: {m: [_load(self.exp.group_dir(kind, m, g)) if kind in asked else None
+            kind: {m: [self.group(kind, model=m, group=g) if kind in asked else None
                        for g in groups] for m in config.models}
             for kind, _, _, _ in TABLE1_ROWS
         }
-        self.mixed = _load(out / "mixed")
+        self.mixed = self.group("mixed")
         sizes = range(2, config.max_group + 1) if 4 in config.questions else range(0)
-        self.sizes = {m: {n: _load(self.exp.size_dir(m, n)) for n in sizes}
-                      for m in config.models}
+        self.sizes = {m: {n: self.size(m, n) for n in sizes} for m in config.models}
+
+    def record(self, **labels: Any) -> Record | None:
+        """The record with exactly these labels, None when that run has not finished."""
+        return self.records.get(_key(labels))
+
+    def independent_auc(self, model: str, k: int, split: str = "test") -> float:
+        """The AUC of independent run ``k`` of ``model``."""
+        record = self.record(kind="independent", model=model, run=k)
+        if record is None:
+            raise FileNotFoundError(f"{self.exp.independent_dir(model, k)}: no record; run "
+                                    "the experiment first")
+        return _only_auc(record, split)
+
+    def group(self, kind: str, **labels: Any) -> GroupResult | None:
+        record = self.record(kind=kind, **labels)
+        return None if record is None else GroupResult.of(record)
+
+    def size(self, model: str, n: int) -> GroupResult | None:
+        """RQ4's group of ``n`` (that of ``seeds`` is RQ2's first group)."""
+        if n == self.s.seeds:
+            return self.group("finetune", model=model, group=1)
+        return self.group("size", model=model, n=n)
 
     def aucs(self, kind: str, model: str) -> list[list[float] | None]:
         """Per group, the members' test AUCs of ``kind`` (``independent``: the pretrained runs)."""
@@ -185,9 +214,10 @@ class YilmazReport:
 
     def _ours_table2(self) -> list[list[str]]:
         best = self.exp.best_runs()
-        starts = [member_auc(r)["test"] for r in best]
+        starts = [self.independent_auc(m, seed_of(r))
+                  for m, r in zip(self.s.models, best, strict=True)]
         same = [g.auc_of(f"{m}_{seed_of(r)}")
-                if (g := _load(self.exp.group_dir("finetune", m, 1))) else None
+                if (g := self.group("finetune", model=m, group=1)) else None
                 for m, r in zip(self.s.models, best, strict=True)]
         mixed = [self.mixed.auc_of(m) if self.mixed else None for m in self.s.models]
         label = f"ours (`{Path(self.s.data).name}`)"
@@ -285,9 +315,9 @@ class YilmazReport:
     def csv_rows(self) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
         for m in self.s.models:
-            for r in self.exp.independent_runs(m, self.s.pretrained_runs):
+            for k, r in enumerate(self.exp.independent_runs(m, self.s.pretrained_runs), 1):
                 rows.append({"question": "pretrain", "group": str(r), "model": m, "member": m,
-                             "start_test_auc": "", "test_auc": member_auc(r)["test"]})
+                             "start_test_auc": "", "test_auc": self.independent_auc(m, k)})
         for question, kind in (("RQ1", "scratch"), ("RQ2", "finetune"), ("RQ2-control", "alone")):
             for by_group in self.groups[kind].values():
                 rows += [r for g in by_group if g is not None for r in _member_rows(question, g)]
@@ -428,9 +458,11 @@ def _member_rows(question: str, g: GroupResult) -> list[dict[str, Any]]:
     ]
 
 
-def write_report(config: YilmazConfig, out: Path) -> str:
-    """Write report.md, results.csv and the plots into ``out``; return the markdown."""
-    report = YilmazReport(config, out)
+def write_report(config: YilmazConfig, out: Path,
+                 records: Sequence[Record] | None = None) -> str:
+    """Write report.md, results.csv and the plots into ``out`` from ``records`` (default: every
+    record under ``out``); return the markdown."""
+    report = YilmazReport(config, out, load_records(out) if records is None else records)
     write_csv(out / "results.csv", report.csv_rows())
     text = report.markdown(report.plot())
     files.write_text(out / "report.md", text)

@@ -1,0 +1,96 @@
+"""What an experiment is: its config, how it runs and reports, and its shorthand flags as data.
+
+Each experiment is a subpackage of :mod:`mutualctr.experiments` (``yilmaz``, ``ektf``,
+``cetnet``) that defines ``EXPERIMENT = Experiment(...)``. The command line
+(:mod:`mutualctr.commands.experiment`) builds ``mutualctr experiment <name>`` from it: the
+options every experiment takes (``--data``, ``--out``, ``--seeds``, ``--epochs``, the config
+options) and the experiment's own :class:`Flag` s, each an alias of config keys. Nothing here
+parses a command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+C = TypeVar("C")
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A shorthand flag: ``name`` sets the config ``keys`` to its value (an alias; ``--set``
+    still wins over it).
+
+    Attributes:
+        name: the flag, e.g. ``--max-group``.
+        keys: the dotted config keys it sets, e.g. ``("train.batch_size",
+            "finetune.batch_size")``.
+        help: the help text.
+        type: converts the value (``int``); ``None``: a string.
+        nargs: ``"+"`` or ``"*"`` for a space-separated list, else one value.
+        choices: the allowed values.
+        metavar: the value's name in the help.
+        switch: a flag without a value, which sets the keys to this value when given (the
+            Yilmaz experiment's ``--no-control`` sets ``control`` to False); ``None``: the flag
+            takes a value.
+    """
+
+    name: str
+    keys: tuple[str, ...]
+    help: str
+    type: Callable[[str], Any] | None = None
+    nargs: str | None = None
+    choices: tuple[Any, ...] | None = None
+    metavar: str | None = None
+    switch: Any = None
+
+    @property
+    def dest(self) -> str:
+        """Where the parsed value goes: the name without dashes, ``-`` as ``_``."""
+        return self.name.lstrip("-").replace("-", "_")
+
+
+def flag_settings(flags: tuple[Flag, ...], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The flags' values by config key, from the parsed values by :attr:`Flag.dest` (a flag
+    not given is ``None``, which leaves its keys unset)."""
+    return {key: given.get(flag.dest) for flag in flags for key in flag.keys}
+
+
+@dataclass(frozen=True)
+class Experiment(Generic[C]):
+    """One paper's experiment.
+
+    Attributes:
+        name: ``mutualctr experiment <name>``.
+        help: one line for ``mutualctr experiment --help``.
+        description: the command's description (``mutualctr experiment <name> --help``).
+        config_class: its typed config (with ``data``, ``seeds`` and ``train`` keys).
+        run: ``(config, out, overwrite=, log=) -> report``: train every run the config asks
+            for into the experiment folder ``out`` (reusing finished ones), write the report
+            and return its markdown.
+        report: ``(config, out) -> report``: rebuild the report from the records in ``out``.
+        flags: its shorthand flags.
+        presets: ``given -> defaults``: values that depend on what the user gave and sit below
+            everything given (the EKTF experiment's ``size``).
+        report_only: the command offers ``--report-only`` (rebuild the report from the run
+            folders, train nothing): for reports that show what a partial set of runs has.
+    """
+
+    name: str
+    help: str
+    description: str
+    config_class: type[C]
+    run: Callable[..., str]
+    report: Callable[[C, Path], str]
+    flags: tuple[Flag, ...] = ()
+    presets: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
+    report_only: bool = False
+
+    @property
+    def keys(self) -> str:
+        """The config's top-level keys, for the help of ``--config``."""
+        return ", ".join(f.name for f in dataclasses.fields(self.config_class))
+
