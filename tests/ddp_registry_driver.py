@@ -23,7 +23,7 @@ from mutualctr.data.store import EncodedStore
 from mutualctr.distributed import ddp
 from mutualctr.methods import cetnet, ektf, independent, mutual
 from mutualctr.methods.base import Method
-from mutualctr.methods.members import MemberConfig, StudentSpec
+from mutualctr.methods.members import MemberConfig
 from mutualctr.models.registry import model_names
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.trainer import fit, seed_everything
@@ -73,11 +73,12 @@ def main(store_dir: str, out: str) -> None:
                                       store, dist)
     # DIEN among EKTF's students and CETNet's members: its next-behaviour loss must reach its
     # auxiliary network under every method, or DDP finds parameters without a gradient
-    students = [*ektf.mlp_students(1), StudentSpec("dien", {})]
+    students = [*ektf.mlp_students(1), MemberConfig(model="dien")]
     results["ektf"] = train_briefly(
         ektf.METHOD, ektf.EKTFConfig(students=students, train=TRAIN), store, dist)
+    sequence_pair = [MemberConfig(model="din"), MemberConfig(model="dien")]
     results["cetnet"] = train_briefly(
-        cetnet.METHOD, cetnet.CETNetConfig(models=["din", "dien"], train=TRAIN), store, dist)
+        cetnet.METHOD, cetnet.CETNetConfig(members=sequence_pair, train=TRAIN), store, dist)
     if dist.is_main:
         Path(out).write_text(json.dumps(results, indent=1))
     ddp.shutdown(dist)

@@ -95,11 +95,13 @@ def test_experiments_resolve_seeds_and_epochs_the_same_way(
 def test_printed_config_runs_as_a_file_and_resume_reads_the_stored_one(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    argv = ["cetnet", "--data", str(store), "--out", str(tmp_path / "run"), "--models", "dnn",
-            "dnn", "--alpha", "0.5", "--set", "model_config={dnn: {hidden_units: [8]}}",
-            "--embedding-dim", "4", *SMALL_TRAIN]
+    argv = ["cetnet", "--data", str(store), "--out", str(tmp_path / "run"), "--models", "lr",
+            "--alpha", "0.5", "--set", "members=[{model: dnn, model_config: {hidden_units: [8]}},"
+            " {model: dnn}]", "--embedding-dim", "4", *SMALL_TRAIN]
     printed = _printed(argv, capsys)
-    assert printed["alpha"] == 0.5 and printed["models"] == ["dnn", "dnn"]
+    assert printed["alpha"] == 0.5  # --set beats --models; --embedding-dim reaches each member
+    assert [(m["model"], m["model_config"]) for m in printed["members"]] == [
+        ("dnn", {"hidden_units": [8], "embedding_dim": 4}), ("dnn", {"embedding_dim": 4})]
     file = tmp_path / "cetnet.yaml"
     file.write_text(yaml.safe_dump(printed))
     assert main(["cetnet", "--config", str(file), "--out", str(tmp_path / "run")]) == 0

@@ -14,6 +14,7 @@ import yaml
 from mutualctr.cli import main
 from mutualctr.config import Validated, from_dict, param
 from mutualctr.errors import ConfigError
+from mutualctr.methods.cetnet import CETNetConfig
 from mutualctr.methods.ektf import EKTFConfig
 from mutualctr.models.deepfm import DeepFMConfig
 from mutualctr.models.lr import LRConfig
@@ -106,8 +107,8 @@ def test_a_subclass_own_post_init_still_runs_after_the_checks() -> None:
         TrainConfig(device="tpu")
     with pytest.raises(ValueError, match="need at least one student"):
         EKTFConfig(students=[])
-    with pytest.raises(ConfigError, match="embedding_dim: must be >= 1"):
-        EKTFConfig(embedding_dim=0)
+    with pytest.raises(ConfigError, match=r"alpha: must be >= 0\.0"):
+        CETNetConfig(alpha=-1.0)
     with pytest.raises(ValueError, match="needs low < high"):
         Dimension("float", 1.0, 0.5)
     # from_dict still reports an own check's error under its path

@@ -51,7 +51,7 @@ CASES: dict[str, tuple[Method[Any], Any]] = {
     # without batch norm: a bias before it has a gradient of rounding noise only, which Adam
     # turns into full steps, so its value after a few steps is noise in either mode
     "ektf": (ektf.METHOD, ektf.EKTFConfig(students=ektf.mlp_students(2, {"batch_norm": False}))),
-    "cetnet": (cetnet.METHOD, cetnet.CETNetConfig(models=["deepfm", "dcn"])),
+    "cetnet": (cetnet.METHOD, cetnet.CETNetConfig(members=[{"model": "deepfm"}, {"model": "dcn"}])),
 }
 
 

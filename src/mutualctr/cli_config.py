@@ -145,8 +145,8 @@ def flag_arguments(method: Method[Any], flag: Flag) -> dict[str, Any]:
     """argparse's keyword arguments for ``flag``: what the flag says, the rest from its config
     key (a scalar's type, a list's ``nargs="+"``, a ``Literal``'s choices, the field's doc),
     except for a flag that converts its value, whose key's type is not the flag's."""
-    tp, doc = config_field(method.config_class, flag.key) if flag.key else (None, "")
-    alias = f"alias of `{flag.key}`" if flag.key else ""
+    tp, doc = config_field(method.config_class, flag.keys[0]) if flag.key else (None, "")
+    alias = f"alias of `{flag.keys[0]}`" if flag.key else ""
     text = flag.help or (f"{doc.rstrip('.')} ({alias})" if doc else alias)
     if flag.value is not None:
         tp = None
@@ -173,11 +173,18 @@ def flag_arguments(method: Method[Any], flag: Flag) -> dict[str, Any]:
 
 
 def config_field(cls: type, key: str) -> tuple[Any, str]:
-    """The type and documentation of the dotted config ``key`` of dataclass ``cls``."""
-    *sections, name = key.split(".")
-    for section in sections:
-        cls = typing.get_type_hints(cls)[section]
-    return typing.get_type_hints(cls)[name], field_docs(cls).get(name, "")
+    """The type and documentation of the dotted config ``key`` of dataclass ``cls``
+    (``list[].key`` for a key of the list's items); ``(Any, "")`` below a field that is not a
+    dataclass (a model's hyperparameters)."""
+    tp: Any = cls
+    doc = ""
+    for part in key.replace("[]", "").split("."):
+        if typing.get_origin(tp) in (list, tuple):
+            tp = typing.get_args(tp)[0]
+        if not dataclasses.is_dataclass(tp):
+            return Any, ""
+        tp, doc = typing.get_type_hints(tp)[part], field_docs(tp).get(part, "")
+    return tp, doc
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -198,17 +205,39 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def method_flag_values(args: argparse.Namespace, method: Method[Any]) -> dict[str, Any]:
-    """The flags given on the command line as config overrides (``--data`` made absolute)."""
+def method_flag_values(args: argparse.Namespace, method: Method[Any]
+                       ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The flags given on the command line as config overrides (``--data`` made absolute), and
+    apart, those that set a key in every item of a list (``list[].key``: value)."""
     given = vars(args)
     pairs: dict[str, Any] = {"data": absolute(args.data), "train.epochs": args.epochs,
                              "train.seed": args.seed}
+    each: dict[str, Any] = {}
     for flag in method.flags:
         value = given.get(flag.dest)
-        if flag.key and value is not None:
-            value = flag.value(value, given) if flag.value else value
-            pairs[flag.key] = pairs.get(flag.key) if value is None else value
-    return flag_values(pairs)
+        if not flag.key or value is None:
+            continue
+        value = flag.value(value, given) if flag.value else value
+        for key in flag.keys:
+            target = each if "[]." in key else pairs
+            target[key] = target.get(key) if value is None else value
+    return flag_values(pairs), each
+
+
+def set_in_each(config_class: type, given: Mapping[str, Any], key: str, value: Any
+                ) -> dict[str, Any]:
+    """``given`` with ``rest`` set to ``value`` in every item of ``list`` for ``key`` =
+    ``list[].rest``; the list is the config's default when ``given`` has none."""
+    head, _, rest = key.partition("[].")
+    items: Any = given
+    for part in head.split("."):
+        items = items.get(part) if isinstance(items, Mapping) else None
+    if items is None:
+        items = to_dict(getattr(from_dict(config_class, {}), head.split(".")[0]))
+        for part in head.split(".")[1:]:
+            items = items[part]
+    return merge(given, nested(head, [merge(to_dict(item), nested(rest, value))
+                                      for item in items]))
 
 
 def run_method_command(args: argparse.Namespace, *, method: Method[Any]) -> int:
@@ -219,7 +248,11 @@ def run_method_command(args: argparse.Namespace, *, method: Method[Any]) -> int:
     if args.resume:
         folder, stored_name = runner.config_folder(method, args.out)
         stored = stored_config(folder, stored_name, CONFIG_FILE)
-    config = method.config(given_values(args, method_flag_values(args, method), stored=stored))
+    flags, each = method_flag_values(args, method)
+    given = given_values(args, flags, stored=stored)
+    for key, value in each.items():
+        given = set_in_each(method.config_class, given, key, value)
+    config = method.config(given)
     if args.print_config:
         print_config(method.resolve(config))
         return 0

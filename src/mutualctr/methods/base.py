@@ -58,8 +58,10 @@ class Flag:
 
     Attributes:
         name: the flag, e.g. ``--models``.
-        key: the dotted config key it sets, e.g. ``members`` or ``teacher.model``; ``""`` for
-            a flag that is not part of the config (it only feeds ``after_run``).
+        key: the dotted config key it sets, e.g. ``members`` or ``teacher.model``; several
+            keys set to the same value; ``list[].key`` sets ``key`` in every item of the list
+            ``list`` (the config's default list when none is given); ``""`` for a flag that
+            is not part of the config (it only feeds ``after_run``).
         help: the help text; empty: the key's field documentation (the ``Attributes:``
             section of its config class's docstring).
         value: turns the parsed value into the key's value, given every parsed flag of the
@@ -77,7 +79,7 @@ class Flag:
     """
 
     name: str
-    key: str
+    key: str | tuple[str, ...]
     help: str = ""
     value: Callable[[Any, Mapping[str, Any]], Any] | None = None
     type: Callable[[str], Any] | None = None
@@ -87,6 +89,11 @@ class Flag:
     metavar: str | None = None
     exclusive: str = ""
     after_run: Callable[[Path, Any], str] | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """The config keys it sets."""
+        return (self.key,) if isinstance(self.key, str) else self.key
 
     @property
     def dest(self) -> str:

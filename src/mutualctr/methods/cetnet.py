@@ -13,7 +13,7 @@ count.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,8 +25,12 @@ from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
 from mutualctr.methods.base import Built, Flag, Method
-from mutualctr.methods.members import positional_names
-from mutualctr.models.registry import build_model
+from mutualctr.methods.members import (
+    MemberConfig,
+    build_member,
+    from_scratch,
+    positional_names,
+)
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
@@ -72,8 +76,9 @@ class CETNetConfig(Validated):
 
     Attributes:
         data: encoded store folder, from `mutualctr data prepare`.
-        models: registry names, e.g. dcnv2 finalmlp.
-        embedding_dim: each model's table size.
+        members: the models, each a registry model with its hyperparameters and a table of
+            its own (embedding_dim 16 unless its model_config says otherwise), trained from
+            scratch.
         alpha: weight of the symmetric KL.
         fusion: how the members' representations are fused.
         use_kl: keep the symmetric KL term.
@@ -82,13 +87,11 @@ class CETNetConfig(Validated):
             '+ concat' baselines).
         shared_embedding: ablation: one table shared by all models.
         group_field: gAUC groups: auto = the field named user if any, "" = none.
-        model_config: a registry name's other hyperparameters.
         train: the trainer's settings.
     """
 
     data: str = ""
-    models: list[str] = field(default_factory=list)
-    embedding_dim: int = param(16, ge=1)
+    members: list[MemberConfig] = field(default_factory=list)
     alpha: float = param(0.1, ge=0.0)
     fusion: FusionMode = "confidence"
     use_kl: bool = True
@@ -96,32 +99,23 @@ class CETNetConfig(Validated):
     member_losses: bool = True
     shared_embedding: bool = False
     group_field: str = "auto"
-    model_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        from_scratch(self.members, "CETNet's members")
 
 
 def build_cetnet(
-    feature_map: FeatureMap,
-    models: Sequence[str],
-    *,
-    embedding_dim: int,
-    alpha: float,
+    feature_map: FeatureMap, members: Sequence[MemberConfig], *, alpha: float,
     variant: Variant = CETNET,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Built:
-    """The group of ``models`` (registry names, repeats allowed) and its CETNet objective.
-
-    Every model gets an ``embedding_dim``-column table of its own (one shared table when the
-    variant says so); ``overrides`` maps a registry name to its other hyperparameters.
-    """
-    if len(models) < 2:
-        raise ConfigError(f"CETNet needs at least two models, got {list(models)}")
-    overrides = overrides or {}
-    built = [
-        build_model(name, feature_map, {**overrides.get(name, {}), "embedding_dim": embedding_dim})
-        for name in models
-    ]
-    names = positional_names(models)
+    """The group of ``members`` (repeated models allowed) and its CETNet objective: each
+    member with a table of its own, or one shared table when the variant says so (their
+    ``embedding_dim`` must then agree)."""
+    if len(members) < 2:
+        raise ConfigError(f"CETNet needs at least two members, got {len(members)}")
+    built = [build_member(member, feature_map) for member in members]
+    names = positional_names(members)
     params = {
         "representation_dims": [m.representation_dim for m in built],
         "alpha": alpha if variant.use_kl else 0.0,
@@ -136,8 +130,7 @@ def build_cetnet(
 
 def build(config: CETNetConfig, store: EncodedStore) -> Built:
     variant = Variant("config", **{k: getattr(config, k) for k in CETNET.switches()})
-    return build_cetnet(store.feature_map, config.models, embedding_dim=config.embedding_dim,
-                        alpha=config.alpha, variant=variant, overrides=config.model_config)
+    return build_cetnet(store.feature_map, config.members, alpha=config.alpha, variant=variant)
 
 
 def group_ids(store: EncodedStore, field_name: str) -> np.ndarray | None:
@@ -188,9 +181,14 @@ METHOD = Method(
     description="Train N models with their own embeddings under CETNet's objective: "
                 "BCE(fused) + sum_n BCE(p_n) + alpha * symmetric KL.",
     flags=(
-        Flag("--models", "models", metavar="MODEL"),
+        Flag("--models", "members", nargs="+", metavar="MODEL",
+             help="registry models, e.g. dcnv2 finalmlp (alias of `members: [{model: MODEL}, "
+                  "...]`)",
+             value=lambda models, _: [{"model": m} for m in models]),
         Flag("--alpha", "alpha"),
-        Flag("--embedding-dim", "embedding_dim"),
+        Flag("--embedding-dim", "members[].model_config.embedding_dim", type=int,
+             help="each member's table size (alias of every member's "
+                  "model_config.embedding_dim; default 16)"),
         Flag("--fusion", "fusion"),
         Flag("--shared-embedding", "shared_embedding", const=True),
         Flag("--no-stop-gradient", "stop_gradient", const=False,

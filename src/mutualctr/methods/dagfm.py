@@ -18,7 +18,12 @@ from pathlib import Path
 from mutualctr.config import Validated, param
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods.base import Built, Flag, Method, Stage
-from mutualctr.methods.members import StudentSpec, build_student, positional_names
+from mutualctr.methods.members import (
+    MemberConfig,
+    build_member,
+    from_scratch,
+    positional_names,
+)
 from mutualctr.runs.restore import load_trained
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
@@ -37,12 +42,14 @@ class DAGFMConfig(Validated):
     :data:`~mutualctr.training.objectives.kd_baselines.DAGFM_ALPHA` and ``DAGFM_BETA``."""
 
     data: str = ""
-    teacher: StudentSpec = field(default_factory=lambda: StudentSpec("dcnv2"))
-    student: StudentSpec = field(default_factory=lambda: StudentSpec("dagfm"))
+    teacher: MemberConfig = field(default_factory=lambda: MemberConfig(model="dcnv2"))
+    student: MemberConfig = field(default_factory=lambda: MemberConfig(model="dagfm"))
     alpha: float = param(DAGFM_ALPHA, ge=0.0)
     beta: float = param(DAGFM_BETA, ge=0.0)
-    embedding_dim: int = param(16, ge=1)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        from_scratch([self.teacher, self.student], "KD-DAGFM's teacher and student")
 
 
 def teacher_name(config: DAGFMConfig) -> str:
@@ -52,20 +59,20 @@ def teacher_name(config: DAGFMConfig) -> str:
 
 def student_name(config: DAGFMConfig) -> str:
     """The student's prediction name, e.g. ``dagfm_1``."""
-    return positional_names([config.student.model])[0]
+    return positional_names([config.student])[0]
 
 
 def _teacher(config: DAGFMConfig, store: EncodedStore, folders: Mapping[str, Path]) -> Built:
     """(a) The teacher alone on BCE."""
     name = teacher_name(config)
-    model = build_student(config.teacher, store.feature_map, config.embedding_dim)
+    model = build_member(config.teacher, store.feature_map)
     return Built(ModelGroup([model], [name]), IndependentObjective([name]), {}, [model], [name])
 
 
 def _distill(config: DAGFMConfig, store: EncodedStore, folders: Mapping[str, Path]) -> Built:
     """(b) A fresh student on the trained teacher's frozen embedding, taught by the teacher."""
     teacher = load_trained(folders["teacher"]).group.models[0]
-    student = build_student(config.student, store.feature_map, config.embedding_dim)
+    student = build_member(config.student, store.feature_map)
     names = [teacher_name(config), student_name(config)]
     params = {"alpha": config.alpha, "beta": config.beta}
     return Built(DistillationGroup(teacher, student, names),
@@ -97,11 +104,14 @@ METHOD = Method(
     flags=(
         Flag("--teacher", "teacher.model", metavar="MODEL", type=str,
              help="the teacher's registry model (alias of teacher.model; default dcnv2)"),
-        Flag("--interaction", "student", choices=("inner", "outer"),
+        Flag("--interaction", "student.model_config.interaction", choices=("inner", "outer"),
              help="the DAGFM student's interaction (alias of "
-                  "student.model_config.interaction)",
-             value=lambda kind, _: {"model": "dagfm", "model_config": {"interaction": kind}}),
-        Flag("--embedding-dim", "embedding_dim"),
+                  "student.model_config.interaction)"),
+        Flag("--embedding-dim", ("teacher.model_config.embedding_dim",
+                                 "student.model_config.embedding_dim"), type=int,
+             help="the teacher's table size, which the student shares (alias of "
+                  "teacher.model_config.embedding_dim and student.model_config.embedding_dim; "
+                  "default 16)"),
     ),
 )
 PHASES = tuple(stage.name for stage in METHOD.stages)

@@ -25,9 +25,8 @@ from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.methods.base import Built, Flag, Method
 from mutualctr.methods.ektf import export_best_student
-from mutualctr.methods.members import MemberConfig, pretrained_member, resolve_members
+from mutualctr.methods.members import MemberConfig, build_member, resolve_members
 from mutualctr.models.base import CTRModel, ModelOutput
-from mutualctr.models.registry import build_model
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.distill import EnsembleDistillation
@@ -93,16 +92,9 @@ class FrozenTeachersGroup(ModelGroup):
         return [*teachers, self.models[-1](batch)]
 
 
-def _member(member: MemberConfig, store: EncodedStore) -> CTRModel:
-    model = build_model(member.model, store.feature_map, member.model_config)
-    if member.init:
-        model.load_state_dict(pretrained_member(member.init)[3])
-    return model
-
-
 def build(config: DistillConfig, store: EncodedStore) -> Built:
-    teachers = [_member(t, store) for t in config.teachers]
-    student = _member(config.student, store)
+    teachers = [build_member(t, store.feature_map) for t in config.teachers]
+    student = build_member(config.student, store.feature_map)
     names = [*(t.name for t in config.teachers), config.student.name]
     params = {"temperature": config.temperature, "weight": config.weight}
     return Built(FrozenTeachersGroup(teachers, student, names),

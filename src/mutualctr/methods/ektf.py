@@ -22,12 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from mutualctr.config import Validated, param, to_dict
+from mutualctr.config import Validated, to_dict
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods.base import Built, Flag, Method
 from mutualctr.methods.dagfm import PHASES, TEACHER_SUFFIX
-from mutualctr.methods.members import StudentSpec, build_student, positional_names
+from mutualctr.methods.members import (
+    MemberConfig,
+    build_member,
+    from_scratch,
+    positional_names,
+)
 from mutualctr.models.base import CTRModel
 from mutualctr.runs.folder import MODEL_SPEC_FILE, RunFolder, read_metrics
 from mutualctr.runs.restore import load_trained, model_spec
@@ -54,27 +59,24 @@ Objectives = Literal["independent", "ektf", "only_kd", "only_dml", "no_examinati
 ENSEMBLE_NAMES = (TEACHER, ENSEMBLE)  # a group's combined prediction, by objective
 
 
-def mlp_students(k: int, overrides: Mapping[str, Any] | None = None) -> list[StudentSpec]:
+def mlp_students(k: int, overrides: Mapping[str, Any] | None = None) -> list[MemberConfig]:
     """EKTF_MLP: ``k`` identical DNN students (the authors' MLP settings unless overridden)."""
-    return [StudentSpec("dnn", {**MLP_STUDENT, **(overrides or {})}) for _ in range(k)]
+    return [MemberConfig(model="dnn", model_config={**MLP_STUDENT, **(overrides or {})})
+            for _ in range(k)]
 
 
-def latest_students(models: Sequence[str] = LATEST_STUDENTS) -> list[StudentSpec]:
+def latest_students(models: Sequence[str] = LATEST_STUDENTS) -> list[MemberConfig]:
     """EKTF_Latest: heterogeneous students, each with its registry (paper) defaults except
     :data:`LATEST_OVERRIDES` (FINAL with one block)."""
-    return [StudentSpec(model, dict(LATEST_OVERRIDES.get(model, {}))) for model in models]
+    return [MemberConfig(model=model, model_config=dict(LATEST_OVERRIDES.get(model, {})))
+            for model in models]
 
 
-def student_names(specs: Sequence[StudentSpec]) -> list[str]:
-    """``<model>_<position>`` (1-based), e.g. ``dnn_1, dnn_2`` or ``pnn_1, final_2, ecn_3``."""
-    return positional_names([spec.model for spec in specs])
-
-
-def build_students(feature_map: FeatureMap, specs: Sequence[StudentSpec],
-                   embedding_dim: int = 16) -> SharedEmbeddingGroup:
-    """The students over one shared embedding of ``embedding_dim`` columns."""
-    students = [build_student(spec, feature_map, embedding_dim) for spec in specs]
-    return SharedEmbeddingGroup(students, student_names(specs))
+def build_students(feature_map: FeatureMap, members: Sequence[MemberConfig]
+                   ) -> SharedEmbeddingGroup:
+    """The students over one shared embedding (their ``embedding_dim`` must agree)."""
+    students = [build_member(member, feature_map) for member in members]
+    return SharedEmbeddingGroup(students, positional_names(members))
 
 
 @dataclass
@@ -83,25 +85,25 @@ class EKTFConfig(Validated):
 
     Attributes:
         data: encoded store folder, from `mutualctr data prepare`.
-        students: the students, registry models with their hyperparameters (default: three
-            MLPs, EKTF_MLP).
+        students: the students, registry models with their hyperparameters, trained from
+            scratch over one embedding of the size they agree on (default: three MLPs,
+            EKTF_MLP, at embedding_dim 16).
         objective: what trains the students: independent, an EKTF variant or a KD baseline.
         detach_weights: treat the examination weights as constants (default: gradients flow
             through them, as in the authors' code).
-        embedding_dim: the shared embedding's size.
         train: the trainer's settings.
     """
 
     data: str = ""
-    students: list[StudentSpec] = field(default_factory=lambda: mlp_students(3))
+    students: list[MemberConfig] = field(default_factory=lambda: mlp_students(3))
     objective: Objectives = "ektf"
     detach_weights: bool = False
-    embedding_dim: int = param(16, ge=1)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
         if not self.students:
             raise ValueError("students: need at least one student")
+        from_scratch(self.students, "EKTF's students")
 
 
 def build_objective(config: EKTFConfig, models: Sequence[CTRModel], names: list[str]
@@ -123,12 +125,12 @@ def build_objective(config: EKTFConfig, models: Sequence[CTRModel], names: list[
 
 def build(config: EKTFConfig, store: EncodedStore) -> Built:
     """A single student keeps its own embedding; two or more share one."""
-    names = student_names(config.students)
+    names = positional_names(config.students)
     if len(config.students) == 1:
-        model = build_student(config.students[0], store.feature_map, config.embedding_dim)
+        model = build_member(config.students[0], store.feature_map)
         group: ModelGroup = ModelGroup([model], names)
     else:
-        group = build_students(store.feature_map, config.students, config.embedding_dim)
+        group = build_students(store.feature_map, config.students)
     models = list(group.models)
     return Built(group, *build_objective(config, models, names), models, names)
 
@@ -185,7 +187,9 @@ METHOD = Method(
              or given.get("students") else _mlp_students(None, hidden)),
         Flag("--objective", "objective"),
         Flag("--detach-weights", "detach_weights", const=True),
-        Flag("--embedding-dim", "embedding_dim"),
+        Flag("--embedding-dim", "students[].model_config.embedding_dim", type=int,
+             help="the students' embedding size (alias of every student's "
+                  "model_config.embedding_dim; default 16)"),
         Flag("--export-best", "", type=Path, metavar="DIR", after_run=_export_best,
              help="also write the best student as a standalone run folder"),
     ),

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mutualctr.config import to_dict
+from mutualctr.config import Validated, to_dict
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import CTRModel
@@ -18,33 +18,44 @@ from mutualctr.runs.folder import read_metrics, read_model_spec, read_weights
 
 
 @dataclass
-class MemberConfig:
-    """One member: a registry ``model`` (with ``model_config`` overrides) or an ``init`` run."""
+class MemberConfig(Validated):
+    """One model of a method, the one shape every method's models take.
+
+    Attributes:
+        name: its prediction's name; empty: the method names it (by model and position).
+        model: a registry model name, e.g. deepfm.
+        model_config: the model's hyperparameters that differ from its defaults, its
+            embedding size (embedding_dim) among them.
+        init: a finished run to start from, RUN or RUN:member; empty: from scratch.
+    """
 
     name: str = ""
     model: str = ""
     model_config: dict[str, Any] = field(default_factory=dict)
-    init: str = ""  # pretrained run folder, "RUN" or "RUN:member"; "" = from scratch
+    init: str = ""
 
 
-@dataclass
-class StudentSpec:
-    """A registry model with hyperparameter overrides, built at a given embedding size (EKTF's
-    students, KD-DAGFM's teacher and student)."""
-
-    model: str
-    model_config: Mapping[str, Any] = field(default_factory=dict)
-
-
-def build_student(spec: StudentSpec, feature_map: FeatureMap, embedding_dim: int) -> CTRModel:
-    """``spec``'s model with ``embedding_dim`` columns in its embedding table."""
-    return build_model(spec.model, feature_map,
-                       {**spec.model_config, "embedding_dim": embedding_dim})
+def build_member(member: MemberConfig, feature_map: FeatureMap) -> CTRModel:
+    """``member``'s model, with its starting run's weights when it has one."""
+    model = build_model(member.model, feature_map, member.model_config)
+    if member.init:
+        model.load_state_dict(pretrained_member(member.init)[3])
+    return model
 
 
-def positional_names(models: Sequence[str]) -> list[str]:
-    """``<model>_<position>`` (1-based): ``dnn_1, dnn_2`` or ``pnn_1, final_2, ecn_3``."""
-    return [f"{name}_{i}" for i, name in enumerate(models, start=1)]
+def from_scratch(members: Sequence[MemberConfig], what: str) -> None:
+    """Refuse starting runs where a method trains its members from scratch (``what`` names
+    them in the message)."""
+    started = [m.init for m in members if m.init]
+    if started:
+        raise ConfigError(f"{what} train from scratch; init is not supported here, got "
+                          f"{started}")
+
+
+def positional_names(members: Sequence[MemberConfig]) -> list[str]:
+    """Each member's name, or ``<model>_<position>`` (1-based) for one without: ``dnn_1,
+    dnn_2`` or ``pnn_1, final_2, ecn_3``."""
+    return [m.name or f"{m.model}_{i}" for i, m in enumerate(members, start=1)]
 
 
 def split_init(init: str) -> tuple[Path, str | None]:

@@ -38,14 +38,13 @@ from mutualctr.data.store import EncodedStore
 from mutualctr.methods.base import Built, Flag, Method
 from mutualctr.methods.members import (
     MemberConfig,
+    build_member,
     member_auc,
-    pretrained_member,
     resolve_members,
     split_init,
 )
 from mutualctr.metrics import relaimp
 from mutualctr.models.base import CTRModel
-from mutualctr.models.registry import build_model
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup, can_batch
@@ -101,10 +100,7 @@ def build_members(config: MutualConfig, store: EncodedStore) -> list[CTRModel]:
     models = []
     for i, m in enumerate(config.members):
         seed_everything(config.train.seed + i)
-        model = build_model(m.model, store.feature_map, m.model_config)
-        if m.init:
-            model.load_state_dict(pretrained_member(m.init)[3])
-        models.append(model)
+        models.append(build_member(m, store.feature_map))
     return models
 
 
