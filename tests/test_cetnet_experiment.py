@@ -23,8 +23,9 @@ from mutualctr.experiments.cetnet.report import (
     significance,
 )
 from mutualctr.experiments.engine import Record, load_records
-from mutualctr.methods.cetnet import ABLATIONS, Variant, group_ids
+from mutualctr.methods.cetnet import ABLATIONS, CETNET, Variant, group_ids
 from mutualctr.methods.cetnet import build_cetnet as build_built
+from mutualctr.methods.members import MemberConfig
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
 from training_support import FEATURE_MAP, SEQUENCE_FEATURE_MAP, sequence_split, write_store
@@ -38,8 +39,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        {"train": 800, "valid": 300, "test": 400})
 
 
-def build_cetnet(*args: object, **kwargs: object) -> tuple:
-    built = build_built(*args, **kwargs)
+def build_cetnet(models: list[str], alpha: float, variant: Variant = CETNET) -> tuple:
+    members = [MemberConfig(model=m, model_config={**SMALL.get(m, {}), "embedding_dim": 4})
+               for m in models]
+    built = build_built(FEATURE_MAP, members, alpha=alpha, variant=variant)
     return built.group, built.objective
 
 
@@ -52,28 +55,24 @@ def small_config(store: Path, **kw: object) -> CETNetExperimentConfig:
 
 
 def test_each_model_has_its_own_table_unless_shared() -> None:
-    group, objective = build_cetnet(FEATURE_MAP, ["dnn", "pnn"], embedding_dim=4, alpha=0.5,
-                                    overrides=SMALL)
+    group, objective = build_cetnet(["dnn", "pnn"], alpha=0.5)
     tables = [m.embedding.table.weight for m in group.models]
     assert tables[0].data_ptr() != tables[1].data_ptr()
     assert objective.member_names == ["dnn_1", "pnn_2"]
-    shared, _ = build_cetnet(FEATURE_MAP, ["dnn", "pnn"], embedding_dim=4, alpha=0.5,
-                             variant=Variant("x", shared_embedding=True), overrides=SMALL)
+    shared, _ = build_cetnet(["dnn", "pnn"], alpha=0.5,
+                             variant=Variant("x", shared_embedding=True))
     assert isinstance(shared, SharedEmbeddingGroup)
-    with pytest.raises(ConfigError, match="two models"):
-        build_cetnet(FEATURE_MAP, ["dnn"], embedding_dim=4, alpha=0.1)
+    with pytest.raises(ConfigError, match="two members"):
+        build_cetnet(["dnn"], alpha=0.1)
 
 
 def test_ablation_variants_set_their_objective() -> None:
     by_label = {v.label: v for v in ABLATIONS}
-    _, no_kl = build_cetnet(FEATURE_MAP, ["dnn", "dnn"], embedding_dim=4, alpha=0.5,
-                            variant=by_label["w/o KL"], overrides=SMALL)
+    _, no_kl = build_cetnet(["dnn", "dnn"], alpha=0.5, variant=by_label["w/o KL"])
     assert no_kl.alpha == 0.0
-    _, concat = build_cetnet(FEATURE_MAP, ["dnn", "dnn"], embedding_dim=4, alpha=0.5,
-                             variant=by_label["ME + concat"], overrides=SMALL)
+    _, concat = build_cetnet(["dnn", "dnn"], alpha=0.5, variant=by_label["ME + concat"])
     assert (concat.fusion.mode, concat.alpha, concat.member_losses) == ("concat", 0.0, False)
-    _, no_sg = build_cetnet(FEATURE_MAP, ["dnn", "dnn"], embedding_dim=4, alpha=0.5,
-                            variant=by_label["w/o stop-gradient"], overrides=SMALL)
+    _, no_sg = build_cetnet(["dnn", "dnn"], alpha=0.5, variant=by_label["w/o stop-gradient"])
     assert not no_sg.fusion.stop_gradient
 
 
@@ -116,7 +115,8 @@ def test_default_scaling_plan_is_the_papers_table_4() -> None:
             "me_dnn", 10, k)
         for label, fusion in (("Ours-sum", "confidence_sum"), ("Ours-concat", "confidence")):
             ours = jobs[(label, k)].config
-            assert (ours.models, ours.embedding_dim, ours.fusion) == (["dnn"] * k, 10, fusion)
+            assert [(m.model, m.model_config["embedding_dim"]) for m in ours.members] == [
+                ("dnn", 10)] * k and ours.fusion == fusion
             assert ours.use_kl and ours.member_losses and ours.stop_gradient
 
 
@@ -211,7 +211,8 @@ def test_default_main_plan_is_the_papers_table_1() -> None:
         (p, f"alpha {a}") for p in pairs for a in ("0.1", "0.5", "1")}
     assert all(jobs[(m, "alone")].config.model_config["embedding_dim"] == 64 for m in singles)
     same = jobs[("interformer+interformer", "alpha 0.5")].config
-    assert (same.models, same.embedding_dim, same.alpha) == (["interformer"] * 2, 32, 0.5)
+    assert [(m.model, m.model_config["embedding_dim"]) for m in same.members] == [
+        ("interformer", 32)] * 2 and same.alpha == 0.5
     assert same.use_kl and same.member_losses and same.stop_gradient
     assert CETNetExperimentConfig().tables == ("scaling", "ablation")  # main needs sequences
 
@@ -299,7 +300,8 @@ def test_cli_trains_one_group(store: Path, tmp_path: Path,
                  str(tmp_path / "run"), "--embedding-dim", "4", "--alpha", "0.5",
                  "--set", "train.epochs=1", "--set", "train.batch_size=200",
                  "--set", "train.num_threads=1", "--set", "group_field=a",
-                 "--set", "model_config={dnn: {hidden_units: [8]}}"])
+                 "--set", "members=[{model: dnn, model_config: {hidden_units: [8]}}, "
+                 "{model: dnn, model_config: {hidden_units: [8]}}]"])
     assert code == 0
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["monitor"] == "fused"

@@ -21,7 +21,7 @@ from mutualctr.experiments.ektf import report as ektf_report
 from mutualctr.methods import dagfm, runner
 from mutualctr.methods.dagfm import PHASES, DAGFMConfig
 from mutualctr.methods.ektf import students_ranked
-from mutualctr.methods.members import StudentSpec
+from mutualctr.methods.members import MemberConfig
 from mutualctr.models.base import ModelOutput
 from mutualctr.models.dagfm import DAGFM, DAGInteraction
 from mutualctr.models.embedding import Embedded
@@ -36,8 +36,9 @@ from training_support import FEATURE_MAP, synthetic_split, write_store
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 F, D, DEPTH = 3, 2, 2
-TEACHER = StudentSpec("dcnv2", {"hidden_units": [8], "num_cross_layers": 1})
-STUDENT = StudentSpec("dagfm", {"depth": 2})
+TEACHER = MemberConfig(model="dcnv2", model_config={"hidden_units": [8], "num_cross_layers": 1,
+                                                   "embedding_dim": 4})
+STUDENT = MemberConfig(model="dagfm", model_config={"depth": 2, "embedding_dim": 4})
 
 
 def reference_dag(layer: DAGInteraction, emb: torch.Tensor, kind: str) -> torch.Tensor:
@@ -177,9 +178,8 @@ def test_distillation_needs_a_teacher_and_a_student() -> None:
 
 def test_no_gradient_reaches_the_teacher_or_the_embedding() -> None:
     torch.manual_seed(0)
-    teacher = build_model(TEACHER.model, FEATURE_MAP, {**TEACHER.model_config, "embedding_dim": 4,
-                                                       "dropout": 0.5})
-    student = build_model(STUDENT.model, FEATURE_MAP, {**STUDENT.model_config, "embedding_dim": 4})
+    teacher = build_model(TEACHER.model, FEATURE_MAP, {**TEACHER.model_config, "dropout": 0.5})
+    student = build_model(STUDENT.model, FEATURE_MAP, STUDENT.model_config)
     names = ["dcnv2_teacher", "dagfm_1"]
     group, objective = DistillationGroup(teacher, student, names), DAGFMDistillation(names)
     both = torch.nn.ModuleList([group, objective])  # what the trainer optimises
@@ -214,15 +214,15 @@ def kd_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
 
 
 def kd_config(store: Path) -> DAGFMConfig:
-    return DAGFMConfig(data=str(store), teacher=TEACHER, student=STUDENT, embedding_dim=4,
+    return DAGFMConfig(data=str(store), teacher=TEACHER, student=STUDENT,
                        train=from_dict(TrainConfig, TRAIN))
 
 
 def test_method_defaults_and_checks() -> None:
-    assert DAGFMConfig().teacher == StudentSpec("dcnv2")
-    assert DAGFMConfig().student == StudentSpec("dagfm")
+    assert DAGFMConfig().teacher == MemberConfig(model="dcnv2")
+    assert DAGFMConfig().student == MemberConfig(model="dagfm")
     partial = from_dict(DAGFMConfig, {"student": {"model_config": {"depth": 2}}})
-    assert partial.student == StudentSpec("dagfm", {"depth": 2})  # the default model kept
+    assert partial.student == MemberConfig(model="dagfm", model_config={"depth": 2})
     with pytest.raises(ConfigError, match=r"unknown config key 'student\.depth'"):
         from_dict(DAGFMConfig, {"student": {"model": "dagfm", "depth": 2}})
 

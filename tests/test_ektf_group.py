@@ -9,8 +9,8 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.schema import Feature, FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.experiments.ektf import plan as ektf_plan
-from mutualctr.methods.ektf import build_students, latest_students, mlp_students, student_names
-from mutualctr.methods.members import StudentSpec
+from mutualctr.methods.ektf import EKTFConfig, build_students, latest_students, mlp_students
+from mutualctr.methods.members import MemberConfig, positional_names
 from mutualctr.models.registry import build_model
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup, export_student
 
@@ -34,8 +34,8 @@ def make_batch(n: int = 6, seed: int = 0) -> Batch:
 
 def small_group(k: int = 3) -> SharedEmbeddingGroup:
     torch.manual_seed(0)
-    specs = mlp_students(k, {"hidden_units": [8, 4]})
-    return build_students(FEATURE_MAP, specs, embedding_dim=4)
+    specs = mlp_students(k, {"hidden_units": [8, 4], "embedding_dim": 4})
+    return build_students(FEATURE_MAP, specs)
 
 
 def test_one_embedding_table_for_all_students() -> None:
@@ -78,16 +78,21 @@ def test_exported_student_predicts_like_it_did_in_the_group() -> None:
 
 
 def test_heterogeneous_students_and_errors() -> None:
-    specs = [StudentSpec("dnn", {"hidden_units": [4]}),
-             StudentSpec("deepfm", {"hidden_units": [4]})]
-    group = build_students(FEATURE_MAP, specs, embedding_dim=4)
-    assert student_names(specs) == ["dnn_1", "deepfm_2"]
+    specs = [MemberConfig(model="dnn", model_config={"hidden_units": [4], "embedding_dim": 4}),
+             MemberConfig(model="deepfm",
+                          model_config={"hidden_units": [4], "embedding_dim": 4})]
+    group = build_students(FEATURE_MAP, specs)
+    assert positional_names(specs) == ["dnn_1", "deepfm_2"]
     assert [o.logit.shape for o in group(make_batch())] == [torch.Size([6])] * 2
     with pytest.raises(ConfigError, match="no student"):
         export_student(group, "pnn_1")
     models = [build_model("dnn", FEATURE_MAP, {"embedding_dim": d}) for d in (4, 8)]
     with pytest.raises(ConfigError, match="one embedding_dim"):
         SharedEmbeddingGroup(models, ["a", "b"])
+    with pytest.raises(ConfigError, match="one embedding_dim"):  # no silent override
+        build_students(FEATURE_MAP, [*specs, MemberConfig(model="lr")])
+    with pytest.raises(ConfigError, match="train from scratch"):
+        EKTFConfig(students=[MemberConfig(model="dnn", init="runs/dnn")])
 
 
 def test_latest_final_student_has_one_gated_block() -> None:
@@ -95,7 +100,8 @@ def test_latest_final_student_has_one_gated_block() -> None:
     against the FINAL(2B) baseline); the single FINAL of Table 2 keeps two blocks."""
     specs = latest_students()
     assert [s.model for s in specs] == ["pnn", "final", "ecn"]
-    final = build_students(FEATURE_MAP, specs, embedding_dim=4).models[1]
+    assert all(s.model_config.get("embedding_dim", 16) == 16 for s in specs)
+    final = build_students(FEATURE_MAP, specs).models[1]
     assert final.config.num_blocks == 1
     assert not hasattr(final, "block2") and hasattr(final, "field_gate")
     single = ektf_plan.configurations(ektf_plan.SIZES["tiny"], ["table2"])["single_final"]

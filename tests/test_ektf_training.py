@@ -41,8 +41,9 @@ def ektf_run(store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 
 def small_ektf(store: Path) -> EKTFConfig:
     return EKTFConfig(data=str(store), students=mlp_students(3, {"hidden_units": [16],
-                                                                 "dropout": 0.0}),
-                      embedding_dim=4, train=from_dict(TrainConfig, TRAIN))
+                                                                 "dropout": 0.0,
+                                                                 "embedding_dim": 4}),
+                      train=from_dict(TrainConfig, TRAIN))
 
 
 def test_ektf_learns_and_reports_teacher_and_students(ektf_run: tuple[Path, dict]) -> None:

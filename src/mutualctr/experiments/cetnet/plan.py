@@ -27,6 +27,7 @@ from mutualctr.methods.cetnet import (
     group_ids,
     with_ranking_metrics,
 )
+from mutualctr.methods.members import MemberConfig
 from mutualctr.models.multi_embedding import ME_PREFIX
 from mutualctr.runs.folder import PREDICTIONS_FILE
 from mutualctr.runs.restore import load_trained
@@ -82,11 +83,15 @@ def _single(name: str, overrides: dict[str, Any]) -> tuple[Method, Any]:
 def _cetnet(models: Sequence[str], config: CETNetExperimentConfig, variant: Variant = CETNET,
             embedding_dim: int | None = None, alpha: float | None = None,
             ) -> tuple[Method, Any]:
-    """CETNet over ``models`` at the config's base embedding size and alpha unless given."""
+    """CETNet over ``models`` (each with the config's ``model_config`` for it) at the config's
+    base embedding size and alpha unless given."""
+    size = embedding_dim or config.embedding_dim
+    members = [MemberConfig(model=name, model_config={**config.model_config.get(name, {}),
+                                                      "embedding_dim": size})
+               for name in models]
     return cetnet.METHOD, cetnet.CETNetConfig(
-        models=list(models), embedding_dim=embedding_dim or config.embedding_dim,
-        alpha=config.alpha if alpha is None else alpha, group_field=config.group_field,
-        model_config=config.model_config, **variant.switches())
+        members=members, alpha=config.alpha if alpha is None else alpha,
+        group_field=config.group_field, **variant.switches())
 
 
 def _slug(label: str) -> str:

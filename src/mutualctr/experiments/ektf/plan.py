@@ -20,7 +20,7 @@ from mutualctr.methods.ektf import (
     latest_students,
     mlp_students,
 )
-from mutualctr.methods.members import StudentSpec
+from mutualctr.methods.members import MemberConfig
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.objectives.ektf import VARIANTS
 
@@ -83,14 +83,14 @@ def configurations(size: EKTFExperimentConfig, parts: Sequence[str],
     appears once)."""
     mlp = {"hidden_units": list(size.mlp_hidden)}
 
-    def job(students: Sequence[StudentSpec], objective: str = "ektf") -> EKTFConfig:
+    def job(students: Sequence[MemberConfig], objective: str = "ektf") -> EKTFConfig:
         return EKTFConfig(students=list(students), objective=objective)
 
     runs: dict[str, EKTFConfig | DAGFMConfig] = {}
     if "table2" in parts:
         runs["single_mlp"] = job(mlp_students(1, mlp), "independent")
         for model in latest:
-            runs[f"single_{model}"] = job([StudentSpec(model)], "independent")
+            runs[f"single_{model}"] = job([MemberConfig(model=model)], "independent")
         runs[f"ektf_mlp_k{size.k}"] = job(mlp_students(size.k, mlp))
         if latest:
             runs["ektf_latest"] = job(latest_students(latest))
@@ -121,8 +121,9 @@ def kd_dagfm(size: EKTFExperimentConfig) -> DAGFMConfig:
     are DCNv2's own [400, 400, 400] except for ``tiny``) and a DAGFM student with the outer
     interaction, the authors' pairing for a cross-network teacher (their Criteo and MovieLens
     configs)."""
-    return DAGFMConfig(teacher=StudentSpec("dcnv2", {"hidden_units": list(size.mlp_hidden)}),
-                       student=StudentSpec("dagfm", {"interaction": "outer"}))
+    return DAGFMConfig(
+        teacher=MemberConfig(model="dcnv2", model_config={"hidden_units": list(size.mlp_hidden)}),
+        student=MemberConfig(model="dagfm", model_config={"interaction": "outer"}))
 
 
 def ablation_label(k: int, variant: str) -> str:
