@@ -20,7 +20,7 @@ import inspect
 import json
 import sys
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,8 +30,9 @@ import yaml
 from mutualctr.config import from_dict, load_yaml, merge, nested, parse_overrides, to_dict
 from mutualctr.errors import ConfigError
 from mutualctr.experiments import engine
+from mutualctr.flags import UNSET, Flag
 from mutualctr.methods import runner
-from mutualctr.methods.base import UNSET, Flag, Method
+from mutualctr.methods.base import Method
 from mutualctr.runs.folder import CONFIG_FILE, METHOD_KEY, RENAMED_METHODS
 
 T = TypeVar("T")
@@ -128,24 +129,31 @@ def add_method_command(subparsers: argparse._SubParsersAction, method: Method[An
     their help from the config's field documentation), running :func:`run_method_command`."""
     parser = subparsers.add_parser(method.name, help=method.help,
                                    description=method.description or method.help)
-    exclusive: dict[str, Any] = {}
-    for flag in method.flags:
-        target: Any = parser
-        if flag.exclusive:
-            if flag.exclusive not in exclusive:
-                exclusive[flag.exclusive] = parser.add_mutually_exclusive_group()
-            target = exclusive[flag.exclusive]
-        target.add_argument(flag.name, dest=flag.dest, **flag_arguments(method, flag))
+    add_flags(parser, method.flags, method.config_class)
     keys = ", ".join(f.name for f in dataclasses.fields(method.config_class))
     add_run_arguments(parser, keys=keys)
     parser.set_defaults(func=partial(run_method_command, method=method))
 
 
-def flag_arguments(method: Method[Any], flag: Flag) -> dict[str, Any]:
+def add_flags(parser: argparse.ArgumentParser, flags: Sequence[Flag], config_class: type
+              ) -> None:
+    """One option per shorthand flag of a method or an experiment whose config is
+    ``config_class`` (the value lands in :attr:`Flag.dest`)."""
+    exclusive: dict[str, Any] = {}
+    for flag in flags:
+        target: Any = parser
+        if flag.exclusive:
+            if flag.exclusive not in exclusive:
+                exclusive[flag.exclusive] = parser.add_mutually_exclusive_group()
+            target = exclusive[flag.exclusive]
+        target.add_argument(flag.name, dest=flag.dest, **flag_arguments(config_class, flag))
+
+
+def flag_arguments(config_class: type, flag: Flag) -> dict[str, Any]:
     """argparse's keyword arguments for ``flag``: what the flag says, the rest from its config
     key (a scalar's type, a list's ``nargs="+"``, a ``Literal``'s choices, the field's doc),
     except for a flag that converts its value, whose key's type is not the flag's."""
-    tp, doc = config_field(method.config_class, flag.keys[0]) if flag.key else (None, "")
+    tp, doc = config_field(config_class, flag.keys[0]) if flag.key else (None, "")
     alias = f"alias of `{flag.keys[0]}`" if flag.key else ""
     text = flag.help or (f"{doc.rstrip('.')} ({alias})" if doc else alias)
     if flag.value is not None:
@@ -205,15 +213,14 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def method_flag_values(args: argparse.Namespace, method: Method[Any]
-                       ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The flags given on the command line as config overrides (``--data`` made absolute), and
-    apart, those that set a key in every item of a list (``list[].key``: value)."""
+def flag_overrides(args: argparse.Namespace, flags: Sequence[Flag]
+                   ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The shorthand flags given on the command line by dotted config key (a flag not given
+    sets nothing), and apart, those that set a key in every item of a list (``list[].key``)."""
     given = vars(args)
-    pairs: dict[str, Any] = {"data": absolute(args.data), "train.epochs": args.epochs,
-                             "train.seed": args.seed}
+    pairs: dict[str, Any] = {}
     each: dict[str, Any] = {}
-    for flag in method.flags:
+    for flag in flags:
         value = given.get(flag.dest)
         if not flag.key or value is None:
             continue
@@ -221,7 +228,7 @@ def method_flag_values(args: argparse.Namespace, method: Method[Any]
         for key in flag.keys:
             target = each if "[]." in key else pairs
             target[key] = target.get(key) if value is None else value
-    return flag_values(pairs), each
+    return pairs, each
 
 
 def set_in_each(config_class: type, given: Mapping[str, Any], key: str, value: Any
@@ -248,8 +255,9 @@ def run_method_command(args: argparse.Namespace, *, method: Method[Any]) -> int:
     if args.resume:
         folder, stored_name = runner.config_folder(method, args.out)
         stored = stored_config(folder, stored_name, CONFIG_FILE)
-    flags, each = method_flag_values(args, method)
-    given = given_values(args, flags, stored=stored)
+    flags, each = flag_overrides(args, method.flags)
+    common = {"data": absolute(args.data), "train.epochs": args.epochs, "train.seed": args.seed}
+    given = given_values(args, flag_values({**common, **flags}), stored=stored)
     for key, value in each.items():
         given = set_in_each(method.config_class, given, key, value)
     config = method.config(given)

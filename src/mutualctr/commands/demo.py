@@ -20,13 +20,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mutualctr.cli_config import add_config_arguments, experiment_config
-from mutualctr.commands.experiment import add_flags
+from mutualctr.cli_config import add_config_arguments, add_flags, experiment_config, flag_overrides
 from mutualctr.data.prepare import prepare
 from mutualctr.data.readers import ReaderOptions
 from mutualctr.data.synthetic import generate_criteo_synthetic
 from mutualctr.experiments import yilmaz
-from mutualctr.experiments.base import flag_settings
 from mutualctr.experiments.yilmaz.plan import YilmazConfig
 
 DEFAULT_ROWS = 200_000
@@ -53,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seeds", type=int, help="independent runs per model (default 2)")
     parser.add_argument("--epochs", type=int, help="pretraining's maximum epochs (alias of "
                         "train.epochs; default 2)")
-    add_flags(parser, yilmaz.EXPERIMENT.flags)  # the experiment's shorthand flags
+    # the experiment's shorthand flags
+    add_flags(parser, yilmaz.EXPERIMENT.flags, yilmaz.EXPERIMENT.config_class)
     add_config_arguments(parser, keys=yilmaz.EXPERIMENT.keys)
     parser.set_defaults(func=run)
 
@@ -89,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     root = args.out
     args.data, args.out = root / f"store-{args.rows}", root / "experiment"
     config = experiment_config(YilmazConfig, args,
-                               flag_settings(yilmaz.EXPERIMENT.flags, vars(args)),
+                               flag_overrides(args, yilmaz.EXPERIMENT.flags)[0],
                                presets=_demo_settings)
     if config is None:
         return 0

@@ -4,20 +4,25 @@
 Every experiment of :mod:`mutualctr.experiments` (``yilmaz``, ``ektf``, ``cetnet``) is a
 sub-command built here from its declaration (:class:`~mutualctr.experiments.base.Experiment`):
 the options every experiment takes (:func:`mutualctr.cli_config.add_experiment_arguments`), its
-shorthand flags (:func:`add_flags`) and ``--report-only`` where it offers one.
+shorthand flags (:func:`mutualctr.cli_config.add_flags`) and ``--report-only`` where it offers
+one.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mutualctr.cli_config import add_experiment_arguments, experiment_config
+from mutualctr.cli_config import (
+    add_experiment_arguments,
+    add_flags,
+    experiment_config,
+    flag_overrides,
+)
 from mutualctr.experiments import experiment_names, get_experiment
-from mutualctr.experiments.base import Experiment, Flag, flag_settings
+from mutualctr.experiments.base import Experiment
 from mutualctr.experiments.curves import curves_table, learning_curves, plot_curves
 
 
@@ -35,27 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             add_experiment(names, get_experiment(name))
 
 
-def add_flags(parser: argparse.ArgumentParser, flags: Iterable[Flag]) -> None:
-    """One option per shorthand flag (its value lands in :attr:`Flag.dest`)."""
-    for flag in flags:
-        if flag.switch is not None:
-            parser.add_argument(flag.name, dest=flag.dest, action="store_const",
-                                const=flag.switch, help=flag.help)
-            continue
-        settings: dict[str, Any] = {"type": flag.type, "nargs": flag.nargs,
-                                    "metavar": flag.metavar}
-        settings = {k: v for k, v in settings.items() if v is not None}
-        if flag.choices is not None:
-            settings["choices"] = list(flag.choices)
-        parser.add_argument(flag.name, dest=flag.dest, help=flag.help, **settings)
-
-
 def add_experiment(names: argparse._SubParsersAction, experiment: Experiment[Any]) -> None:
     """``mutualctr experiment <name>``."""
     parser = names.add_parser(experiment.name, help=experiment.help,
                               description=experiment.description)
     add_experiment_arguments(parser, keys=experiment.keys)
-    add_flags(parser, experiment.flags)
+    add_flags(parser, experiment.flags, experiment.config_class)
     if experiment.report_only:
         parser.add_argument("--report-only", action="store_true",
                             help="only rebuild OUT/report.md and OUT/results.csv from the run "
@@ -67,7 +57,7 @@ def run_experiment(args: argparse.Namespace, *, experiment: Experiment[Any]) -> 
     """Resolve the experiment's config (stored as ``OUT/experiment.yaml``), run it (or only
     rebuild its report) and print the report."""
     config = experiment_config(experiment.config_class, args,
-                               flag_settings(experiment.flags, vars(args)),
+                               flag_overrides(args, experiment.flags)[0],
                                presets=experiment.presets)
     if config is None:
         return 0

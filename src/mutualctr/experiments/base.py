@@ -4,8 +4,8 @@ Each experiment is a subpackage of :mod:`mutualctr.experiments` (``yilmaz``, ``e
 ``cetnet``) that defines ``EXPERIMENT = Experiment(...)``. The command line
 (:mod:`mutualctr.commands.experiment`) builds ``mutualctr experiment <name>`` from it: the
 options every experiment takes (``--data``, ``--out``, ``--seeds``, ``--epochs``, the config
-options) and the experiment's own :class:`Flag` s, each an alias of config keys. Nothing here
-parses a command line.
+options) and the experiment's own :class:`~mutualctr.flags.Flag` s, each an alias of config
+keys, as a method's are. Nothing here parses a command line.
 """
 
 from __future__ import annotations
@@ -16,47 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from mutualctr.flags import Flag
+
 C = TypeVar("C")
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A shorthand flag: ``name`` sets the config ``keys`` to its value (an alias; ``--set``
-    still wins over it).
-
-    Attributes:
-        name: the flag, e.g. ``--max-group``.
-        keys: the dotted config keys it sets, e.g. ``("train.batch_size",
-            "finetune.batch_size")``.
-        help: the help text.
-        type: converts the value (``int``); ``None``: a string.
-        nargs: ``"+"`` or ``"*"`` for a space-separated list, else one value.
-        choices: the allowed values.
-        metavar: the value's name in the help.
-        switch: a flag without a value, which sets the keys to this value when given (the
-            Yilmaz experiment's ``--no-control`` sets ``control`` to False); ``None``: the flag
-            takes a value.
-    """
-
-    name: str
-    keys: tuple[str, ...]
-    help: str
-    type: Callable[[str], Any] | None = None
-    nargs: str | None = None
-    choices: tuple[Any, ...] | None = None
-    metavar: str | None = None
-    switch: Any = None
-
-    @property
-    def dest(self) -> str:
-        """Where the parsed value goes: the name without dashes, ``-`` as ``_``."""
-        return self.name.lstrip("-").replace("-", "_")
-
-
-def flag_settings(flags: tuple[Flag, ...], given: Mapping[str, Any]) -> dict[str, Any]:
-    """The flags' values by config key, from the parsed values by :attr:`Flag.dest` (a flag
-    not given is ``None``, which leaves its keys unset)."""
-    return {key: given.get(flag.dest) for flag in flags for key in flag.keys}
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ from mutualctr.config import Validated, param
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
-from mutualctr.methods.base import Built, Flag, Method
+from mutualctr.flags import Flag
+from mutualctr.methods.base import Built, Method
 from mutualctr.methods.members import (
     MemberConfig,
     build_member,

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from mutualctr.config import Validated, param
 from mutualctr.data.store import EncodedStore
-from mutualctr.methods.base import Built, Flag, Method, Stage
+from mutualctr.flags import Flag
+from mutualctr.methods.base import Built, Method, Stage
 from mutualctr.methods.members import (
     MemberConfig,
     build_member,

@@ -23,7 +23,8 @@ from mutualctr.config import Validated, param
 from mutualctr.data.batch import Batch
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
-from mutualctr.methods.base import Built, Flag, Method
+from mutualctr.flags import Flag
+from mutualctr.methods.base import Built, Method
 from mutualctr.methods.ektf import export_best_student
 from mutualctr.methods.members import MemberConfig, build_member, resolve_members
 from mutualctr.models.base import CTRModel, ModelOutput

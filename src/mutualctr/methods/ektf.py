@@ -25,7 +25,8 @@ from typing import Any, Literal
 from mutualctr.config import Validated, to_dict
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore
-from mutualctr.methods.base import Built, Flag, Method
+from mutualctr.flags import Flag
+from mutualctr.methods.base import Built, Method
 from mutualctr.methods.dagfm import PHASES, TEACHER_SUFFIX
 from mutualctr.methods.members import (
     MemberConfig,

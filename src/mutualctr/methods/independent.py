@@ -14,7 +14,8 @@ from typing import Any
 
 from mutualctr.config import to_dict
 from mutualctr.data.store import EncodedStore
-from mutualctr.methods.base import Built, Flag, Method
+from mutualctr.flags import Flag
+from mutualctr.methods.base import Built, Method
 from mutualctr.models.registry import build_model, model_config
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup

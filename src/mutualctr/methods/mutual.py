@@ -35,7 +35,8 @@ import torch
 
 from mutualctr.config import Validated, param
 from mutualctr.data.store import EncodedStore
-from mutualctr.methods.base import Built, Flag, Method
+from mutualctr.flags import Flag
+from mutualctr.methods.base import Built, Method
 from mutualctr.methods.members import (
     MemberConfig,
     build_member,

@@ -36,11 +36,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from mutualctr.experiments.base import Experiment, Flag
+from mutualctr.experiments.base import Experiment
 from mutualctr.experiments.cetnet.plan import TABLES, CETNetExperimentConfig, scorer
 from mutualctr.experiments.cetnet.plan import plan as cetnet_plan
 from mutualctr.experiments.cetnet.report import write_report
 from mutualctr.experiments.engine import run_plan
+from mutualctr.flags import Flag
 
 
 def run(config: CETNetExperimentConfig, out: Path, *, overwrite: bool = False,

@@ -24,11 +24,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from mutualctr.experiments.base import Experiment, Flag
+from mutualctr.experiments.base import Experiment
 from mutualctr.experiments.ektf.plan import PARTS, SIZES, EKTFExperimentConfig, size_preset
 from mutualctr.experiments.ektf.plan import plan as ektf_plan
 from mutualctr.experiments.ektf.report import write_report
 from mutualctr.experiments.engine import run_plan
+from mutualctr.flags import Flag
 
 
 def run(config: EKTFExperimentConfig, out: Path, *, overwrite: bool = False,

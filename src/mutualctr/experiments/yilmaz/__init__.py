@@ -11,10 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TextIO
 
-from mutualctr.experiments.base import Experiment, Flag
+from mutualctr.experiments.base import Experiment
 from mutualctr.experiments.engine import run_plan
 from mutualctr.experiments.yilmaz.plan import YilmazConfig, YilmazPlan
 from mutualctr.experiments.yilmaz.report import write_report
+from mutualctr.flags import Flag
 
 
 def run(config: YilmazConfig, out: Path, *, overwrite: bool = False,
@@ -49,6 +50,6 @@ EXPERIMENT = Experiment(
         Flag("--threads", ("train.num_threads", "finetune.num_threads"), "torch threads (alias "
              "of train.num_threads and finetune.num_threads)", type=int),
         Flag("--no-control", ("control",), "skip RQ2's control (the same runs finetuned "
-             "alone)", switch=False),
+             "alone)", const=False),
     ),
 )
