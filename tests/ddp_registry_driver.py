@@ -21,7 +21,8 @@ from torch import nn
 
 from mutualctr.data.store import EncodedStore
 from mutualctr.distributed import ddp
-from mutualctr.methods import cetnet, ektf, independent, mutual
+from mutualctr.methods import cetnet, ektf, mutual
+from mutualctr.methods import train as train_method
 from mutualctr.methods.base import Method
 from mutualctr.methods.members import MemberConfig
 from mutualctr.models.registry import model_names
@@ -62,8 +63,8 @@ def main(store_dir: str, out: str) -> None:
     store = EncodedStore.open(store_dir)
     dist = ddp.init(torch.device("cpu"))
     results = {
-        name: train_briefly(independent.METHOD,
-                            independent.IndependentConfig(model=name, train=TRAIN), store, dist)
+        name: train_briefly(train_method.METHOD,
+                            train_method.IndependentConfig(model=name, train=TRAIN), store, dist)
         for name in model_names()
     }
     # two members of one architecture: the mutual method stacks them (BatchedModelGroup)

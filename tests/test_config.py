@@ -17,7 +17,7 @@ from mutualctr.config import (
     to_dict,
 )
 from mutualctr.errors import ConfigError
-from mutualctr.methods.independent import IndependentConfig
+from mutualctr.methods.train import IndependentConfig
 from mutualctr.training.config import TrainConfig
 
 

@@ -27,7 +27,7 @@ from mutualctr.experiments.engine import (
     seeded,
     select,
 )
-from mutualctr.methods import independent
+from mutualctr.methods import train as train_method
 from mutualctr.training.config import TrainConfig
 from training_support import write_store
 
@@ -42,8 +42,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def configuration(model: str) -> Job:
     """A model alone, as an experiment's configuration (no data, no seed, a relative folder)."""
-    config = independent.IndependentConfig(model=model, model_config={"embedding_dim": 4})
-    return Job(independent.METHOD, config, Path("runs") / model, {"row": model}, model)
+    config = train_method.IndependentConfig(model=model, model_config={"embedding_dim": 4})
+    return Job(train_method.METHOD, config, Path("runs") / model, {"row": model}, model)
 
 
 def test_seeded_sets_the_data_the_seed_and_the_folder(tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_seeded_sets_the_data_the_seed_and_the_folder(tmp_path: Path) -> None:
     assert (job.config.data, job.config.train.seed, job.config.train.epochs) == ("/store", 7, 1)
     assert job.out == tmp_path / "runs" / "lr" / "seed_7"
     assert job.labels == {"row": "lr", "seed": 7} and job.describe() == "lr, seed 7"
-    assert Job(independent.METHOD, job.config, tmp_path, {"a": 1, "b": "x"}).describe() == \
+    assert Job(train_method.METHOD, job.config, tmp_path, {"a": 1, "b": "x"}).describe() == \
         "a 1, b x"
 
 

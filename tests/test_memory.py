@@ -8,7 +8,8 @@ import pytest
 from torch import nn
 
 from mutualctr.cli import main
-from mutualctr.methods import independent, mutual
+from mutualctr.methods import mutual
+from mutualctr.methods import train as train_method
 from mutualctr.methods.members import MemberConfig
 from mutualctr.training import memory
 from training_support import write_store
@@ -51,8 +52,8 @@ def test_estimate_of_a_method_build_matches_the_built_parameters(tmp_path: Path)
     real = sum(p.numel() for p in built.group.parameters()) + sum(
         p.numel() for p in built.objective.parameters())
     assert estimated.trained + estimated.frozen == real
-    single = memory.estimate_build(independent.METHOD.build, independent.METHOD.resolve(
-        independent.IndependentConfig(model="deepfm")), store)
+    single = memory.estimate_build(train_method.METHOD.build, train_method.METHOD.resolve(
+        train_method.IndependentConfig(model="deepfm")), store)
     assert estimated.trained == 4 * single.trained
 
 

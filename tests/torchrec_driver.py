@@ -33,7 +33,8 @@ from torch.nn.utils import get_total_norm
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
 from mutualctr.distributed import ddp
-from mutualctr.methods import cetnet, ektf, independent, mutual
+from mutualctr.methods import cetnet, ektf, mutual
+from mutualctr.methods import train as train_method
 from mutualctr.methods.base import Method
 from mutualctr.methods.members import MemberConfig
 from mutualctr.training.config import TrainConfig
@@ -44,8 +45,8 @@ ROWS, STEPS = 32, 4  # rows per rank and step
 TRAIN = TrainConfig(epochs=1, batch_size=ROWS, max_train_rows=2 * ROWS * STEPS, num_threads=1,
                     device="cpu", lr=0.01, seed=7)
 CASES: dict[str, tuple[Method[Any], Any]] = {
-    "din": (independent.METHOD, independent.IndependentConfig(model="din")),
-    "deepfm": (independent.METHOD, independent.IndependentConfig(model="deepfm")),
+    "din": (train_method.METHOD, train_method.IndependentConfig(model="din")),
+    "deepfm": (train_method.METHOD, train_method.IndependentConfig(model="deepfm")),
     "mutual": (mutual.METHOD, mutual.MutualConfig(
         members=[MemberConfig(model="deepfm"), MemberConfig(model="dcn")], batched=False)),
     # without batch norm: a bias before it has a gradient of rounding noise only, which Adam

@@ -18,7 +18,8 @@ from mutualctr.data.store import EncodedStore, training_positive_rate
 from mutualctr.errors import ConfigError
 from mutualctr.experiments.cetnet import paper
 from mutualctr.experiments.engine import Job, Score, seeded
-from mutualctr.methods import cetnet, independent
+from mutualctr.methods import cetnet
+from mutualctr.methods import train as train_method
 from mutualctr.methods.base import Method
 from mutualctr.methods.cetnet import (
     ABLATIONS,
@@ -77,7 +78,7 @@ def _job(key: str, table: str, row: str, label: str, scale: int,
 
 
 def _single(name: str, overrides: dict[str, Any]) -> tuple[Method, Any]:
-    return independent.METHOD, independent.IndependentConfig(model=name, model_config=overrides)
+    return train_method.METHOD, train_method.IndependentConfig(model=name, model_config=overrides)
 
 
 def _cetnet(models: Sequence[str], config: CETNetExperimentConfig, variant: Variant = CETNET,
