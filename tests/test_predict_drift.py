@@ -17,10 +17,15 @@ import numpy as np
 import pytest
 import torch
 
-from data_files import build, criteo_line, write_lines
+from data_files import (
+    CHRONOLOGICAL,
+    build,
+    criteo_line,
+    trained_deepfm,
+    write_lines,
+)
 from mutualctr.cli import main
 from mutualctr.data.arrays import SplitArrays
-from mutualctr.data.prepare import SplitOptions
 from mutualctr.data.raw import UnseenValues
 from mutualctr.data.readers.tabular import TabularSpec
 from mutualctr.data.schema import OOV_ID, FieldSpec
@@ -29,9 +34,6 @@ from mutualctr.runs.restore import load_trained
 from mutualctr.serving.export import signature_path
 from mutualctr.training.trainer import predict_split
 
-TINY = ["--epochs", "1", "--set", "train.batch_size=100", "--set", "model_config.hidden_units=[8]",
-        "--set", "model_config.embedding_dim=4"]
-SPLIT = SplitOptions("chronological", (0.8, 0.1, 0.1))
 CHUNKED_ROWS = 100_000  # more than one reader chunk (readers.text.DEFAULT_CHUNK_ROWS)
 TABULAR_SPEC = TabularSpec(label="clicked", fields=(
     FieldSpec("user", "categorical"), FieldSpec("price", "numeric"),
@@ -73,7 +75,7 @@ class Case:
 CASES = {
     "criteo": Case(
         criteo_lines, "\t",
-        lambda tmp, raw: build(tmp, "criteo", [raw], split=SPLIT, min_count=1),
+        lambda tmp, raw: build(tmp, "criteo", [raw], split=CHRONOLOGICAL, min_count=1),
         [criteo_line("1", I1="3", C1="a", C2="x"), criteo_line("0", I1="4", C1="new", C2="x"),
          criteo_line("0", I1="2", C1="b", C2="q"), criteo_line("1", I1="1", C1="new", C2="y")],
         {"C1": [1, 3], "C2": [2]},
@@ -85,7 +87,7 @@ CASES = {
     ),
     "csv": Case(
         tabular_lines, ",",
-        lambda tmp, raw: build(tmp, "csv", [raw], split=SPLIT, tabular=TABULAR_SPEC,
+        lambda tmp, raw: build(tmp, "csv", [raw], split=CHRONOLOGICAL, tabular=TABULAR_SPEC,
                                min_count=1),
         ["clicked,user,price,tags", "1,u1,3.5,a|b", "0,u9,1,b", "0,u2,,zz|a", "1,u9,2,a"],
         {"user": [1, 3], "tags": [2]},
@@ -102,11 +104,8 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """A case, its store (300 rows: 240 train, 30 valid, 30 test) and a DeepFM trained on it
     for one epoch."""
     case = CASES[request.param]
-    root = tmp_path_factory.mktemp(request.param)
-    store = case.build(root, write_lines(root / "train.txt", case.lines(300, 0)))
-    run = root / "run"
-    assert main(["train", "--data", str(store.root), "--model", "deepfm", "--out", str(run),
-                 *TINY]) == 0
+    store, run = trained_deepfm(tmp_path_factory.mktemp(request.param), case.build,
+                                case.lines(300, 0))
     return case, store, run
 
 

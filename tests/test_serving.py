@@ -21,9 +21,14 @@ import pyarrow as pa
 import pytest
 import torch
 
-from data_files import build, criteo_line, write_lines
+from data_files import (
+    CHRONOLOGICAL,
+    build,
+    criteo_line,
+    trained_deepfm,
+    write_lines,
+)
 from mutualctr.cli import main
-from mutualctr.data.prepare import SplitOptions
 from mutualctr.data.readers.base import TABLE_CHUNK_ROWS
 from mutualctr.data.readers.criteo import CATEGORICAL_FIELDS, COLUMNS, INTEGER_FIELDS
 from mutualctr.data.readers.tabular import TabularSpec
@@ -38,9 +43,6 @@ from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.mutual import MutualObjective
 from test_data_unlabelled import CASES as FORMATS
 
-TINY = ["--epochs", "1", "--set", "train.batch_size=100", "--set", "model_config.hidden_units=[8]",
-        "--set", "model_config.embedding_dim=4"]
-SPLIT = SplitOptions("chronological", (0.8, 0.1, 0.1))
 SPEC = TabularSpec(label="clicked", fields=(
     FieldSpec("user", "categorical"), FieldSpec("price", "numeric"),
     FieldSpec("tags", "sequence", max_len=3),
@@ -102,10 +104,10 @@ class Case:
 
 CASES = {
     "criteo": Case(criteo_lines, criteo_frame,
-                   lambda tmp, raw: build(tmp, "criteo", [raw], split=SPLIT, min_count=1),
+                   lambda tmp, raw: build(tmp, "criteo", [raw], split=CHRONOLOGICAL, min_count=1),
                    "label", "I1"),
     "csv": Case(tabular_lines, tabular_frame,
-                lambda tmp, raw: build(tmp, "csv", [raw], split=SPLIT, tabular=SPEC,
+                lambda tmp, raw: build(tmp, "csv", [raw], split=CHRONOLOGICAL, tabular=SPEC,
                                        min_count=1),
                 "clicked", "price"),
 }
@@ -117,11 +119,8 @@ def trained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     """A case, its store (300 rows: 240 train, 30 valid, 30 test) and a DeepFM trained on it
     for one epoch."""
     case = CASES[request.param]
-    root = tmp_path_factory.mktemp(request.param)
-    store = case.build(root, write_lines(root / "train.txt", case.lines(300, 0)))
-    run = root / "run"
-    assert main(["train", "--data", str(store.root), "--model", "deepfm", "--out", str(run),
-                 *TINY]) == 0
+    store, run = trained_deepfm(tmp_path_factory.mktemp(request.param), case.build,
+                                case.lines(300, 0))
     return case, store, run
 
 

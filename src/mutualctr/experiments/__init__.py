@@ -13,30 +13,17 @@ builds ``mutualctr experiment <name>`` from each.
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from functools import cache
 from typing import Any
 
-from mutualctr.errors import ConfigError
 from mutualctr.experiments.base import Experiment
+from mutualctr.registries import declared, pick
 
 
 @cache
 def _registry() -> dict[str, Experiment[Any]]:
     """Name -> experiment, importing every subpackage once."""
-    found: dict[str, Experiment[Any]] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if not info.ispkg:
-            continue
-        experiment = getattr(importlib.import_module(f"{__name__}.{info.name}"), "EXPERIMENT",
-                             None)
-        if isinstance(experiment, Experiment):
-            if experiment.name in found:
-                raise ValueError(f"two experiments are named {experiment.name!r}")
-            found[experiment.name] = experiment
-    return found
+    return declared(__name__, __path__, "EXPERIMENT", Experiment, packages_only=True)
 
 
 def experiment_names() -> list[str]:
@@ -46,10 +33,4 @@ def experiment_names() -> list[str]:
 
 def get_experiment(name: str) -> Experiment[Any]:
     """The experiment named ``name``."""
-    registry = _registry()
-    if name not in registry:
-        close = difflib.get_close_matches(name, experiment_names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown experiment {name!r}{hint} (experiments: "
-                          f"{', '.join(experiment_names())})")
-    return registry[name]
+    return pick(_registry(), name, "experiment")

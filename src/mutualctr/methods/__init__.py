@@ -8,27 +8,17 @@ declares.
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from functools import cache
 from typing import Any
 
-from mutualctr.errors import ConfigError
 from mutualctr.methods.base import Method
+from mutualctr.registries import declared, pick
 
 
 @cache
 def _registry() -> dict[str, Method[Any]]:
     """Name -> method, importing every module of the package once."""
-    found: dict[str, Method[Any]] = {}
-    for info in pkgutil.iter_modules(__path__):
-        method = getattr(importlib.import_module(f"{__name__}.{info.name}"), "METHOD", None)
-        if isinstance(method, Method):
-            if method.name in found:
-                raise ValueError(f"two methods are named {method.name!r}")
-            found[method.name] = method
-    return found
+    return declared(__name__, __path__, "METHOD", Method)
 
 
 def method_names() -> list[str]:
@@ -38,9 +28,4 @@ def method_names() -> list[str]:
 
 def get_method(name: str) -> Method[Any]:
     """The method registered as ``name``."""
-    registry = _registry()
-    if name not in registry:
-        close = difflib.get_close_matches(name, method_names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown method {name!r}{hint} (methods: {', '.join(method_names())})")
-    return registry[name]
+    return pick(_registry(), name, "method")
