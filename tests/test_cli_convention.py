@@ -151,3 +151,24 @@ def test_set_of_one_nested_key_keeps_the_other_defaults_of_that_section(
                        "--set", "train.epochs=2", "--set", "finetune.epochs=3"], capsys)
     assert (config["train"]["epochs"], config["train"]["batch_size"]) == (2, 4000)
     assert (config["finetune"]["epochs"], config["finetune"]["lr"]) == (3, 7e-4)
+
+
+def test_embedding_dim_has_one_spelling_and_old_keys_say_what_to_write(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path,
+) -> None:
+    # --embedding-dim reaches every member, the default students included
+    printed = _printed(["ektf", "--out", str(tmp_path / "e"), "--embedding-dim", "8"], capsys)
+    assert [s["model_config"]["embedding_dim"] for s in printed["students"]] == [8, 8, 8]
+    printed = _printed(["dagfm", "--out", str(tmp_path / "d"), "--embedding-dim", "8"], capsys)
+    assert printed["teacher"]["model_config"]["embedding_dim"] == 8
+    assert printed["student"]["model_config"]["embedding_dim"] == 8
+    for command, key, advice in (
+        ("cetnet", "models=[dnn,lr]", "write members: [{model: NAME}, ...]"),
+        ("cetnet", "embedding_dim=8", "write each member's model_config.embedding_dim"),
+        ("ektf", "embedding_dim=8", "write each student's model_config.embedding_dim"),
+        ("dagfm", "embedding_dim=8", "write teacher.model_config.embedding_dim"),
+    ):
+        assert main([command, "--out", str(tmp_path / "x"), "--set", key,
+                     "--print-config"]) == 2
+        err = capsys.readouterr().err
+        assert f"config key '{key.split('=')[0]}' is no more: {advice}" in err

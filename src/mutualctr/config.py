@@ -226,6 +226,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
         data: a mapping (``None`` means all defaults).
         path: where ``data`` sits in the user's config (``"train.schedule"``), for messages.
 
+    A key a config class once had is answered with what to write instead: the class's
+    ``MOVED_KEYS`` (a ``ClassVar`` mapping the old key to that advice).
+
     Raises:
         ConfigError: on an unknown key, a missing required key, a wrong type or a value out of
             range; the message names the full key path.
@@ -235,11 +238,14 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, path: str = "") -> T
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_where(path)}: expected a mapping of settings, got {data!r}")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    moved: Mapping[str, str] = getattr(cls, "MOVED_KEYS", {})
     for key in data:
         if key not in fields:
+            where = f"{path}.{key}" if path else str(key)
+            if key in moved:
+                raise ConfigError(f"config key {where!r} is no more: {moved[key]}")
             close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
             hint = f"; did you mean {close[0]!r}?" if close else f"; valid keys: {sorted(fields)}"
-            where = f"{path}.{key}" if path else str(key)
             raise ConfigError(f"unknown config key {where!r}{hint}")
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -90,6 +90,13 @@ class CETNetConfig(Validated):
         group_field: gAUC groups: auto = the field named user if any, "" = none.
         train: the trainer's settings.
     """
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "models": "write members: [{model: NAME}, ...] (--models sets it)",
+        "model_config": "write each member's own model_config in members",
+        "embedding_dim": "write each member's model_config.embedding_dim (--embedding-dim sets "
+                         "it in every member)",
+    }
 
     data: str = ""
     members: list[MemberConfig] = field(default_factory=list)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from mutualctr.config import Validated, param
 from mutualctr.data.store import EncodedStore
@@ -41,6 +42,11 @@ class DAGFMConfig(Validated):
     """What ``mutualctr dagfm`` runs. ``alpha`` and ``beta`` weight the distillation loss
     ``alpha * BCE(y, p_s) + beta * mean((z_t - z_s)^2)``; the defaults are
     :data:`~mutualctr.training.objectives.kd_baselines.DAGFM_ALPHA` and ``DAGFM_BETA``."""
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "embedding_dim": "write teacher.model_config.embedding_dim and "
+                         "student.model_config.embedding_dim (--embedding-dim sets both)",
+    }
 
     data: str = ""
     teacher: MemberConfig = field(default_factory=lambda: MemberConfig(model="dcnv2"))

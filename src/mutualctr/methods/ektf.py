@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from mutualctr.config import Validated, to_dict
 from mutualctr.data.schema import FeatureMap
@@ -94,6 +94,11 @@ class EKTFConfig(Validated):
             through them, as in the authors' code).
         train: the trainer's settings.
     """
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "embedding_dim": "write each student's model_config.embedding_dim (--embedding-dim "
+                         "sets it in every student)",
+    }
 
     data: str = ""
     students: list[MemberConfig] = field(default_factory=lambda: mlp_students(3))
