@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,23 +104,39 @@ def run_plan(
     """Run every job in order (see the module docstring) and return their records.
 
     Each job prints one line to ``log`` (standard error by default) before it starts:
-    ``[i/total] <title> -> <folder>``, or ``[i/total] <title>: done before, reusing <folder>``
-    when its run folder holds a finished run of its config. ``total`` is the plan's length
-    (needed when ``jobs`` is a generator).
+    ``[i/total] <title> -> <folder> (ETA ...)``, or ``[i/total] <title>: done before, reusing
+    <folder>`` when its run folder holds a finished run of its config. The ETA is the mean time
+    of the jobs trained so far times the jobs left (from the second trained job on; jobs
+    differ in size, so it is a rough one). ``total`` is the plan's length (needed when ``jobs``
+    is a generator).
     """
     stream = log if log is not None else sys.stderr
     if total is None:
         total = len(jobs) if isinstance(jobs, Sequence) else None
     of = f"/{total}" if total is not None else ""
     records = []
+    trained, spent = 0, 0.0
     for i, job in enumerate(jobs, start=1):
         header = f"[{i}{of}] {job.describe()}"
         if not overwrite and runner.is_done(job.method, job.config, job.out):
             print(f"{header}: done before, reusing {job.out}", file=stream, flush=True)
-        else:
-            print(f"{header} -> {job.out}", file=stream, flush=True)
+            records.append(run_job(job, overwrite=overwrite, log=log, score=score))
+            continue
+        left = "" if total is None or not trained else \
+            f" (ETA {format_duration(spent / trained * (total - i + 1))})"
+        print(f"{header} -> {job.out}{left}", file=stream, flush=True)
+        start = time.perf_counter()
         records.append(run_job(job, overwrite=overwrite, log=log, score=score))
+        trained, spent = trained + 1, spent + time.perf_counter() - start
     return records
+
+
+def format_duration(seconds: float) -> str:
+    """``75.0`` -> ``1m15s``; ``3700`` -> ``1h01m``."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes \
+        else f"{secs}s"
 
 
 def read_record(folder: str | Path) -> Record | None:

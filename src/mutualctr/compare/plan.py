@@ -1,0 +1,217 @@
+"""What ``mutualctr compare`` trains: every applicable way of training the given models, per seed.
+
+For models ``M = [m_1, ..., m_n]`` and each seed (a full, independent replicate, seeded
+``train.seed + i``), under ``OUT/runs/<way>/seed<s>/``:
+
+* ``alone/<m>``: each model trained alone (method ``train``), the baseline;
+* ``distill``: one student (``student``, default ``m_1``) distilled from the averaged
+  predictions of that seed's alone runs (method ``distill``);
+* ``mutual_scratch``: the models trained together by mutual learning from scratch;
+* ``mutual_finetune``: that seed's alone runs finetuned together (Yilmaz & Aldemir: one epoch at
+  7e-4, ``finetune``) and ``finetune_alone``, its control: the same runs finetuned for the same
+  epoch without peers (the mutual method's ``objective: independent``);
+* ``ektf``: EKTF with the models as students over one embedding;
+* ``cetnet``: CETNet with the models as members.
+
+The averaging ensemble of the alone runs trains nothing: :mod:`mutualctr.compare.outcomes`
+scores it from those runs. ``train`` is every run's trainer setting (early stopping on
+validation; the test split is scored once, after training), ``finetune`` the finetuning
+epoch's. A way that does not apply is skipped with the reason (:func:`skipped`): the group
+methods need two models, EKTF students one embedding size, and a model that the store cannot
+feed (a sequence model without histories) leaves every way out that would train it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from mutualctr.config import Validated, param
+from mutualctr.data.schema import FeatureMap
+from mutualctr.errors import ConfigError
+from mutualctr.experiments.engine import Job
+from mutualctr.methods import get_method
+from mutualctr.methods.mutual import FINETUNE_LR
+from mutualctr.models.behaviour import BehaviourPairs
+from mutualctr.models.registry import build_model, model_config
+from mutualctr.training.config import EarlyStoppingConfig, ScheduleConfig, TrainConfig
+
+Way = Literal["alone", "ensemble", "distill", "mutual_scratch", "mutual_finetune", "ektf",
+              "cetnet"]
+WAYS: tuple[str, ...] = ("alone", "ensemble", "distill", "mutual_scratch", "mutual_finetune",
+                         "ektf", "cetnet")
+NEEDS_ALONE = ("ensemble", "distill", "mutual_finetune")  # ways built on the alone runs
+GROUPS = ("ensemble", "mutual_scratch", "mutual_finetune", "ektf", "cetnet")
+
+
+def default_train() -> TrainConfig:
+    """Every way's training: at most 5 epochs, stopped after one without a better validation
+    AUC, the best epoch's weights restored."""
+    return TrainConfig(epochs=5, early_stopping=EarlyStoppingConfig(patience=1))
+
+
+def default_finetune() -> TrainConfig:
+    """The finetuning epoch of Yilmaz & Aldemir (section 3.3): one epoch at 7e-4, the paper's
+    exponential decay."""
+    return TrainConfig(epochs=1, lr=FINETUNE_LR,
+                       schedule=ScheduleConfig(name="exponential", decay_to=0.1,
+                                               decay_epochs=3.0))
+
+
+@dataclass
+class CompareConfig(Validated):
+    """What ``mutualctr compare`` runs (stored as ``OUT/experiment.yaml``).
+
+    Attributes:
+        data: encoded store folder, from `mutualctr data prepare`.
+        models: the registry models to compare, e.g. deepfm dcn.
+        seeds: independent replicates (seeds train.seed, train.seed + 1, ...).
+        ways: the ways of training to compare (default: every one that applies).
+        student: the distilled student's model (default: the first of models).
+        train: every run's training (early stopping on validation).
+        finetune: the finetuning epoch of mutual finetuning and its control.
+    """
+
+    data: str = ""
+    models: list[str] = field(default_factory=lambda: ["deepfm", "dcn"])
+    seeds: int = param(3, ge=1)
+    ways: list[Way] = field(default_factory=lambda: list(WAYS))
+    student: str = ""
+    train: TrainConfig = field(default_factory=default_train)
+    finetune: TrainConfig = field(default_factory=default_finetune)
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise ValueError("models: give at least one registry model")
+        for name in {*self.models, *([self.student] if self.student else [])}:
+            model_config(name)  # an unknown model is an error now, naming the closest
+        if len(set(self.models)) != len(self.models):
+            raise ValueError(f"models: each model once, got {self.models}")
+
+
+def skipped(config: CompareConfig, feature_map: FeatureMap) -> dict[str, str]:
+    """The ways (and models) left out, each with the reason: ``{"ektf": "students of one
+    embedding size: ...", "alone din": "..."}``."""
+    reasons: dict[str, str] = {}
+    usable = []
+    for name in config.models:
+        reason = unfed(name, feature_map)
+        if reason:
+            reasons[f"alone {name}"] = reason
+        else:
+            usable.append(name)
+    for way in config.ways:
+        if way == "alone" and not usable:
+            reasons[way] = "no model the store can feed"
+        elif way in GROUPS and len(usable) < 2:
+            reasons[way] = f"needs two models the store can feed, has {usable}"
+        elif way == "distill" and student_of(config) not in usable:
+            reasons[way] = f"the student {student_of(config)} is not among {usable}"
+        elif way in NEEDS_ALONE and "alone" not in config.ways:
+            reasons[way] = "it is built on the alone runs: add alone to ways"
+        elif way == "ektf":
+            sizes = {name: embedding_dim(name) for name in usable}
+            if len(set(sizes.values())) > 1:
+                reasons[way] = f"its students share one embedding; sizes differ: {sizes}"
+    return reasons
+
+
+def unfed(model: str, feature_map: FeatureMap) -> str:
+    """Why the store cannot feed ``model``, or ``""``: it does not build on the store's
+    features, or it attends over behaviour histories (DIN, DIEN) and the store has none (it
+    would build, but as a plainer model than its name says)."""
+    try:
+        built = build_model(model, feature_map)
+    except ConfigError as err:
+        return f"the store cannot feed {model}: {err}"
+    pairs = getattr(built, "pairs", None)
+    if isinstance(pairs, BehaviourPairs) and not len(pairs):
+        return (f"the store has no behaviour histories for {model} to attend over (prepare it "
+                "with a history, e.g. --history-len)")
+    return ""
+
+
+def student_of(config: CompareConfig) -> str:
+    return config.student or config.models[0]
+
+
+def embedding_dim(model: str) -> int:
+    return model_config(model).embedding_dim
+
+
+def usable_models(config: CompareConfig, reasons: Mapping[str, str]) -> list[str]:
+    return [m for m in config.models if f"alone {m}" not in reasons]
+
+
+@dataclass(frozen=True)
+class Replicate:
+    """One seed's folders: where its runs go, by way (and model for ``alone``)."""
+
+    root: Path
+    seed: int
+
+    def folder(self, way: str, model: str = "") -> Path:
+        parts = [way, model] if model else [way]
+        return self.root / "runs" / Path(*parts) / f"seed{self.seed}"
+
+
+def seeds(config: CompareConfig) -> list[int]:
+    return [config.train.seed + i for i in range(config.seeds)]
+
+
+def plan(config: CompareConfig, out: Path, reasons: Mapping[str, str]) -> list[Job]:
+    """Every run of the comparison, seed by seed (a seed's alone runs before what builds on
+    them)."""
+    models = usable_models(config, reasons)
+    ways = [w for w in config.ways if w not in reasons and w != "ensemble"]
+    jobs = []
+    for seed in seeds(config):
+        at = Replicate(out, seed)
+        for way in ways:
+            jobs.extend(_jobs(way, config, models, at))
+    return jobs
+
+
+def _job(method: str, way: str, out: Path, seed: int, values: Mapping[str, Any],
+         trained: Sequence[str], teachers: Sequence[str] = (), model: str = "") -> Job:
+    """A job labelled with its way, seed, the models it trains and the frozen teachers it
+    runs (what :mod:`.estimate` and :mod:`.costs` count)."""
+    chosen = get_method(method)
+    labels = {"way": way, "seed": seed, "trained": list(trained), "teachers": list(teachers),
+              **({"model": model} if model else {})}
+    title = f"{way}{f' {model}' if model else ''}, seed {seed}"
+    return Job(chosen, chosen.config(values), out, labels, title)
+
+
+def _jobs(way: str, config: CompareConfig, models: Sequence[str], at: Replicate) -> list[Job]:
+    train = dataclasses.asdict(dataclasses.replace(config.train, seed=at.seed))
+    finetune = dataclasses.asdict(dataclasses.replace(config.finetune, seed=at.seed))
+    base = {"data": config.data, "train": train}
+    starts = [{"init": str(at.folder("alone", m).resolve())} for m in models]
+    if way == "alone":
+        return [_job("train", way, at.folder(way, m), at.seed, {**base, "model": m}, [m],
+                     model=m)
+                for m in models]
+    if way == "distill":
+        student = student_of(config)
+        return [_job("distill", way, at.folder(way), at.seed,
+                     {**base, "teachers": starts, "student": {"model": student}}, [student],
+                     models)]
+    if way == "mutual_scratch":
+        return [_job("mutual", way, at.folder(way), at.seed,
+                     {**base, "members": [{"model": m} for m in models]}, models)]
+    if way == "mutual_finetune":
+        tuned = {"data": config.data, "train": finetune, "members": starts}
+        return [_job("mutual", way, at.folder(way), at.seed, tuned, models),
+                _job("mutual", "finetune_alone", at.folder("finetune_alone"), at.seed,
+                     {**tuned, "objective": "independent"}, models)]
+    if way == "ektf":
+        return [_job("ektf", way, at.folder(way), at.seed,
+                     {**base, "students": [{"model": m} for m in models]}, models)]
+    if way == "cetnet":
+        return [_job("cetnet", way, at.folder(way), at.seed,
+                     {**base, "members": [{"model": m} for m in models]}, models)]
+    raise ValueError(f"unknown way {way!r}")  # a programming error: Way lists them
