@@ -67,8 +67,8 @@ def test_ways_that_do_not_apply_are_skipped_with_the_reason(
     assert skipped(CompareConfig(models=["din", "deepfm"]), histories.feature_map) == {}
     sizes = skipped(CompareConfig(models=["lr", "dnn"]), plain.feature_map)
     assert list(sizes) == ["ektf"] and "sizes differ" in sizes["ektf"]
-    only = skipped(CompareConfig(models=["dnn", "lr"], ways=["distill"]), plain.feature_map)
-    assert "add alone to ways" in only["distill"]
+    only = skipped(CompareConfig(models=["dnn", "lr"], methods=["distill"]), plain.feature_map)
+    assert "add alone to methods" in only["distill"]
     with pytest.raises(ConfigError, match="unknown model 'deepfn'"):
         CompareConfig(models=["deepfn"])
     with pytest.raises(ConfigError, match="seeds: must be >= 1"):
@@ -80,7 +80,7 @@ def test_the_estimate_is_member_epochs_over_the_probed_rate(
 ) -> None:
     store = stores["criteo, all categorical"]
     config = CompareConfig(data=str(store.root), models=["dnn", "lr"], seeds=1,
-                           ways=["alone", "distill", "mutual_finetune"])
+                           methods=["alone", "distill", "mutual_finetune"])
     jobs = plan(config, tmp_path, skipped(config, store.feature_map))
     rates, seconds = estimate(jobs, store, config.train)
     assert set(rates) == {"dnn", "lr"} and all(r > 0 for r in rates.values())

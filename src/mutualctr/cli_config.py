@@ -291,10 +291,12 @@ def add_experiment_arguments(parser: argparse.ArgumentParser, *, keys: str) -> N
 def experiment_config(
     cls: type[T], args: argparse.Namespace, flags: Mapping[str, Any], *,
     presets: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    save: bool = True,
 ) -> T | None:
     """The experiment's resolved config, stored as ``OUT/experiment.yaml`` (what ``--resume``
-    reads; :func:`mutualctr.experiments.engine.save_config`); ``None`` when ``--print-config``
-    printed it instead. ``flags``: the experiment's shorthand flags by config key."""
+    reads; :func:`mutualctr.experiments.engine.save_config`) unless not ``save``; ``None`` when
+    ``--print-config`` printed it instead. ``flags``: the experiment's shorthand flags by config
+    key."""
     common = {"data": absolute(args.data), "seeds": args.seeds, "train.epochs": args.epochs}
     stored = (stored_config(args.out, None, engine.EXPERIMENT_CONFIG_FILE) if args.resume
               else None)
@@ -303,5 +305,6 @@ def experiment_config(
     if args.print_config:
         print_config(config)
         return None
-    engine.save_config(args.out, config)
+    if save:
+        engine.save_config(args.out, config)
     return config

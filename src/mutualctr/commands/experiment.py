@@ -50,18 +50,25 @@ def add_experiment(names: argparse._SubParsersAction, experiment: Experiment[Any
         parser.add_argument("--report-only", action="store_true",
                             help="only rebuild OUT/report.md and OUT/results.csv from the run "
                                  "folders")
+    if experiment.dry_run is not None:
+        parser.add_argument("--dry-run", action="store_true",
+                            help="print the plan and an estimate of its time; train and write "
+                                 "nothing")
     parser.set_defaults(func=partial(run_experiment, experiment=experiment))
 
 
 def run_experiment(args: argparse.Namespace, *, experiment: Experiment[Any]) -> int:
     """Resolve the experiment's config (stored as ``OUT/experiment.yaml``), run it (or only
-    rebuild its report) and print the report."""
+    rebuild its report, or only print its plan) and print the report."""
+    dry = getattr(args, "dry_run", False)
     config = experiment_config(experiment.config_class, args,
                                flag_overrides(args, experiment.flags)[0],
-                               presets=experiment.presets)
+                               presets=experiment.presets, save=not dry)
     if config is None:
         return 0
-    if getattr(args, "report_only", False):
+    if dry and experiment.dry_run is not None:
+        print(experiment.dry_run(config, args.out))
+    elif getattr(args, "report_only", False):
         print(experiment.report(config, args.out))
     else:
         print(experiment.run(config, args.out, overwrite=args.overwrite))

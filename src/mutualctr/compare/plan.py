@@ -69,7 +69,8 @@ class CompareConfig(Validated):
         data: encoded store folder, from `mutualctr data prepare`.
         models: the registry models to compare, e.g. deepfm dcn.
         seeds: independent replicates (seeds train.seed, train.seed + 1, ...).
-        ways: the ways of training to compare (default: every one that applies).
+        methods: the ways of training to compare (default: every one that applies): alone,
+            ensemble, distill, mutual_scratch, mutual_finetune (with its control), ektf, cetnet.
         student: the distilled student's model (default: the first of models).
         train: every run's training (early stopping on validation).
         finetune: the finetuning epoch of mutual finetuning and its control.
@@ -78,7 +79,7 @@ class CompareConfig(Validated):
     data: str = ""
     models: list[str] = field(default_factory=lambda: ["deepfm", "dcn"])
     seeds: int = param(3, ge=1)
-    ways: list[Way] = field(default_factory=lambda: list(WAYS))
+    methods: list[Way] = field(default_factory=lambda: list(WAYS))
     student: str = ""
     train: TrainConfig = field(default_factory=default_train)
     finetune: TrainConfig = field(default_factory=default_finetune)
@@ -103,15 +104,15 @@ def skipped(config: CompareConfig, feature_map: FeatureMap) -> dict[str, str]:
             reasons[f"alone {name}"] = reason
         else:
             usable.append(name)
-    for way in config.ways:
+    for way in config.methods:
         if way == "alone" and not usable:
             reasons[way] = "no model the store can feed"
         elif way in GROUPS and len(usable) < 2:
             reasons[way] = f"needs two models the store can feed, has {usable}"
         elif way == "distill" and student_of(config) not in usable:
             reasons[way] = f"the student {student_of(config)} is not among {usable}"
-        elif way in NEEDS_ALONE and "alone" not in config.ways:
-            reasons[way] = "it is built on the alone runs: add alone to ways"
+        elif way in NEEDS_ALONE and "alone" not in config.methods:
+            reasons[way] = "it is built on the alone runs: add alone to methods"
         elif way == "ektf":
             sizes = {name: embedding_dim(name) for name in usable}
             if len(set(sizes.values())) > 1:
@@ -166,7 +167,7 @@ def plan(config: CompareConfig, out: Path, reasons: Mapping[str, str]) -> list[J
     """Every run of the comparison, seed by seed (a seed's alone runs before what builds on
     them)."""
     models = usable_models(config, reasons)
-    ways = [w for w in config.ways if w not in reasons and w != "ensemble"]
+    ways = [w for w in config.methods if w not in reasons and w != "ensemble"]
     jobs = []
     for seed in seeds(config):
         at = Replicate(out, seed)

@@ -39,6 +39,8 @@ class Experiment(Generic[C]):
             everything given (the EKTF experiment's ``size``).
         report_only: the command offers ``--report-only`` (rebuild the report from the run
             folders, train nothing): for reports that show what a partial set of runs has.
+        dry_run: ``(config, out) -> text``: the plan and an estimate of its time, training
+            and writing nothing; the command then offers ``--dry-run``.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Experiment(Generic[C]):
     flags: tuple[Flag, ...] = ()
     presets: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None
     report_only: bool = False
+    dry_run: Callable[[C, Path], str] | None = None
 
     @property
     def keys(self) -> str:
