@@ -1,4 +1,4 @@
-"""What training and serving a comparison's rows cost (mutualctr.compare.costs)."""
+"""What training and serving a comparison's rows cost (mutualctr.comparison.costs)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import mutualctr
-from mutualctr.compare.costs import (
+from mutualctr.comparison.costs import (
     BACKWARD_FACTOR,
     best_student,
     ensemble_cost,
@@ -23,7 +23,7 @@ from mutualctr.compare.costs import (
     trained_members,
     training_cost,
 )
-from mutualctr.compare.outcomes import TrainingCost
+from mutualctr.comparison.outcomes import TrainingCost
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mutualctr.compare.estimate import TEACHER_SHARE, estimate, job_seconds
-from mutualctr.compare.plan import CompareConfig, plan, seeds, skipped
+from mutualctr.comparison.estimate import TEACHER_SHARE, estimate, job_seconds
+from mutualctr.comparison.plan import CompareConfig, plan, seeds, skipped
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.methods.mutual import FINETUNE_LR

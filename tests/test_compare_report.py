@@ -10,8 +10,8 @@ import math
 import pytest
 from scipy import stats
 
-from mutualctr.compare import report
-from mutualctr.compare.outcomes import Outcome, ServingCost, TrainingCost
+from mutualctr.comparison import report
+from mutualctr.comparison.outcomes import Outcome, ServingCost, TrainingCost
 
 SEEDS = (0, 1, 2)
 ALONE_A_TEST = (0.800, 0.803, 0.806)

@@ -22,7 +22,8 @@ __version__ = "0.1.0"
 
 _API = {
     "synthesize": "mutualctr.api", "prepare": "mutualctr.api", "train": "mutualctr.api",
-    "load": "mutualctr.api", "Run": "mutualctr.api",
+    "load": "mutualctr.api", "Run": "mutualctr.api", "compare": "mutualctr.api",
+    "Comparison": "mutualctr.api",
     "method_names": "mutualctr.methods", "get_method": "mutualctr.methods",
     "model_names": "mutualctr.models.registry",
     "InferenceRun": "mutualctr.serving.inference",

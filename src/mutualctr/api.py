@@ -1,7 +1,8 @@
 """The Python API: what the command line does, as functions (``mutualctr.__all__``).
 
 ``synthesize`` writes generated Criteo-format click logs, ``prepare`` encodes raw files into a
-store, ``train`` runs any registered method (:mod:`mutualctr.methods`) into a run folder with
+store, ``compare`` runs every way of training the given models and says which wins at what
+serving cost, ``train`` runs any registered method (:mod:`mutualctr.methods`) into a run folder with
 its config given as keyword arguments, a mapping, a YAML file or the method's config dataclass,
 and ``load`` opens a run folder to score rows (a pandas DataFrame, a pyarrow Table, a file),
 evaluate it or export it. They share the command line's code: the same validation, the same run
@@ -10,12 +11,16 @@ folders, the same reuse of finished runs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from mutualctr.config import from_dict, load_yaml
+from mutualctr.comparison import run as run_comparison
+from mutualctr.comparison.plan import CompareConfig
+from mutualctr.comparison.report import RESULTS_FILE
+from mutualctr.config import from_dict, load_yaml, merge, to_dict
 from mutualctr.data.prepare import SplitMethod, SplitOptions
 from mutualctr.data.prepare import prepare as prepare_store
 from mutualctr.data.readers import ReaderOptions
@@ -23,6 +28,7 @@ from mutualctr.data.readers.base import OnBadRow
 from mutualctr.data.readers.tabular import TabularSpec, load_spec
 from mutualctr.data.store import EncodedStore
 from mutualctr.data.synthetic import generate_criteo_synthetic
+from mutualctr.experiments.engine import save_config
 from mutualctr.methods import get_method
 from mutualctr.methods.runner import run
 from mutualctr.serving.inference import InferenceRun
@@ -118,6 +124,41 @@ def train(
     resolved = chosen.config(config, **settings, data=str(Path(data).resolve()))
     result = run(chosen, resolved, out, overwrite=overwrite, log=log)
     return Run(Path(out), chosen.name, chosen.resolve(resolved), result.metrics, result.reused)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A finished comparison (:func:`compare`).
+
+    Attributes:
+        path: its folder: the runs, ``report.md``, ``results.json``, ``comparison.png``.
+        report: ``report.md``'s markdown: the table, its notes and the recommendation.
+        results: ``results.json``'s content: every outcome (a row at a seed), every row's
+            summary, the best single model, the Pareto front and the recommendation.
+    """
+
+    path: Path
+    report: str
+    results: dict[str, Any]
+
+
+def compare(*, data: str | Path, out: str | Path, config: Any = None, overwrite: bool = False,
+            log: TextIO | None = None, **settings: Any) -> Comparison:
+    """Compare every applicable way of training ``models`` on the store ``data`` in ``out``
+    (``mutualctr compare``; :mod:`mutualctr.comparison`): ``config`` (a
+    :class:`~mutualctr.comparison.plan.CompareConfig`, a mapping or a YAML file) with ``settings``
+    merged over it, e.g. ``models=["deepfm", "dcn"], seeds=3, train={"epochs": 3}``. Finished
+    runs in ``out`` are reused, so an interrupted comparison continues where it stopped."""
+    if isinstance(config, (str, Path)):
+        config = load_yaml(config)
+    base = to_dict(config) if config is not None else {}
+    resolved = from_dict(CompareConfig, merge(merge(base, to_dict(settings)),
+                                              {"data": str(Path(data).resolve())}))
+    folder = Path(out)
+    save_config(folder, resolved)
+    markdown = run_comparison(resolved, folder, overwrite=overwrite, log=log)
+    results = json.loads((folder / RESULTS_FILE).read_text())
+    return Comparison(folder, markdown, results)
 
 
 def load(run: str | Path, *, data: str | Path | EncodedStore | None = None,

@@ -1,6 +1,6 @@
 """What a comparison measures: one outcome per way of training (a row of the table) and seed.
 
-A comparison (:mod:`mutualctr.compare`) trains every applicable method on the same store with
+A comparison (:mod:`mutualctr.comparison`) trains every applicable method on the same store with
 ``S`` seeds; each seed is a full, independent replicate. An :class:`Outcome` is one row at one
 seed: the AUC of what would be deployed (one model alone, the averaging ensemble, a mutual
 member, a distilled or EKTF student, CETNet's fused network), what training it cost and what

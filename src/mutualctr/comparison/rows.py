@@ -1,4 +1,4 @@
-"""A comparison's finished runs read as :class:`~mutualctr.compare.outcomes.Outcome` s: the rows
+"""A comparison's finished runs read as :class:`~mutualctr.comparison.outcomes.Outcome` s: the rows
 of its table at each seed.
 
 Each row's AUC is that of what would be deployed, read from its run's ``metrics.json`` (the
@@ -6,7 +6,7 @@ test split scored once, at the end of training), except the averaging ensemble, 
 nothing: its alone runs score the validation and test splits and their probabilities are
 averaged. A row's training cost counts everything it needs (a finetuned group or a distilled
 student counts the alone runs it starts from); its serving cost is measured on what would be
-deployed (:mod:`mutualctr.compare.costs`). The rows:
+deployed (:mod:`mutualctr.comparison.costs`). The rows:
 
 * ``alone <m>``: each model alone;
 * ``ensemble``: the mean of the alone runs' probabilities (several models to serve);
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mutualctr.compare import costs
-from mutualctr.compare.outcomes import Outcome, ServingCost, TrainingCost
-from mutualctr.compare.plan import CompareConfig, Replicate, seeds, student_of, usable_models
+from mutualctr.comparison import costs
+from mutualctr.comparison.outcomes import Outcome, ServingCost, TrainingCost
+from mutualctr.comparison.plan import CompareConfig, Replicate, seeds, student_of, usable_models
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods.distill import STUDENT
 from mutualctr.metrics import binary_metrics

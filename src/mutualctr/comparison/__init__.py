@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from mutualctr.compare import report
-from mutualctr.compare.estimate import estimate
-from mutualctr.compare.plan import WAYS, CompareConfig, plan, skipped
-from mutualctr.compare.rows import collect
+from mutualctr.comparison import report
+from mutualctr.comparison.estimate import estimate
+from mutualctr.comparison.plan import WAYS, CompareConfig, plan, skipped
+from mutualctr.comparison.rows import collect
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.experiments.base import Experiment

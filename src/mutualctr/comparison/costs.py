@@ -38,7 +38,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mutualctr.compare.outcomes import ServingCost, TrainingCost
+from mutualctr.comparison.outcomes import ServingCost, TrainingCost
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.schema import FeatureMap

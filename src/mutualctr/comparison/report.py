@@ -1,7 +1,7 @@
 """The answer of ``mutualctr compare``: should the models be trained together, how, and what
 will it cost to serve?
 
-The comparison's :class:`~mutualctr.compare.outcomes.Outcome` s (one per row and seed) become
+The comparison's :class:`~mutualctr.comparison.outcomes.Outcome` s (one per row and seed) become
 one :class:`RowSummary` per row (:func:`summarize`): test AUC over the seeds, its difference
 from the best single model alone and from the row's control, paired by seed with Student's
 paired t-test (:mod:`mutualctr.statistics`), and the training and serving costs. From those:
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from mutualctr import files
-from mutualctr.compare.outcomes import Outcome, ServingCost, TrainingCost
+from mutualctr.comparison.outcomes import Outcome, ServingCost, TrainingCost
 from mutualctr.experiments.report import markdown_table, pyplot, save_figure
 from mutualctr.statistics import mean_std, paired_effect
 

@@ -13,7 +13,7 @@ For models ``M = [m_1, ..., m_n]`` and each seed (a full, independent replicate,
 * ``ektf``: EKTF with the models as students over one embedding;
 * ``cetnet``: CETNet with the models as members.
 
-The averaging ensemble of the alone runs trains nothing: :mod:`mutualctr.compare.outcomes`
+The averaging ensemble of the alone runs trains nothing: :mod:`mutualctr.comparison.outcomes`
 scores it from those runs. ``train`` is every run's trainer setting (early stopping on
 validation; the test split is scored once, after training), ``finetune`` the finetuning
 epoch's. A way that does not apply is skipped with the reason (:func:`skipped`): the group

@@ -65,7 +65,7 @@ class _Single(torch.nn.Module):
 def job_seconds(job: Job, rates: Mapping[str, float], train_rows: int) -> float:
     """The estimated seconds of one job: its trained models' epochs at their rates, its frozen
     teachers' at :data:`TEACHER_SHARE` of theirs (the models from the job's labels:
-    ``trained`` and ``teachers``, as :mod:`mutualctr.compare.plan` sets them)."""
+    ``trained`` and ``teachers``, as :mod:`mutualctr.comparison.plan` sets them)."""
     per_epoch = sum(train_rows / rates[m] for m in job.labels["trained"])
     per_epoch += TEACHER_SHARE * sum(train_rows / rates[m] for m in job.labels["teachers"])
     return job.config.train.epochs * per_epoch
