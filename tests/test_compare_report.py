@@ -251,6 +251,19 @@ def test_recommendation_one_seed():
     )
 
 
+def test_recommendation_one_seed_when_nothing_is_ahead_of_the_best_single():
+    # at seed 0 alone a (the best single) is at 0.78; every other row a little below it
+    rows = [*outcomes_of("alone a", "train", (0.78,), valid=0.80, seeds=(0,)),
+            *outcomes_of("ektf student", "ektf", (0.7795,), seeds=(0,)),
+            *outcomes_of("ensemble", "ensemble", (0.7798,), seeds=(0,),
+                         cost=serving(20.0, models=2, single=False))]
+    lines = report.recommendation(report.summarize(rows)).split("\n")
+    assert lines[1] == ("No one-model row beat alone a at that seed; the closest is ektf "
+                        "student (-0.0005 AUC vs alone a).")
+    assert lines[2].startswith("No row beat alone a at that seed; the closest is ensemble "
+                               "(-0.0002, 2 models")
+
+
 # -- the table, the JSON and the files -----------------------------------------------------------
 
 

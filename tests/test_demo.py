@@ -2,48 +2,43 @@
 
 from __future__ import annotations
 
-import csv
+import json
 from pathlib import Path
 
 import pytest
 
 from mutualctr.cli import main
 
-TINY = ["--rows", "2000", "--batch-size", "500", "--threads", "1",
-        "--set", "model_config.hidden_units=[8]", "--set", "model_config.embedding_dim=4"]
+TINY = ["--rows", "3000", "--set", "train.batch_size=500", "--set", "finetune.batch_size=500",
+        "--set", "train.num_threads=1", "--set", "finetune.num_threads=1"]
+ROWS = {"alone deepfm", "alone dcn", "ensemble", "distill deepfm", "mutual scratch deepfm",
+        "mutual scratch dcn", "mutual finetune deepfm", "mutual finetune dcn",
+        "finetune alone deepfm", "finetune alone dcn", "ektf student", "ektf ensemble",
+        "cetnet fused", "cetnet member deepfm_1", "cetnet member dcn_2"}
 
 
 @pytest.mark.slow
-def test_demo_runs_rq1_and_rq2_and_prints_the_tables(
+def test_demo_compares_every_way_of_training_and_prints_the_table(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert main(["demo", "--out", str(tmp_path), *TINY]) == 0
     printed = capsys.readouterr()
-    assert "## Table 1: RQ1 and RQ2, independent training vs mutual learning" in printed.out
-    for model in ("deepfm", "dcn"):
-        for row in ("mutual from scratch", "finetuned alone (control)",
-                    "mutual with pretraining"):
-            assert f"| {model} | {row} | 1 |" in printed.out
-    assert "[1/" in printed.err  # visible progress
-    exp = tmp_path / "experiment"
-    assert (exp / "report.md").read_text() in printed.out
-    with (exp / "results.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    # 2 models x (2 independent + 2 scratch + 2 mutual finetuned + 2 finetuned alone)
-    assert len(rows) == 16
-    finetuned = [r for r in rows if r["question"] == "RQ2"]
-    starts = {float(r["test_auc"]) for r in rows if r["question"] == "pretrain"}
-    assert {float(r["start_test_auc"]) for r in finetuned} == starts
-    assert (exp / "auc_per_model.png").stat().st_size > 0
-    # the paper's recipe at the demo's size: early-stopped pretraining of at most two epochs,
-    # one finetuning epoch, the exponential schedule for both
-    config = (exp / "experiment.yaml").read_text()
-    assert config.count("name: exponential") == 2
-    seed1 = (exp / "independent" / "deepfm" / "seed1" / "metrics.jsonl").read_text()
-    assert 1 <= len(seed1.splitlines()) <= 2
+    assert "| method | seeds | test AUC |" in printed.out
+    assert "### Recommendation" in printed.out and "One seed: no significance test" in printed.out
+    assert "[1/8]" in printed.err  # visible progress: 8 runs for one seed
+    out = tmp_path / "comparison"
+    assert (out / "report.md").read_text().strip() in printed.out
+    results = json.loads((out / "results.json").read_text())
+    assert {s["row"] for s in results["summaries"]} == ROWS
+    assert (out / "comparison.png").stat().st_size > 0
+    # the demo's size: one seed, at most three epochs per run, one finetuning epoch
+    config = (out / "experiment.yaml").read_text()
+    assert "seeds: 1" in config
+    alone = out / "runs" / "alone" / "deepfm" / "seed2024" / "metrics.jsonl"
+    assert 1 <= len(alone.read_text().splitlines()) <= 3
 
     # a second run reuses the data and every finished run
     assert main(["demo", "--out", str(tmp_path), *TINY]) == 0
     again = capsys.readouterr()
-    assert again.err.count("done before") == 10
-    assert "epoch 1/1" not in again.err
+    assert again.err.count("done before") == 8
+    assert "epoch 1/" not in again.err

@@ -2,13 +2,14 @@
 
 1. Synthetic Criteo-format click logs from a hidden ground-truth model (embedded, no download;
    :mod:`mutualctr.data.synthetic`), encoded into a store (80/10/10 random split).
-2. A small ``experiment yilmaz`` with the paper's recipe at a small size: independent runs of
-   two architectures (two seeds) pretrained with early stopping (at most two epochs here),
-   mutual learning from scratch (RQ1) and one epoch of mutual finetuning of the independent
-   runs with its control (RQ2), all under the paper's exponential schedule.
-3. The report's tables, printed (and written to ``OUT/experiment/report.md``).
+2. ``mutualctr compare`` of DeepFM and DCN at a small size (one seed): each alone, their
+   ensemble, a distilled student, mutual learning from scratch and as finetuning with its
+   control, EKTF and CETNet, with what each costs to train and to serve
+   (:mod:`mutualctr.comparison`).
+3. The comparison's table and recommendation, printed (and written to
+   ``OUT/comparison/report.md``, with ``results.json`` and ``comparison.png``).
 
-Re-running reuses the data and every finished run. Defaults take a minute or two on two CPU
+Re-running reuses the data and every finished run. Defaults take a few minutes on two CPU
 cores.
 """
 
@@ -21,20 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from mutualctr.cli_config import add_config_arguments, add_flags, experiment_config, flag_overrides
+from mutualctr.comparison import COMPARISON
+from mutualctr.comparison.plan import CompareConfig
 from mutualctr.data.prepare import prepare
 from mutualctr.data.readers import ReaderOptions
 from mutualctr.data.synthetic import generate_criteo_synthetic
-from mutualctr.experiments import yilmaz
-from mutualctr.experiments.yilmaz.plan import YilmazConfig
 
 DEFAULT_ROWS = 200_000
-# what the demo changes from the experiment's defaults: two architectures, two seeds, RQ1 and
-# RQ2, batches of 1000 (enough steps for 200k rows; the paper used 4000 on 36M) and pretraining
-# of at most two epochs with patience 1 (the same early-stopping recipe, smaller)
+# what the demo changes from the comparison's defaults: one seed, batches of 1000 (enough steps
+# for 200k rows) and at most three epochs (the same early stopping, smaller)
 DEMO_SETTINGS: dict[str, Any] = {
-    "models": ["deepfm", "dcn"], "seeds": 2, "questions": [1, 2], "max_group": 2,
-    "train": {"batch_size": 1000, "num_threads": 2, "epochs": 2,
-              "early_stopping": {"patience": 1}},
+    "models": ["deepfm", "dcn"], "seeds": 1,
+    "train": {"batch_size": 1000, "num_threads": 2, "epochs": 3},
     "finetune": {"batch_size": 1000, "num_threads": 2},
 }
 
@@ -48,12 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=Path("mutualctr-demo"),
                         help="folder for the data, runs and report (default ./mutualctr-demo)")
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="synthetic rows")
-    parser.add_argument("--seeds", type=int, help="independent runs per model (default 2)")
-    parser.add_argument("--epochs", type=int, help="pretraining's maximum epochs (alias of "
-                        "train.epochs; default 2)")
-    # the experiment's shorthand flags
-    add_flags(parser, yilmaz.EXPERIMENT.flags, yilmaz.EXPERIMENT.config_class)
-    add_config_arguments(parser, keys=yilmaz.EXPERIMENT.keys)
+    parser.add_argument("--seeds", type=int, help="independent replicates (default 1)")
+    parser.add_argument("--epochs", type=int, help="each run's maximum epochs (alias of "
+                        "train.epochs; default 3)")
+    # the comparison's shorthand flags
+    add_flags(parser, COMPARISON.flags, COMPARISON.config_class)
+    add_config_arguments(parser, keys=COMPARISON.keys)
     parser.set_defaults(func=run)
 
 
@@ -86,18 +85,17 @@ def _demo_settings(given: Mapping[str, Any]) -> Mapping[str, Any]:
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     root = args.out
-    args.data, args.out = root / f"store-{args.rows}", root / "experiment"
-    config = experiment_config(YilmazConfig, args,
-                               flag_overrides(args, yilmaz.EXPERIMENT.flags)[0],
+    args.data, args.out = root / f"store-{args.rows}", root / "comparison"
+    config = experiment_config(CompareConfig, args, flag_overrides(args, COMPARISON.flags)[0],
                                presets=_demo_settings)
     if config is None:
         return 0
     synthetic_store(root, args.rows)
-    say(f"experiment yilmaz (RQ1, RQ2) with {', '.join(config.models)}, "
-        f"{config.seeds} seeds; per-epoch progress below")
-    report = yilmaz.run(config, args.out, overwrite=args.overwrite)
+    say(f"compare {', '.join(config.models)}: alone, ensemble, distilled, mutual, EKTF, "
+        f"CETNet; {config.seeds} seed(s), per-epoch progress below")
+    report = COMPARISON.run(config, args.out, overwrite=args.overwrite)
     print()
     print(report)
-    say(f"done in {time.perf_counter() - start:.0f} s; report, results.csv and plots in "
-        f"{args.out}")
+    say(f"done in {time.perf_counter() - start:.0f} s; report.md, results.json and "
+        f"comparison.png in {args.out}")
     return 0

@@ -451,13 +451,23 @@ def _one_seed(others: Sequence[RowSummary], best: RowSummary) -> str:
              "seeds, each a full replicate); what follows is by the test AUC of that seed."]
     single = _top(others, lambda s: s.serving.single_model)
     if single is not None:
-        lines.append(f"The best one-model row is {single.row} "
+        lead = _lead(single, best, "The best one-model row is", "one-model row")
+        lines.append(f"{lead} {single.row} "
                      f"({_gain_words(single, versus=best.row, with_p=False)}).")
     top = _top(others, lambda s: True)
     if top is not None:
-        lines.append(f"The best at any serving cost is {top.row} "
+        lead = _lead(top, best, "The best at any serving cost is", "row")
+        lines.append(f"{lead} {top.row} "
                      f"({_gain_words(top, with_p=False)}, {_cost_words(top, best)}).")
     return "\n".join(lines)
+
+
+def _lead(row: RowSummary, best: RowSummary, ahead: str, kind: str) -> str:
+    """How to introduce the top row of one seed: as the best when it is ahead of the best
+    single, else as the closest to it (the best single model alone is then the answer)."""
+    if row.vs_best is not None and row.vs_best.mean > 0:
+        return ahead
+    return f"No {kind} beat {best.row} at that seed; the closest is"
 
 
 def _without_baseline(summaries: Sequence[RowSummary]) -> str:
