@@ -93,3 +93,17 @@ def test_the_estimate_is_member_epochs_over_the_probed_rate(
     assert job_seconds(by_way["mutual_finetune"], fake, rows) == pytest.approx(
         1 * (rows / 100 + rows / 400))
     assert len(seconds) == len(jobs) and all(s > 0 for s in seconds)
+
+
+def test_a_time_budget_replaces_early_stopping_for_every_run_but_the_finetuning_epoch(
+    tmp_path: Path,
+) -> None:
+    config = CompareConfig(data="x", models=["dnn", "lr"], seeds=1, budget_seconds=30,
+                           methods=["alone", "mutual_finetune"])
+    jobs = {j.labels["way"] + j.labels.get("model", ""): j for j in plan(config, tmp_path, {})}
+    train = jobs["alonednn"].config.train
+    assert (train.max_seconds, train.epochs, train.early_stopping.patience) == (30, 1000, 1000)
+    assert train.early_stopping.restore_best
+    tuned = jobs["mutual_finetune"].config.train
+    assert (tuned.max_seconds, tuned.epochs) == (0, 1)
+    assert job_seconds(jobs["alonednn"], {"dnn": 100.0}, 500) == pytest.approx(30 + 5)

@@ -141,3 +141,15 @@ def test_progress_line_on_a_terminal_and_summaries_only_elsewhere() -> None:
         text = stream.getvalue()
         assert ("\repoch 1/1  2/4  loss " in text and "k rows/s" in text) == live
         assert "epoch 1/1: train loss" in text and "valid tiny auc" in text
+
+
+def test_a_time_budget_stops_training_after_the_epoch_that_crosses_it() -> None:
+    config = from_dict(TrainConfig, {"epochs": 5, "batch_size": 64, "device": "cpu",
+                                     "max_seconds": 1e-9, "log_every_steps": 1000})
+    group = ModelGroup([tiny_model(0)], ["a"])
+    log = io.StringIO()
+    fit(group, IndependentObjective(["a"]), synthetic_split(256, 0), synthetic_split(64, 1),
+        config, log=log)
+    assert "epoch 1/5" in log.getvalue() and "epoch 2/5" not in log.getvalue()
+    assert "time budget spent" in log.getvalue()
+    assert from_dict(TrainConfig, {}).max_seconds == 0  # none by default

@@ -92,5 +92,6 @@ COMPARISON = Experiment(
              help=f"the ways of training to compare (alias of `methods`; default all: "
                   f"{' '.join(WAYS)})"),
         Flag("--student", "student", metavar="MODEL"),
+        Flag("--budget", "budget_seconds", metavar="SECONDS"),
     ),
 )

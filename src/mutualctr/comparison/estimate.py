@@ -68,7 +68,10 @@ def job_seconds(job: Job, rates: Mapping[str, float], train_rows: int) -> float:
     ``trained`` and ``teachers``, as :mod:`mutualctr.comparison.plan` sets them)."""
     per_epoch = sum(train_rows / rates[m] for m in job.labels["trained"])
     per_epoch += TEACHER_SHARE * sum(train_rows / rates[m] for m in job.labels["teachers"])
-    return job.config.train.epochs * per_epoch
+    train = job.config.train
+    seconds = train.epochs * per_epoch
+    # a budget ends a run after the epoch that crosses it
+    return min(seconds, train.max_seconds + per_epoch) if train.max_seconds else seconds
 
 
 def estimate(jobs: Sequence[Job], store: EncodedStore, train: TrainConfig

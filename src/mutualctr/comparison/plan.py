@@ -45,6 +45,7 @@ WAYS: tuple[str, ...] = ("alone", "ensemble", "distill", "mutual_scratch", "mutu
                          "ektf", "cetnet")
 NEEDS_ALONE = ("ensemble", "distill", "mutual_finetune")  # ways built on the alone runs
 GROUPS = ("ensemble", "mutual_scratch", "mutual_finetune", "ektf", "cetnet")
+BUDGET_EPOCHS = 1000  # with a time budget, epochs and patience that never end a run first
 
 
 def default_train() -> TrainConfig:
@@ -72,6 +73,10 @@ class CompareConfig(Validated):
         methods: the ways of training to compare (default: every one that applies): alone,
             ensemble, distill, mutual_scratch, mutual_finetune (with its control), ektf, cetnet.
         student: the distilled student's model (default: the first of models).
+        budget_seconds: give every run the same wall-clock budget instead of early stopping:
+            it trains until its epochs have taken this many seconds (the epoch that crosses
+            it finishes; the best epoch on validation is kept); 0: early stopping. The
+            finetuning epoch keeps its own setting.
         train: every run's training (early stopping on validation).
         finetune: the finetuning epoch of mutual finetuning and its control.
     """
@@ -81,6 +86,7 @@ class CompareConfig(Validated):
     seeds: int = param(3, ge=1)
     methods: list[Way] = field(default_factory=lambda: list(WAYS))
     student: str = ""
+    budget_seconds: float = param(0.0, ge=0.0)
     train: TrainConfig = field(default_factory=default_train)
     finetune: TrainConfig = field(default_factory=default_finetune)
 
@@ -187,8 +193,19 @@ def _job(method: str, way: str, out: Path, seed: int, values: Mapping[str, Any],
     return Job(chosen, chosen.config(values), out, labels, title)
 
 
+def run_training(config: CompareConfig, seed: int) -> TrainConfig:
+    """Every run's training at ``seed``: ``train``, or with a budget, as many epochs as fit in
+    it (early stopping then never stops a run, though its best epoch is still restored)."""
+    train = dataclasses.replace(config.train, seed=seed)
+    if not config.budget_seconds:
+        return train
+    return dataclasses.replace(
+        train, epochs=BUDGET_EPOCHS, max_seconds=config.budget_seconds,
+        early_stopping=dataclasses.replace(train.early_stopping, patience=BUDGET_EPOCHS))
+
+
 def _jobs(way: str, config: CompareConfig, models: Sequence[str], at: Replicate) -> list[Job]:
-    train = dataclasses.asdict(dataclasses.replace(config.train, seed=at.seed))
+    train = dataclasses.asdict(run_training(config, at.seed))
     finetune = dataclasses.asdict(dataclasses.replace(config.finetune, seed=at.seed))
     base = {"data": config.data, "train": train}
     starts = [{"init": str(at.folder("alone", m).resolve())} for m in models]

@@ -43,10 +43,10 @@ import torch
 import yaml
 
 from mutualctr import files
-from mutualctr.training.config import TrainConfig
+from mutualctr.distributed.ddp import DistInfo, any_rank
 from mutualctr.errors import MutualCTRError
 from mutualctr.runs import checkpoint
-from mutualctr.distributed.ddp import DistInfo, any_rank
+from mutualctr.training.config import TrainConfig
 
 CONFIG_FILE = "config.yaml"
 METHOD_KEY = "method"  # config.yaml's key naming the method that made the run
@@ -61,7 +61,8 @@ LOCK_FILE = ".lock"
 # Settings added after run folders were made: a config.yaml without one was made with what is
 # now its default, so it is read with that default and its runs stay reusable and resumable.
 ADDED_SETTINGS = {"train": {"keep_checkpoints": TrainConfig.keep_checkpoints,
-                            "tracking": TrainConfig.tracking}}
+                            "tracking": TrainConfig.tracking,
+                            "max_seconds": TrainConfig.max_seconds}}
 # Settings that change how a run is watched, not what it computes: a folder made with another
 # value holds the same run (resumed or reused as it is), and config.yaml keeps the latest value.
 VIEW_SETTINGS = {"train": ("tracking",)}
@@ -76,17 +77,26 @@ def _stored_config(path: Path) -> dict[str, Any]:
     config = yaml.safe_load(path.read_text())
     if isinstance(config, dict) and config.get(METHOD_KEY) in RENAMED_METHODS:
         config[METHOD_KEY] = RENAMED_METHODS[config[METHOD_KEY]]
+    return _with_added_settings(config)
+
+
+def _with_added_settings(config: Any) -> Any:
+    """``config`` with the :data:`ADDED_SETTINGS` it lacks, at their defaults."""
+    if not isinstance(config, dict):
+        return config
+    config = dict(config)
     for section, added in ADDED_SETTINGS.items():
-        if isinstance(config, dict) and isinstance(config.get(section), dict):
+        if isinstance(config.get(section), dict):
             config[section] = {**added, **config[section]}
     return config
 
 
 def _comparable(config: Any) -> Any:
-    """``config`` without its :data:`VIEW_SETTINGS`, for comparing two runs' configs."""
+    """``config`` without its :data:`VIEW_SETTINGS` and with the :data:`ADDED_SETTINGS` it
+    lacks, for comparing two runs' configs."""
     if not isinstance(config, dict):
         return config
-    out = dict(config)
+    out = _with_added_settings(config)
     for section, keys in VIEW_SETTINGS.items():
         if isinstance(out.get(section), dict):
             out[section] = {k: v for k, v in out[section].items() if k not in keys}

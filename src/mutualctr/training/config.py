@@ -69,6 +69,9 @@ class TrainConfig(Validated):
     checkpoint_every_steps: int = param(0, ge=0)  # 0 = only at the end of every epoch
     keep_checkpoints: int = param(2, ge=1)  # newest checkpoints kept (the best one besides)
     max_train_rows: int = param(0, ge=0)  # train on the first N rows only; 0 = all of them
+    # a wall-clock budget: stop after the first epoch that ends with more than this many
+    # seconds of epochs (training and validation) behind the run; 0 = none
+    max_seconds: float = param(0.0, ge=0.0)
     log_every_steps: int = param(50, ge=1)  # progress line and tracked step scalars
     tracking: Literal["none", "tensorboard", "mlflow"] = "none"  # training/tracking.py
     # embedding tables under torchrun: replicated (DDP) or sharded by TorchRec (sharding.py)

@@ -407,6 +407,10 @@ class Trainer:
         if self.plateau is not None:
             self.plateau.step(self.selector.monitored_value(valid_metrics))
         self.stopped = self.selector.should_stop
+        seconds = time.perf_counter() - start
+        spent = seconds + sum(r["seconds"] for r in self.history)
+        out_of_time = 0 < self.config.max_seconds < spent
+        self.stopped = self.stopped or out_of_time
         record = {
             "epoch": self.epoch,
             "global_step": self.global_step,
@@ -415,7 +419,7 @@ class Trainer:
             "valid": valid_metrics,
             "best_epoch": self.selector.best_epochs(),
             "rows_per_second": progress.rows_per_second * self.dist.world_size,
-            "seconds": time.perf_counter() - start,
+            "seconds": seconds,
             "precision": precision_name(self.dtype),  # of the training steps
         }
         self.history.append(record)
@@ -430,7 +434,8 @@ class Trainer:
         self._say(
             f"epoch {self.epoch}/{self.config.epochs}: train loss {train_loss:.5f} "
             f"({rows_seen} rows, {record['rows_per_second']:.0f} rows/s) | valid {shown}"
-            + (" | early stop" if self.stopped else "")
+            + (" | time budget spent" if out_of_time else " | early stop" if self.stopped
+               else "")
         )
         if self.on_epoch is not None:
             self.on_epoch(record)
