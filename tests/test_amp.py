@@ -13,7 +13,7 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.loader import BatchLoader
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import ModelOutput
-from mutualctr.runs.folder import RunFolder, read_history
+from mutualctr.runfolders.folder import RunFolder, read_history
 from mutualctr.training import precision
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup

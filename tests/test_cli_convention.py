@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from mutualctr.cli import build_parser, main
-from mutualctr.runs.folder import read_metrics
+from mutualctr.runfolders.folder import read_metrics
 from training_support import write_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -16,7 +16,7 @@ from mutualctr.cli import main
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
 from mutualctr.metrics import gauc
-from mutualctr.runs.restore import load_trained
+from mutualctr.runfolders.restore import load_trained
 from mutualctr.serving.export import signature_path
 from mutualctr.training.trainer import predict_split
 from training_support import write_store

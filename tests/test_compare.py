@@ -12,7 +12,7 @@ import pytest
 import mutualctr
 from mutualctr.cli import main
 from mutualctr.metrics import auc
-from mutualctr.runs.folder import read_metrics
+from mutualctr.runfolders.folder import read_metrics
 from training_support import STORE_SHAPES
 
 pytestmark = pytest.mark.usefixtures("one_thread")

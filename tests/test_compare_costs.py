@@ -28,7 +28,7 @@ from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.methods.ektf import export_best_student
-from mutualctr.runs.folder import read_history
+from mutualctr.runfolders.folder import read_history
 from mutualctr.serving.export import as_batch
 from training_support import STORE_SHAPES
 

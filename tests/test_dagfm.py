@@ -26,7 +26,7 @@ from mutualctr.models.base import ModelOutput
 from mutualctr.models.dagfm import DAGFM, DAGInteraction
 from mutualctr.models.embedding import Embedded
 from mutualctr.models.registry import build_model
-from mutualctr.runs.restore import load_trained
+from mutualctr.runfolders.restore import load_trained
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.distillation import DistillationGroup
 from mutualctr.training.objectives.kd_baselines import DAGFMDistillation

@@ -18,7 +18,7 @@ import torch
 from mutualctr.cli import main
 from mutualctr.data.store import EncodedStore
 from mutualctr.models.registry import model_names
-from mutualctr.runs.checkpoint import MANIFEST_FILE
+from mutualctr.runfolders.checkpoint import MANIFEST_FILE
 from training_support import (
     SEQUENCE_FEATURE_MAP,
     criteo_categorical_store,

@@ -18,7 +18,7 @@ from mutualctr.methods import get_method
 from mutualctr.methods.distill import DistillConfig, FrozenTeachersGroup
 from mutualctr.metrics import auc
 from mutualctr.models.base import ModelOutput
-from mutualctr.runs.folder import read_weights
+from mutualctr.runfolders.folder import read_weights
 from mutualctr.training.objectives.distill import EnsembleDistillation
 from training_support import STORE_SHAPES, group_batch, group_models
 

@@ -17,7 +17,7 @@ from mutualctr.experiments.ektf import plan as ektf_plan
 from mutualctr.experiments.ektf import report as ektf_report
 from mutualctr.methods import ektf, runner
 from mutualctr.methods.ektf import EKTFConfig, export_best_student, mlp_students
-from mutualctr.runs.restore import load_trained
+from mutualctr.runfolders.restore import load_trained
 from mutualctr.training.config import TrainConfig
 from training_support import FEATURE_MAP, write_store
 

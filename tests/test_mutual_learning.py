@@ -16,7 +16,7 @@ from mutualctr.methods.members import MemberConfig
 from mutualctr.methods.mutual import METHOD, MutualConfig, build_group, build_members, resolve
 from mutualctr.metrics import relaimp
 from mutualctr.models.registry import build_model
-from mutualctr.runs.folder import read_weights
+from mutualctr.runfolders.folder import read_weights
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.batched import BatchedModelGroup

@@ -30,7 +30,7 @@ from mutualctr.data.raw import UnseenValues
 from mutualctr.data.readers.tabular import TabularSpec
 from mutualctr.data.schema import OOV_ID, FieldSpec
 from mutualctr.data.store import EncodedStore
-from mutualctr.runs.restore import load_trained
+from mutualctr.runfolders.restore import load_trained
 from mutualctr.serving.export import signature_path
 from mutualctr.training.trainer import predict_split
 

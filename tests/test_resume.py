@@ -25,9 +25,9 @@ from mutualctr.config import from_dict
 from mutualctr.data.batch import Batch
 from mutualctr.errors import MutualCTRError
 from mutualctr.models.base import ModelOutput
-from mutualctr.runs import checkpoint
-from mutualctr.runs.checkpoint import MANIFEST_FILE, CheckpointDir
-from mutualctr.runs.folder import RunFolder, RunFolderError
+from mutualctr.runfolders import checkpoint
+from mutualctr.runfolders.checkpoint import MANIFEST_FILE, CheckpointDir
+from mutualctr.runfolders.folder import RunFolder, RunFolderError
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.independent import IndependentObjective
@@ -119,7 +119,7 @@ GROUP_SCRIPT = textwrap.dedent(
     from mutualctr.training.config import TrainConfig
     from mutualctr.training.groups.base import ModelGroup
     from mutualctr.training.objectives.mutual import MutualObjective
-    from mutualctr.runs.folder import RunFolder
+    from mutualctr.runfolders.folder import RunFolder
     from mutualctr.training.trainer import fit
 
     def run(out):

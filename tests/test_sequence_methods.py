@@ -14,8 +14,8 @@ import torch
 
 from mutualctr.cli import main
 from mutualctr.data.store import EncodedStore
-from mutualctr.runs.folder import PREDICTIONS_FILE
-from mutualctr.runs.restore import load_trained
+from mutualctr.runfolders.folder import PREDICTIONS_FILE
+from mutualctr.runfolders.restore import load_trained
 from mutualctr.training.trainer import predict_split
 from training_support import SEQUENCE_FEATURE_MAP, sequence_split, write_store
 

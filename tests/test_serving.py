@@ -36,7 +36,7 @@ from mutualctr.data.schema import FieldSpec
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError, DataError
 from mutualctr.models.registry import build_model
-from mutualctr.runs.restore import TrainedRun
+from mutualctr.runfolders.restore import TrainedRun
 from mutualctr.serving import InferenceRun
 from mutualctr.serving.export import signature_path
 from mutualctr.training.groups.base import ModelGroup

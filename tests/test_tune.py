@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mutualctr.cli import main
-from mutualctr.runs.folder import read_metrics
+from mutualctr.runfolders.folder import read_metrics
 from training_support import write_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -33,7 +33,7 @@ from mutualctr.experiments import engine
 from mutualctr.flags import UNSET, Flag
 from mutualctr.methods import runner
 from mutualctr.methods.base import Method
-from mutualctr.runs.folder import CONFIG_FILE, METHOD_KEY, RENAMED_METHODS
+from mutualctr.runfolders.folder import CONFIG_FILE, METHOD_KEY, RENAMED_METHODS
 
 T = TypeVar("T")
 

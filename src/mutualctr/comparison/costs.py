@@ -48,8 +48,14 @@ from mutualctr.methods import get_method, method_names
 from mutualctr.methods.base import Built, Method
 from mutualctr.methods.ektf import students_ranked
 from mutualctr.models.base import CTRModel
-from mutualctr.runs.folder import CONFIG_FILE, METHOD_KEY, read_config, read_history, read_metrics
-from mutualctr.runs.restore import load_trained
+from mutualctr.runfolders.folder import (
+    CONFIG_FILE,
+    METHOD_KEY,
+    read_config,
+    read_history,
+    read_metrics,
+)
+from mutualctr.runfolders.restore import load_trained
 from mutualctr.serving.export import as_batch, write_exported
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.base import Objective

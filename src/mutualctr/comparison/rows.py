@@ -33,7 +33,7 @@ from mutualctr.comparison.plan import CompareConfig, Replicate, seeds, student_o
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods.distill import STUDENT
 from mutualctr.metrics import binary_metrics
-from mutualctr.runs.folder import read_metrics, read_model_spec
+from mutualctr.runfolders.folder import read_metrics, read_model_spec
 from mutualctr.serving.inference import InferenceRun
 from mutualctr.training.objectives.ektf import TEACHER
 

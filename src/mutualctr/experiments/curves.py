@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mutualctr.experiments.report import markdown_table, pyplot, save_figure
-from mutualctr.runs.folder import HISTORY_FILE
+from mutualctr.runfolders.folder import HISTORY_FILE
 
 
 @dataclass(frozen=True)

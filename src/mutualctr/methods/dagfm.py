@@ -26,7 +26,7 @@ from mutualctr.methods.members import (
     from_scratch,
     positional_names,
 )
-from mutualctr.runs.restore import load_trained
+from mutualctr.runfolders.restore import load_trained
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.distillation import DistillationGroup

@@ -35,8 +35,8 @@ from mutualctr.methods.members import (
     positional_names,
 )
 from mutualctr.models.base import CTRModel
-from mutualctr.runs.folder import MODEL_SPEC_FILE, RunFolder, read_metrics
-from mutualctr.runs.restore import load_trained, model_spec
+from mutualctr.runfolders.folder import MODEL_SPEC_FILE, RunFolder, read_metrics
+from mutualctr.runfolders.restore import load_trained, model_spec
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
@@ -150,7 +150,7 @@ def students_ranked(metrics: Mapping[str, Any]) -> list[str]:
 
 def export_best_student(run: str | Path, out: str | Path) -> str:
     """Write the run's best student (validation AUC) as a single-model run folder ``out``
-    (``model.json`` + ``model.pt``, loadable by :func:`~mutualctr.runs.restore.
+    (``model.json`` + ``model.pt``, loadable by :func:`~mutualctr.runfolders.restore.
     load_trained`); the student keeps a copy of the shared embedding. Returns its name."""
     run = Path(run)
     if not (run / MODEL_SPEC_FILE).exists() and (run / PHASES[-1]).is_dir():

@@ -14,7 +14,7 @@ from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import CTRModel
 from mutualctr.models.registry import build_model, model_config
-from mutualctr.runs.folder import read_metrics, read_model_spec, read_weights
+from mutualctr.runfolders.folder import read_metrics, read_model_spec, read_weights
 
 
 @dataclass

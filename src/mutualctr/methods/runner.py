@@ -21,8 +21,8 @@ from mutualctr.data.store import EncodedStore
 from mutualctr.distributed import ddp
 from mutualctr.errors import ConfigError
 from mutualctr.methods.base import Method
-from mutualctr.runs.folder import METHOD_KEY, is_finished, open_run, read_metrics
-from mutualctr.runs.restore import model_spec
+from mutualctr.runfolders.folder import METHOD_KEY, is_finished, open_run, read_metrics
+from mutualctr.runfolders.restore import model_spec
 from mutualctr.training import memory
 from mutualctr.training.trainer import Metrics, OnEpoch, fit, resolve_device, seed_everything
 

@@ -2,10 +2,10 @@
 ``export`` and by Python callers.
 
 :class:`InferenceRun` holds a finished run's models with their final weights (rebuilt from
-``model.json`` and ``model.pt``, ``runs.restore``), the device they run on and the encoded store
-whose encoder reads raw rows: the run's own, or another whose feature map is the run's (a store
-encoded differently would feed the models other ids). The store is opened on first use, so
-exporting a run needs none.
+``model.json`` and ``model.pt``, ``runfolders.restore``), the device they run on and the
+encoded store whose encoder reads raw rows: the run's own, or another whose feature map is the
+run's (a store encoded differently would feed the models other ids). The store is opened on
+first use, so exporting a run needs none.
 
 Example::
 
@@ -30,7 +30,7 @@ from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.raw import UnseenValues
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore, training_positive_rate
-from mutualctr.runs.restore import TrainedRun, load_trained
+from mutualctr.runfolders.restore import TrainedRun, load_trained
 from mutualctr.serving.evaluation import categorical_index, split_metrics
 from mutualctr.serving.export import (
     ExportFormat,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mutualctr.errors import ConfigError
-from mutualctr.runs.folder import RunFolder
+from mutualctr.runfolders.folder import RunFolder
 
 INSTALL = {"tensorboard": "pip install tensorboard (or pip install 'mutualctr[tracking]')",
            "mlflow": "pip install mlflow"}

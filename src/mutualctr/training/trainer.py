@@ -6,7 +6,7 @@ validation split after every epoch (AUC and logloss of every named prediction), 
 with the best weights restored (jointly, or per member), checkpoints every epoch and every K
 steps, exact resumption, a guard against non-finite losses and gradients, and DDP when launched
 by ``torchrun``. With a run folder it writes ``metrics.jsonl``, ``metrics.json``, the test
-predictions and the final weights (see :mod:`mutualctr.runs.folder`).
+predictions and the final weights (see :mod:`mutualctr.runfolders.folder`).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from mutualctr.data.store import SplitArrays
 from mutualctr.distributed import ddp
 from mutualctr.distributed.ddp import DistInfo
 from mutualctr.errors import ConfigError, DataError, MutualCTRError
-from mutualctr.runs import checkpoint
-from mutualctr.runs.folder import RunFolder
+from mutualctr.runfolders import checkpoint
+from mutualctr.runfolders.folder import RunFolder
 from mutualctr.training import tracking
 from mutualctr.training.allocator import retain_freed_memory
 from mutualctr.training.config import TrainConfig
@@ -512,7 +512,7 @@ def fit(
     Args:
         group: a :class:`~mutualctr.training.groups.base.ModelGroup` (or the batched variant): N
             models, ``forward(batch) -> list[ModelOutput]``. Initialise it (e.g. from a
-            pretrained run with :func:`~mutualctr.runs.folder.read_weights`) before.
+            pretrained run with :func:`~mutualctr.runfolders.folder.read_weights`) before.
         objective: loss and named predictions (its parameters are trained too).
         train, valid, test: encoded splits; batches are drawn by the trainer (shuffled with
             ``config.seed``, sharded by rank under DDP).

@@ -26,7 +26,7 @@ from mutualctr import files
 from mutualctr.config import load_yaml, to_dict
 from mutualctr.errors import ConfigError, MutualCTRError
 from mutualctr.methods import get_method, runner
-from mutualctr.runs.folder import read_history
+from mutualctr.runfolders.folder import read_history
 from mutualctr.tuning.plot import plot_trials
 from mutualctr.tuning.space import TuneConfig, check, trial_config
 

@@ -30,8 +30,8 @@ from mutualctr.methods.cetnet import (
 )
 from mutualctr.methods.members import MemberConfig
 from mutualctr.models.multi_embedding import ME_PREFIX
-from mutualctr.runs.folder import PREDICTIONS_FILE
-from mutualctr.runs.restore import load_trained
+from mutualctr.runfolders.folder import PREDICTIONS_FILE
+from mutualctr.runfolders.restore import load_trained
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.objectives.cetnet import FusionMode
 from mutualctr.training.trainer import Metrics

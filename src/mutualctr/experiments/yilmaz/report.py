@@ -23,7 +23,7 @@ from mutualctr.experiments.report import (
 from mutualctr.experiments.yilmaz import paper
 from mutualctr.experiments.yilmaz.plan import YilmazConfig, YilmazPlan, seed_of
 from mutualctr.metrics import relaimp
-from mutualctr.runs.folder import METRICS_FILE, read_model_spec
+from mutualctr.runfolders.folder import METRICS_FILE, read_model_spec
 from mutualctr.statistics import format_mean_std, mean_std, paired_effect
 
 DIGITS = 5  # AUC digits, as the paper prints them

@@ -10,7 +10,7 @@ Layout::
                                 global step: the newest ``train.keep_checkpoints`` and the
                                 best epoch's
     RUN/checkpoints/manifest.json  each kept checkpoint's epoch, step, size and sha256, oldest
-                                first, and the best one's name (see runs/checkpoint.py)
+                                first, and the best one's name (see runfolders/checkpoint.py)
     RUN/metrics.jsonl           one line per finished epoch
     RUN/metrics.json            {"valid": {prediction: {"auc", "logloss", ...}}, "test": ...}
                                 of the restored best weights, always keyed by prediction
@@ -25,7 +25,7 @@ killed job is taken over), and a folder made with a different config is refused 
 
 Every file is written through :mod:`mutualctr.files` (temporary file, fsync, atomic rename), and
 only by the methods of :class:`RunFolder`: the names and formats live here alone, but for the
-checkpoint folder's (:class:`~mutualctr.runs.checkpoint.CheckpointDir`).
+checkpoint folder's (:class:`~mutualctr.runfolders.checkpoint.CheckpointDir`).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ import yaml
 from mutualctr import files
 from mutualctr.distributed.ddp import DistInfo, any_rank
 from mutualctr.errors import MutualCTRError
-from mutualctr.runs import checkpoint
+from mutualctr.runfolders import checkpoint
 from mutualctr.training.config import TrainConfig
 
 CONFIG_FILE = "config.yaml"

@@ -19,10 +19,10 @@ from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import ConfigError
 from mutualctr.models.base import CTRModel
 from mutualctr.models.registry import build_model
+from mutualctr.runfolders.folder import read_config, read_model_spec, read_weights
 from mutualctr.training import objectives
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.base import Objective
-from mutualctr.runs.folder import read_config, read_model_spec, read_weights
 
 
 def model_spec(
