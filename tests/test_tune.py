@@ -95,3 +95,23 @@ def test_shorthands_never_override_set(
     assert (printed["base"]["train"]["epochs"], printed["trials"]) == (2, 5)
     assert printed["base"]["data"] == str(store.resolve())
     assert not (tmp_path / "study").exists()
+
+
+def test_a_method_made_of_stages_is_tuned_on_its_last_stage(store: Path, tmp_path: Path) -> None:
+    config = {
+        "method": "dagfm", "trials": 2, "metric": "valid auc",
+        "base": {"teacher": {"model": "dcnv2", "model_config": {"hidden_units": [8],
+                                                                "embedding_dim": 4}},
+                 "student": {"model_config": {"depth": 1, "embedding_dim": 4}},
+                 "train": {"batch_size": 100, "num_threads": 1, "log_every_steps": 1000}},
+        "space": {"beta": {"type": "float", "low": 0.1, "high": 10.0, "log": True}},
+    }
+    (tmp_path / "tune.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "study"
+    assert main(["tune", "--config", str(tmp_path / "tune.yaml"), "--data", str(store),
+                 "--out", str(out), "--epochs", "1"]) == 0
+    study = optuna.load_study(study_name="tune", storage=f"sqlite:///{out / 'study.db'}")
+    for trial in study.trials:  # each trial's value is its finetuned student's validation AUC
+        student = read_metrics(out / trial.user_attrs["folder"] / "finetune")["valid"]
+        assert trial.value == pytest.approx(student["dagfm_1"]["auc"], abs=1e-9)
+    assert 0.1 <= yaml.safe_load((out / "best.yaml").read_text())["beta"] <= 10.0

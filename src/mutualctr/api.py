@@ -30,7 +30,7 @@ from mutualctr.data.store import EncodedStore
 from mutualctr.data.synthetic import generate_criteo_synthetic
 from mutualctr.experiments.engine import save_config
 from mutualctr.methods import get_method
-from mutualctr.methods.runner import run
+from mutualctr.methods.runner import final_folder, run
 from mutualctr.serving.inference import InferenceRun
 
 
@@ -98,8 +98,7 @@ class Run:
     def load(self, **options: Any) -> InferenceRun:
         """The run opened for inference (:func:`load`); a method made of several runs opens
         its last one, whose model it serves."""
-        stages = get_method(self.method).stages
-        return load(self.path / stages[-1].name if stages else self.path, **options)
+        return load(final_folder(get_method(self.method), self.path), **options)
 
 
 def train(

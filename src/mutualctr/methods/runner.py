@@ -66,8 +66,8 @@ def run(
 ) -> RunResult:
     """Train ``method`` with ``config`` into the run folder ``out`` (see the module docstring);
     ``log`` and ``on_epoch`` go to :func:`~mutualctr.training.trainer.fit`. A method made of
-    stages trains each into ``out/<stage>`` (finished ones reused) and returns its combined
-    metrics.
+    stages trains each into ``out/<stage>`` (finished ones reused; ``on_epoch`` sees the last
+    stage's epochs, those of the model it delivers) and returns its combined metrics.
 
     Raises:
         ConfigError: the config names no data.
@@ -82,12 +82,19 @@ def run(
         folders[stage.name] = Path(out) / stage.name
         step = Method(method.stage_name(stage), method.config_class,
                       partial(stage.build, folders=dict(folders)), method.resolve)
+        last = stage is method.stages[-1]
         results[stage.name] = _run_one(step, config, folders[stage.name], overwrite=overwrite,
-                                       log=log, on_epoch=on_epoch)
+                                       log=log, on_epoch=on_epoch if last else None)
     assert method.combine is not None  # a staged method has one (Method.__post_init__)
     last = results[method.stages[-1].name]
     return RunResult(method.combine({k: r.metrics for k, r in results.items()}),
                      reused=all(r.reused for r in results.values()), primary=last.primary)
+
+
+def final_folder(method: Method[C], out: str | Path) -> Path:
+    """The run folder of what ``method`` delivers in ``out``: ``out`` itself, or a staged
+    method's last stage (KD-DAGFM's finetuned student)."""
+    return Path(out) / method.stages[-1].name if method.stages else Path(out)
 
 
 def config_folder(method: Method[C], out: str | Path) -> tuple[Path, str]:

@@ -104,10 +104,12 @@ class _Objective:
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {record['epoch']}")
 
+        method = get_method(self.config.method)
         with open(os.devnull, "w") as quiet:  # the epochs' lines are in metrics.jsonl
-            result = runner.run(get_method(self.config.method), trial_config(self.config, values),
-                                self.out / folder, log=quiet, on_epoch=report)
-        monitored = read_history(self.out / folder)[-1]["best_epoch"]
+            result = runner.run(method, trial_config(self.config, values), self.out / folder,
+                                log=quiet, on_epoch=report)
+        monitored = read_history(runner.final_folder(method, self.out / folder))[-1][
+            "best_epoch"]
         return self.metric.value(result.metrics["valid"], monitored)
 
 
