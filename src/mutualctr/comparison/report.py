@@ -310,7 +310,7 @@ def _table_row(s: RowSummary) -> list[str]:
     train, serve = s.training, s.serving
     return [
         s.row, str(s.n_seeds), _format_auc(s), f"{s.test_logloss_mean:.4f}", _best_cell(s),
-        _control_cell(s), f"{train.member_epochs:g}", format_duration(train.seconds),
+        _control_cell(s), f"{train.member_epochs:.3g}", format_duration(train.seconds),
         format_si(train.flops, "FLOP"), _significant(serve.ms_per_1000_batch1),
         _significant(serve.ms_per_1000_batch1024), format_si(serve.parameters),
         format_si(serve.flops_per_row, "FLOP"), "yes" if serve.single_model else "no",
