@@ -130,7 +130,7 @@ def test_latency_is_the_timed_stretch_per_row_after_warm_up(batch_size: int) -> 
     fake = FakeTime()
     inputs = (torch.arange(16).view(8, 2), torch.zeros(8, 0))
     ms = latency_ms_per_1000(fake.model, inputs, batch_size, warmup=3, min_calls=10,
-                             min_seconds=0.1, clock=fake.clock)
+                             min_seconds=0.1, repeats=1, clock=fake.clock)
     per_call = FakeTime.CALL + FakeTime.ROW * batch_size
     timed = -(-0.1 // per_call)  # ceil(0.1 s / per_call): more than min_calls
     assert timed > 10
@@ -142,8 +142,23 @@ def test_latency_times_at_least_min_calls() -> None:
     fake = FakeTime()
     inputs = (torch.zeros(2, 1), torch.zeros(2, 0))
     ms = latency_ms_per_1000(fake.model, inputs, 2, warmup=0, min_calls=7, min_seconds=0.0,
-                             clock=fake.clock)
+                             repeats=1, clock=fake.clock)
     assert len(fake.rows) == 7
+    assert ms == pytest.approx(1e6 * (FakeTime.CALL + 2 * FakeTime.ROW) / 2, rel=1e-12)
+
+
+def test_latency_keeps_the_fastest_of_its_stretches() -> None:
+    fake = FakeTime()
+    slow = fake.model
+
+    def busy_first(categorical: torch.Tensor, numeric: torch.Tensor) -> None:
+        slow(categorical, numeric)
+        if len(fake.rows) <= 5:  # the first stretch's calls meet a busy machine
+            fake.now += 1.0
+    inputs = (torch.zeros(2, 1), torch.zeros(2, 0))
+    ms = latency_ms_per_1000(busy_first, inputs, 2, warmup=0, min_calls=5, min_seconds=0.0,
+                             repeats=3, clock=fake.clock)
+    assert len(fake.rows) == 15
     assert ms == pytest.approx(1e6 * (FakeTime.CALL + 2 * FakeTime.ROW) / 2, rel=1e-12)
 
 
@@ -163,10 +178,13 @@ def test_exported_latency_agrees_with_timing_the_loaded_file(
     with torch.no_grad():
         for _ in range(3):
             exported(*inputs)
-        calls, start = 30, time.perf_counter()
-        for _ in range(calls):
-            exported(*inputs)
-        direct = 1e6 * (time.perf_counter() - start) / (calls * len(batch))
+        rounds = []  # the fastest of five rounds: load elsewhere only slows a round down
+        for _ in range(5):
+            calls, start = 10, time.perf_counter()
+            for _ in range(calls):
+                exported(*inputs)
+            rounds.append(1e6 * (time.perf_counter() - start) / (calls * len(batch)))
+        direct = min(rounds)
     assert direct / 3 < cost.ms_per_1000_batch1024 < direct * 3
     # one row at a time costs more per row than a batch of 1024
     assert cost.ms_per_1000_batch1 > cost.ms_per_1000_batch1024
