@@ -26,8 +26,8 @@ from mutualctr.data.store import (
     EncodedStore,
     SplitArrays,
     SplitWriter,
-    write_json_atomic,
 )
+from mutualctr.files import write_json
 
 FIELDS = 39
 VOCAB = 100_000
@@ -47,7 +47,7 @@ def write_store(root: Path, rows: int, seed: int = 0) -> EncodedStore:
         ))
     writer.close()
     fmap = FeatureMap(tuple(Feature(f"C{i}", "categorical", VOCAB) for i in range(FIELDS)))
-    write_json_atomic(root / META_FILE, {
+    write_json(root / META_FILE, {
         "format_version": STORE_FORMAT_VERSION, "feature_map": fmap.to_dict(),
         "splits": {"train": {"rows": rows}},
     })
