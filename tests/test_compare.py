@@ -18,6 +18,7 @@ from training_support import STORE_SHAPES
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SMALL = ["--epochs", "1", "--set", "train.batch_size=200", "--set", "finetune.batch_size=200",
+         "--set", "latency_seconds=0.01",
          "--set", "train.log_every_steps=1000"]
 ROWS = {"alone": ["alone {a}", "alone {b}"], "ensemble": ["ensemble"],
         "distill": ["distill {a}"], "mutual_scratch": ["mutual scratch {a}", "mutual scratch {b}"],
@@ -99,7 +100,7 @@ def test_python_compare_returns_the_report_and_its_results(tmp_path: Path) -> No
     store = STORE_SHAPES["categorical and numeric"](tmp_path / "data", 600)
     result = mutualctr.compare(data=store, out=tmp_path / "cmp", models=["dnn", "lr"], seeds=2,
                                methods=["alone", "ensemble", "mutual_scratch"],
-                               train={"epochs": 1, "batch_size": 200})
+                               train={"epochs": 1, "batch_size": 200}, latency_seconds=0.01)
     assert result.report == (tmp_path / "cmp" / "report.md").read_text()
     rows = {s["row"] for s in result.results["summaries"]}
     assert rows == {"alone dnn", "alone lr", "ensemble", "mutual scratch dnn",

@@ -10,7 +10,8 @@ import pytest
 from mutualctr.cli import main
 
 TINY = ["--rows", "3000", "--set", "train.batch_size=500", "--set", "finetune.batch_size=500",
-        "--set", "train.num_threads=1", "--set", "finetune.num_threads=1"]
+        "--set", "train.num_threads=1", "--set", "finetune.num_threads=1",
+        "--set", "latency_seconds=0.01"]
 ROWS = {"alone deepfm", "alone dcn", "ensemble", "distill deepfm", "mutual scratch deepfm",
         "mutual scratch dcn", "mutual finetune deepfm", "mutual finetune dcn",
         "finetune alone deepfm", "finetune alone dcn", "ektf student", "ektf ensemble",

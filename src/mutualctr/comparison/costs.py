@@ -202,19 +202,20 @@ def best_student(run: str | Path) -> str:
     return students_ranked(read_metrics(run))[0]
 
 
-def serving_cost(served: Servable, rows: SplitArrays) -> ServingCost:
+def serving_cost(served: Servable, rows: SplitArrays, *,
+                 min_seconds: float = MIN_SECONDS) -> ServingCost:
     """What serving ``served`` costs on this CPU, measured on its TorchScript export loaded
     back with ``torch.jit.load``: its parameters, its forward FLOPs per row on the first
     :data:`FLOP_ROWS` of ``rows`` and its latency per 1,000 rows in batches of 1 and 1024
-    (:data:`LATENCY_BATCH_SIZES`) on the first 1024 ``rows`` (repeated if fewer), with
-    PyTorch's current number of threads. One exported file, so ``single_model``; ``models``:
-    the members evaluated per request."""
+    (:data:`LATENCY_BATCH_SIZES`) on the first 1024 ``rows`` (repeated if fewer), each timed
+    stretch at least ``min_seconds`` long, with PyTorch's current number of threads. One
+    exported file, so ``single_model``; ``models``: the members evaluated per request."""
     with tempfile.TemporaryDirectory() as folder:
         path = write_exported(served.group, served.objective, served.feature_map,
                               "torchscript", Path(folder) / "model.pt")
         exported = torch.jit.load(str(path), map_location="cpu")
     inputs = sample_inputs(rows, max(FLOP_ROWS, *LATENCY_BATCH_SIZES))
-    batch1, batch1024 = (latency_ms_per_1000(exported, inputs, size)
+    batch1, batch1024 = (latency_ms_per_1000(exported, inputs, size, min_seconds=min_seconds)
                          for size in LATENCY_BATCH_SIZES)
     return ServingCost(
         parameters=sum(p.numel() for p in exported.parameters()),

@@ -73,6 +73,8 @@ class CompareConfig(Validated):
         methods: the ways of training to compare (default: every one that applies): alone,
             ensemble, distill, mutual_scratch, mutual_finetune (with its control), ektf, cetnet.
         student: the distilled student's model (default: the first of models).
+        latency_seconds: how long each timed stretch of the serving latency lasts at least
+            (three stretches per batch size, the fastest kept): longer is steadier.
         budget_seconds: give every run the same wall-clock budget instead of early stopping:
             it trains until its epochs have taken this many seconds (the epoch that crosses
             it finishes; the best epoch on validation is kept); 0: early stopping. The
@@ -86,6 +88,7 @@ class CompareConfig(Validated):
     seeds: int = param(3, ge=1)
     methods: list[Way] = field(default_factory=lambda: list(WAYS))
     student: str = ""
+    latency_seconds: float = param(0.25, gt=0.0)
     budget_seconds: float = param(0.0, ge=0.0)
     train: TrainConfig = field(default_factory=default_train)
     finetune: TrainConfig = field(default_factory=default_finetune)

@@ -43,14 +43,15 @@ SPLITS = ("valid", "test")
 class _Measured:
     """Costs measured once per run (and member), shared by the rows that need them."""
 
-    def __init__(self, store: EncodedStore) -> None:
+    def __init__(self, store: EncodedStore, latency_seconds: float) -> None:
         self.rows = store.split("test")
+        self.latency_seconds = latency_seconds
         self.training = cache(costs.training_cost)
         self.serving = cache(self._serving)
 
     def _serving(self, run: Path, member: str = "") -> ServingCost:
         served = costs.served_member(run, member) if member else costs.served_run(run)
-        return costs.serving_cost(served, self.rows)
+        return costs.serving_cost(served, self.rows, min_seconds=self.latency_seconds)
 
 
 def _outcome(row: str, method: str, seed: int, metrics: Mapping[str, Mapping[str, float]],
@@ -74,7 +75,7 @@ def _members(run: Path) -> list[str]:
 def collect(config: CompareConfig, out: Path, reasons: Mapping[str, str]) -> list[Outcome]:
     """Every row at every seed, from the finished runs under ``out``."""
     store = EncodedStore.open(config.data)
-    measured = _Measured(store)
+    measured = _Measured(store, config.latency_seconds)
     models = usable_models(config, reasons)
     methods = [m for m in config.methods if m not in reasons]
     outcomes: list[Outcome] = []
