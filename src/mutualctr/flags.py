@@ -14,7 +14,7 @@ UNSET: Any = object()  # a Flag without const takes a value
 
 @dataclass(frozen=True)
 class Flag:
-    """A shorthand command-line flag: an alias of one config key.
+    """A shorthand command-line flag: an alias of a config key (or of several).
 
     Attributes:
         name: the flag, e.g. ``--models``.
