@@ -29,10 +29,10 @@ from mutualctr import files
 from mutualctr.config import to_dict
 from mutualctr.methods import runner
 from mutualctr.methods.base import Method
+from mutualctr.runfolders.folder import RECORD_FILE
 from mutualctr.training.config import TrainConfig
 from mutualctr.training.trainer import Metrics
 
-RECORD_FILE = "record.json"  # in every job's run folder: its labels and its metrics
 EXPERIMENT_CONFIG_FILE = "experiment.yaml"  # in the experiment folder: its resolved config
 
 

@@ -69,6 +69,30 @@ VIEW_SETTINGS = {"train": ("tracking",)}
 # Methods stored under another name before: a folder made by one is read under its new name.
 RENAMED_METHODS = {"independent": "train"}
 TRACKING_DIR = "tensorboard"  # TensorBoard event files (training/tracking.py)
+EXPORT_DIR = "export"  # mutualctr export's default files (serving/export.py)
+RECORD_FILE = "record.json"  # an experiment's labels and metrics of the run (experiments/engine)
+# What mutualctr writes in a run folder: the only entries it deletes or overwrites (with the
+# temporary names of its atomic writes, `.<stem>.<pid>.tmp<suffix>`, and the writability probe)
+OWN_NAMES = frozenset({CONFIG_FILE, MODEL_SPEC_FILE, WEIGHTS_FILE, METRICS_FILE, HISTORY_FILE,
+                       PREDICTIONS_FILE, LOCK_FILE, "checkpoints", TRACKING_DIR, EXPORT_DIR,
+                       RECORD_FILE})
+
+
+def foreign_entries(root: Path) -> list[str]:
+    """The entries of ``root`` that mutualctr did not write (see :data:`OWN_NAMES`), sorted."""
+    if not root.is_dir():
+        return []
+    return sorted(e.name for e in root.iterdir() if not _is_own(e.name))
+
+
+def _listed(names: list[str], most: int = 8) -> str:
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def _is_own(name: str) -> bool:
+    return name in OWN_NAMES or (name.startswith(".") and ".tmp" in name) or \
+        name.startswith(".probe")
 
 
 def _stored_config(path: Path) -> dict[str, Any]:
@@ -132,8 +156,10 @@ class RunFolder:
         """Create or reuse ``root`` for a run of ``config`` (the resolved config as a dict).
 
         An existing folder with the same config is reused (training resumes from its last
-        checkpoint); with a different config it is refused, unless ``overwrite`` (then its
-        previous contents are deleted).
+        checkpoint); with a different config it is refused, unless ``overwrite`` (then the
+        files of its previous run are deleted). A folder holding anything mutualctr did not
+        write is refused when it is not a run folder, or with ``overwrite``: nothing of the
+        user's is ever deleted or written into.
         """
         run = cls(Path(root))
         run._check_writable()
@@ -175,6 +201,17 @@ class RunFolder:
 
     def _check_config(self, config: dict[str, Any], overwrite: bool) -> None:
         path = self.root / CONFIG_FILE
+        foreign = foreign_entries(self.root)
+        if foreign and path.exists() and overwrite:
+            raise RunFolderError(
+                f"--overwrite refused: {self.root} holds files mutualctr did not write "
+                f"({_listed(foreign)}); it deletes only its own run's files: move them, or "
+                "choose another --out")
+        if foreign and not path.exists():
+            raise RunFolderError(
+                f"{self.root} is not a run folder and is not empty ({_listed(foreign)}); "
+                "mutualctr writes a run only into a new or empty folder or its own run "
+                "folder: choose another --out")
         if path.exists():
             old = _stored_config(path)
             diffs = _config_diff(_comparable(old), _comparable(config))
@@ -192,8 +229,10 @@ class RunFolder:
         files.write_yaml(path, config)
 
     def _clear(self) -> None:
+        """Delete the previous run's files (only mutualctr's own: ``_check_config`` refused a
+        folder holding anything else), the lock aside."""
         for entry in self.root.iterdir():
-            if entry.name == LOCK_FILE:
+            if entry.name == LOCK_FILE or not _is_own(entry.name):
                 continue
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)

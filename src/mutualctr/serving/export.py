@@ -24,6 +24,7 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.errors import MutualCTRError
 from mutualctr.files import atomic_path, write_json
+from mutualctr.runfolders.folder import EXPORT_DIR
 from mutualctr.training.objectives.base import Objective
 
 ExportFormat = Literal["torchscript", "onnx"]
@@ -63,7 +64,7 @@ def as_batch(inputs: tuple[torch.Tensor, ...]) -> Batch:
 def default_export_path(run_dir: str | Path, fmt: ExportFormat) -> Path:
     """Where ``mutualctr export`` writes a run's model: ``RUN/export/model.pt`` or ``.onnx``."""
     suffix = ".pt" if fmt == "torchscript" else ".onnx"
-    return Path(run_dir) / "export" / f"model{suffix}"
+    return Path(run_dir) / EXPORT_DIR / f"model{suffix}"
 
 
 def write_exported(

@@ -35,6 +35,8 @@ STUDY_FILE = "study.db"
 TRIALS_DIR = "trials"
 BEST_FILE = "best.yaml"
 PLOT_FILE = "trials.png"
+STUDY_NAMES = frozenset({TUNE_FILE, STUDY_FILE, TRIALS_DIR, BEST_FILE, PLOT_FILE,
+                         f"{STUDY_FILE}-journal"})
 HEARTBEAT_S = 20
 GRACE_S = 60
 
@@ -52,18 +54,35 @@ def _optuna() -> Any:
 
 def prepare_folder(config: TuneConfig, out: Path, overwrite: bool) -> None:
     """Write ``OUT/tune.yaml``; a folder holding another study (``trials`` aside, which may
-    grow) is refused unless ``overwrite``, which empties it."""
+    grow) is refused unless ``overwrite``, which deletes that study's files. A folder holding
+    anything a study did not write is refused: nothing of the user's is deleted."""
     path = out / TUNE_FILE
     new = to_dict(config)
+    foreign = sorted(e.name for e in out.iterdir() if e.name not in STUDY_NAMES) \
+        if out.is_dir() else []
+    if foreign:
+        raise ConfigError(f"{out} holds files a study did not write ({', '.join(foreign[:8])}"
+                          f"{' ...' if len(foreign) > 8 else ''}); choose an empty or new --out")
     if path.is_file() and not overwrite:
         old = load_yaml(path)
         if {**old, "trials": None} != {**new, "trials": None}:
             raise ConfigError(f"{out} holds a study of another tune config ({path}); use "
                               "--overwrite to start over, or another --out")
     if overwrite and out.is_dir():
-        shutil.rmtree(out)
+        for entry in out.iterdir():  # only the study's own files: ``foreign`` is empty
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
     out.mkdir(parents=True, exist_ok=True)
     files.write_yaml(path, new)
+
+
+def trial_folder(out: Path, folder: str) -> Path:
+    """A trial's run folder, ``out / folder``, which must stay inside ``out/trials``: a study
+    storage is shared and its user attributes may say anything."""
+    path = (out / folder).resolve()
+    if not path.is_relative_to((out / TRIALS_DIR).resolve()):
+        raise ConfigError(f"the study names the trial folder {folder!r}, outside "
+                          f"{out / TRIALS_DIR}; refusing to train there")
+    return path
 
 
 def open_study(config: TuneConfig, out: Path, storage: str | None, overwrite: bool) -> Any:
@@ -106,10 +125,10 @@ class _Objective:
 
         method = get_method(self.config.method)
         with open(os.devnull, "w") as quiet:  # the epochs' lines are in metrics.jsonl
-            result = runner.run(method, trial_config(self.config, values), self.out / folder,
-                                log=quiet, on_epoch=report)
-        monitored = read_history(runner.final_folder(method, self.out / folder))[-1][
-            "best_epoch"]
+            result = runner.run(method, trial_config(self.config, values),
+                                trial_folder(self.out, folder), log=quiet, on_epoch=report)
+        monitored = read_history(runner.final_folder(method, trial_folder(self.out, folder)))[
+            -1]["best_epoch"]
         return self.metric.value(result.metrics["valid"], monitored)
 
 
