@@ -417,3 +417,35 @@ def test_non_finite_gradient_names_the_member_and_parameter() -> None:
             synthetic_split(100, 1), from_dict(TrainConfig, {"batch_size": 100, "device": "cpu"}))
     for key, value in group.state_dict().items():  # stopped before the update
         torch.testing.assert_close(value, before[key])
+
+
+def _step_state(step: int) -> dict:
+    return {"epoch": 0, "step_in_epoch": step, "global_step": step, "w": torch.full((3,), step)}
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_lost_manifest_is_rebuilt_from_the_checkpoints_that_load_and_none_is_pruned(
+    tmp_path: Path, damage: str,
+) -> None:
+    folder = CheckpointDir(tmp_path)
+    for step in (10, 20):
+        folder.save(_step_state(step), {"epoch": 0, "step_in_epoch": step, "global_step": step},
+                    best=False, keep=2)
+    (tmp_path / "step-000000099.pt").write_bytes(b"not a checkpoint")  # not ours to prune
+    manifest = tmp_path / MANIFEST_FILE
+    if damage == "missing":
+        manifest.unlink()
+    else:
+        manifest.write_text(manifest.read_text()[:20])
+    again = CheckpointDir(tmp_path)
+    restored = again.load_newest_intact()
+    assert restored is not None and restored.path.name == "step-000000020.pt"
+    assert torch.equal(restored.state["w"], torch.full((3,), 20))
+    assert len(restored.notes) == 1 and "rebuilt from the 2 checkpoint file(s) that load" in \
+        restored.notes[0] and "not loading: step-000000099.pt" in restored.notes[0]
+    again.save(_step_state(30), {"epoch": 0, "step_in_epoch": 30, "global_step": 30},
+               best=False, keep=2)
+    kept = sorted(p.name for p in tmp_path.glob("step-*.pt"))
+    assert kept == ["step-000000020.pt", "step-000000030.pt", "step-000000099.pt"]
+    listed = [e["file"] for e in json.loads(manifest.read_text())["checkpoints"]]
+    assert listed == ["step-000000020.pt", "step-000000030.pt"]

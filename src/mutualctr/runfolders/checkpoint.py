@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import pickle
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +117,13 @@ LEGACY_FILES = ("last.pt", "last.json")  # a run folder's one checkpoint before 
 
 @dataclass
 class Restored:
-    """The newest intact checkpoint: its state, its file and a line per damaged newer one."""
+    """The newest intact checkpoint: its state, its file, a line per damaged newer one and
+    what else the run should say (a manifest rebuilt from the files)."""
 
     state: dict[str, Any]
     path: Path
     damaged: list[str]
+    notes: list[str] = field(default_factory=list)
 
 
 class CheckpointDir:
@@ -134,16 +136,48 @@ class CheckpointDir:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self.notes: list[str] = []  # what rebuilding the manifest found, said once on resume
 
     def _manifest(self) -> dict[str, Any]:
+        """The manifest; a missing one (with checkpoint files beside it) or an unreadable one
+        is rebuilt from the files that load (:meth:`_rebuilt`)."""
         path = self.folder / MANIFEST_FILE
         if not path.is_file():
+            if any(self.folder.glob("step-*.pt")):
+                return self._rebuilt("is missing")
             return {"format": MANIFEST_FORMAT, "checkpoints": [], "best": None}
-        manifest = json.loads(path.read_text())
+        try:
+            manifest = json.loads(path.read_text())
+            entries = manifest["checkpoints"]
+            if not all({"file", "global_step", "bytes", "sha256"} <= set(e) for e in entries):
+                raise KeyError("an entry lacks a field")
+        except (ValueError, KeyError, TypeError) as err:
+            return self._rebuilt(f"is unreadable ({err})")
         if manifest.get("format") != MANIFEST_FORMAT:
             raise CheckpointError(f"{path}: manifest format {manifest.get('format')} is not "
                                   f"{MANIFEST_FORMAT}")
         return manifest
+
+    def _rebuilt(self, why: str) -> dict[str, Any]:
+        """A manifest of the ``step-*.pt`` files that load, oldest first, each recorded as it
+        is now (its size and sha256); the files that do not load are left where they are."""
+        entries, unloadable = [], []
+        for path in sorted(self.folder.glob("step-*.pt")):
+            try:
+                state = load(path)
+                where = {k: int(state[k]) for k in ("epoch", "step_in_epoch", "global_step")}
+            except (CheckpointError, KeyError, TypeError, ValueError):
+                unloadable.append(path.name)
+                continue
+            entries.append({"file": path.name, **where, "bytes": path.stat().st_size,
+                            "sha256": files.sha256(path)})
+        entries.sort(key=lambda e: e["global_step"])
+        note = (f"{self.folder / MANIFEST_FILE} {why}: rebuilt from the {len(entries)} "
+                "checkpoint file(s) that load")
+        if unloadable:
+            note += f"; left alone, not loading: {', '.join(unloadable)}"
+        self.notes = [note]
+        return {"format": MANIFEST_FORMAT, "checkpoints": entries, "best": None}
 
     def latest(self) -> Path | None:
         """The newest recorded checkpoint (not verified), or ``None``."""
@@ -158,6 +192,7 @@ class CheckpointDir:
         previous checkpoints and manifest stay as they were.
         """
         manifest = self._manifest()
+        listed = {e["file"] for e in manifest["checkpoints"]}
         name = f"step-{where['global_step']:09d}.pt"
         written = save_atomic(state, self.folder / name)
         entries = [e for e in manifest["checkpoints"] if e["global_step"] < where["global_step"]]
@@ -174,16 +209,17 @@ class CheckpointDir:
         except files.FileWriteError as err:
             (self.folder / name).unlink(missing_ok=True)
             raise CheckpointError(f"checkpoint manifest: {err}") from err
-        self._prune({e["file"] for e in kept})
+        self._prune(listed | {name}, {e["file"] for e in kept})
 
-    def _prune(self, kept: set[str]) -> None:
-        """Remove unlisted checkpoints, the temporary files of killed writers and a
-        checkpoint of the earlier layout."""
+    def _prune(self, listed: set[str], kept: set[str]) -> None:
+        """Remove the checkpoints the manifest listed (or this save wrote) that are no longer
+        kept, the temporary files of killed writers and a checkpoint of the earlier layout. A
+        ``step-*.pt`` no valid manifest ever listed is left alone: mutualctr cannot prove it
+        is one of its own to throw away."""
         legacy = [self.folder / name for name in LEGACY_FILES]
-        for path in [*self.folder.glob("step-*.pt"), *self.folder.glob(".step-*.tmp.pt"),
-                     *legacy]:
-            if path.name not in kept:
-                path.unlink(missing_ok=True)
+        ours = [self.folder / name for name in listed - kept]
+        for path in [*ours, *self.folder.glob(".step-*.tmp.pt"), *legacy]:
+            path.unlink(missing_ok=True)
 
     def load_newest_intact(self) -> Restored | None:
         """Verify the recorded checkpoints newest first and load the first intact one.
@@ -201,7 +237,7 @@ class CheckpointDir:
             path = self.folder / entry["file"]
             problem = _damage(path, entry)
             if problem is None:
-                return Restored(load(path), path, damaged)
+                return Restored(load(path), path, damaged, self.notes)
             damaged.append(f"checkpoint {path} is damaged ({problem})")
         if damaged:
             raise CheckpointError("; ".join(damaged) + ": no intact checkpoint to resume from; "

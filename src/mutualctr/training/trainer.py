@@ -232,6 +232,8 @@ class Trainer:
         state, path = None, None  # other ranks get rank 0's state
         if restored is not None:
             state, path = restored.state, restored.path
+            for note in restored.notes:
+                self._say(f"warning: {note}")
             for damaged in restored.damaged:
                 self._say(f"warning: {damaged}; falling back to {path}")
         if self.dist.enabled:
