@@ -22,6 +22,7 @@ from mutualctr.data.store import EncodedStore
 from mutualctr.experiments.engine import Job
 from mutualctr.models.registry import build_model
 from mutualctr.training.config import TrainConfig
+from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.precision import resolve_precision, run_group
 
 TEACHER_SHARE = 1.0 / 3.0  # a forward pass without its backward and update
@@ -34,6 +35,7 @@ def rows_per_second(model: str, store: EncodedStore, train: TrainConfig, steps: 
     gone through again)."""
     device = torch.device("cpu")
     net = build_model(model, store.feature_map).train()
+    group = ModelGroup([net], [model])
     optimizer = torch.optim.Adam(net.parameters(), lr=train.lr)
     dtype = resolve_precision(train.amp, device, {model})
     loader = BatchLoader(store.split("train"), train.batch_size)
@@ -42,24 +44,13 @@ def rows_per_second(model: str, store: EncodedStore, train: TrainConfig, steps: 
     for step, batch in zip(range(steps + 2), batches, strict=False):
         if step == 2:
             rows, start = 0, time.perf_counter()
-        output = run_group(_Single(net), batch, dtype)[0]
+        output = run_group(group, batch, dtype)[0]
         loss = F.binary_cross_entropy_with_logits(output.logit, batch.label)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         rows += len(batch.label)
     return rows / (time.perf_counter() - start)
-
-
-class _Single(torch.nn.Module):
-    """One model as a group of one (``run_group`` runs groups)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, batch: object) -> list:
-        return [self.model(batch)]
 
 
 def job_seconds(job: Job, rates: Mapping[str, float], train_rows: int) -> float:
