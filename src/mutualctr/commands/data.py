@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
     prep = actions.add_parser("prepare", help="encode raw click logs into a store folder")
-    prep.add_argument("inputs", nargs="+", type=Path,
-                      help="raw file(s); with --split files: train valid [test]")
-    prep.add_argument("--format", required=True, choices=FORMATS)
+    prep.add_argument("inputs", nargs="*", type=Path,
+                      help="raw file(s); with --split files: train valid [test] (none with "
+                      "--fuxictr-config)")
+    prep.add_argument("--format", choices=FORMATS, help="required unless --fuxictr-config")
     prep.add_argument("--out", required=True, type=Path, help="store folder")
     prep.add_argument("--split", default="random",
                       choices=("random", "chronological", "time", "files"))
@@ -52,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prep.add_argument("--overwrite", action="store_true",
                       help="rebuild a store built from other inputs or settings")
     prep.set_defaults(func=run_prepare)
+    _add_fuxictr_arguments(prep)
+
+    schema = actions.add_parser("schema", help="print the mutualctr schema YAML equivalent to "
+                                "a FuxiCTR dataset config (keep it for data prepare --schema)")
+    _add_fuxictr_arguments(schema, required=True)
+    schema.set_defaults(func=run_schema)
 
     info = actions.add_parser("info", help="describe an encoded store")
     info.add_argument("store", type=Path)
@@ -78,6 +86,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_prepare(args: argparse.Namespace) -> int:
     from mutualctr.data.prepare import SplitOptions, prepare
 
+    if args.fuxictr_config is not None:
+        return _prepare_fuxictr(args)
+    if not args.inputs or args.format is None:
+        raise ConfigError("data prepare needs input files and --format (or --fuxictr-config "
+                          "FILE --dataset-id ID)")
     options = ReaderOptions(
         min_count=args.min_count,
         tabular=load_spec(args.schema) if args.schema is not None else None,
@@ -94,6 +107,58 @@ def run_prepare(args: argparse.Namespace) -> int:
     if result.reused:
         print(f"{args.out}: already built from these inputs and settings; nothing to do")
     print(describe(result.store, with_auc=False))
+    return 0
+
+
+# FuxiCTR dataset configs (data.fuxictr_config): `data prepare --fuxictr-config` and
+# `data schema`
+FUXICTR_EXCLUSIVE = ("inputs", "format", "schema", "min_count", "time_column", "probs")
+
+
+def _add_fuxictr_arguments(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    group = parser.add_argument_group("FuxiCTR dataset config" + (
+        "" if required else " (instead of inputs, --format and --schema)"))
+    group.add_argument("--fuxictr-config", type=Path, metavar="FILE", required=required,
+                       help="a FuxiCTR dataset_config.yaml (or its folder), as FuxiCTR reads it")
+    group.add_argument("--dataset-id", metavar="ID", required=required,
+                       help="the dataset of --fuxictr-config")
+    group.add_argument("--fuxictr-root", type=Path, metavar="DIR",
+                       help="the folder FuxiCTR runs in, which the config's data paths are "
+                       "relative to (default: the current directory)")
+
+
+def _fuxictr_dataset(args: argparse.Namespace) -> Any:
+    from mutualctr.data.fuxictr_config import load_dataset
+
+    if args.dataset_id is None:
+        raise ConfigError("--fuxictr-config needs --dataset-id ID (the dataset's key in it)")
+    return load_dataset(args.fuxictr_config, args.dataset_id, args.fuxictr_root)
+
+
+def _prepare_fuxictr(args: argparse.Namespace) -> int:
+    from mutualctr.data.fuxictr_config import prepare_dataset
+
+    given = [name for name in FUXICTR_EXCLUSIVE if getattr(args, name)]
+    given += ["split"] if args.split != "random" else []
+    if given:
+        flags = ", ".join(n if n == "inputs" else "--" + n.replace("_", "-") for n in given)
+        raise ConfigError(f"--fuxictr-config gives the data, its schema and its splits; "
+                          f"leave out {flags}")
+    dataset = _fuxictr_dataset(args)
+    for note in dataset.notes:
+        print(f"note: {note}", file=sys.stderr)
+    result = prepare_dataset(dataset, args.out, on_bad_row=args.on_bad_row,
+                             overwrite=args.overwrite, hash_buckets=args.hash_buckets)
+    if result.reused:
+        print(f"{args.out}: already built from these inputs and settings; nothing to do")
+    print(describe(result.store, with_auc=False))
+    return 0
+
+
+def run_schema(args: argparse.Namespace) -> int:
+    from mutualctr.data.fuxictr_config import schema_yaml
+
+    print(schema_yaml(_fuxictr_dataset(args)), end="")
     return 0
 
 
