@@ -13,6 +13,12 @@ Example::
     probabilities = run.predict(frame)        # a pandas DataFrame with the raw columns
     metrics = run.evaluate(["test"])          # what ``mutualctr evaluate`` prints
     run.score_file("test.txt", "preds.csv")   # what ``mutualctr predict`` writes
+    run.predict(frame, history_log="events.csv")  # histories from another event log
+
+A store whose rows have behaviour histories gives the scored rows their users' histories from
+an event log (the store's own by default) or from history columns of the input
+(``serving.histories``); rows scored with an empty history are reported as a
+:class:`~mutualctr.serving.histories.HistoryWarning`.
     run.export("onnx", Path("model.onnx"))    # what ``mutualctr export`` writes
 """
 
@@ -30,6 +36,7 @@ from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.raw import UnseenValues
 from mutualctr.data.schema import FeatureMap
 from mutualctr.data.store import EncodedStore, training_positive_rate
+from mutualctr.errors import ConfigError
 from mutualctr.runfolders.restore import TrainedRun, load_trained
 from mutualctr.serving.evaluation import categorical_index, split_metrics
 from mutualctr.serving.export import (
@@ -40,6 +47,7 @@ from mutualctr.serving.export import (
     write_exported,
 )
 from mutualctr.serving.frames import as_arrow_table
+from mutualctr.serving.histories import HistoryReport, HistorySource, store_history
 from mutualctr.serving.scoring import scored_chunks, write_scored_csv
 from mutualctr.training.trainer import predict_split, resolve_device
 
@@ -55,6 +63,7 @@ class ScoredFile:
     path: Path
     rows: int
     unseen: UnseenValues
+    histories: HistoryReport | None = None  # where the rows' histories came from, if any
 
 
 class InferenceRun:
@@ -74,6 +83,7 @@ class InferenceRun:
         self._data = data
         self._store: EncodedStore | None = None
         self._names: list[str] | None = None
+        self._histories: dict[tuple[Any, ...], HistorySource] = {}
         trained.group.to(device)
         trained.objective.to(device)
 
@@ -130,7 +140,9 @@ class InferenceRun:
                              self.device)
 
     def predictions(
-        self, data: Any, batch_size: int = DEFAULT_BATCH_SIZE,
+        self, data: Any, batch_size: int = DEFAULT_BATCH_SIZE, *,
+        history_log: str | Path | Sequence[str | Path] | None = None,
+        history_until: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Every named prediction for raw rows, one value per row in row order.
 
@@ -143,34 +155,73 @@ class InferenceRun:
         encoder, the same checks): a bad value raises
         :class:`~mutualctr.errors.DataError` naming its row (0-based position; a file's:
         file and line) and field. MovieLens stores take files only.
+
+        With behaviour histories in the store, each row's history comes from ``history_log``
+        (raw files of the store's format; default: the log the store was prepared from), only
+        its events at or before ``history_until`` if given, or from the input's own history
+        columns (``serving.histories``); empty histories are warned about
+        (:class:`~mutualctr.serving.histories.HistoryWarning`).
         """
-        if isinstance(data, (str, Path)):
-            encoded, _ = self.store.encode_file(data)
-        else:
-            encoded = self.store.encode_table(as_arrow_table(data))
+        source = self._history_source(history_log, history_until)
+        if source is None:
+            encoded = (self.store.encode_file(data)[0] if isinstance(data, (str, Path))
+                       else self.store.encode_table(as_arrow_table(data)))
+            return self.score(encoded, batch_size)
+        encoded, report = (source.encode_file(data) if isinstance(data, (str, Path))
+                           else source.encode_table(as_arrow_table(data)))
+        report.warn()
         return self.score(encoded, batch_size)
 
     def predict(
-        self, data: Any, batch_size: int = DEFAULT_BATCH_SIZE,
+        self, data: Any, batch_size: int = DEFAULT_BATCH_SIZE, *,
+        history_log: str | Path | Sequence[str | Path] | None = None,
+        history_until: float | None = None,
     ) -> np.ndarray | dict[str, np.ndarray]:
         """:meth:`predictions` for a run with one prediction: its click probabilities, a
         float32 array with one value per row; for a group with several, the dict of them by
         name (:attr:`prediction_names`)."""
-        scores = self.predictions(data, batch_size)
+        scores = self.predictions(data, batch_size, history_log=history_log,
+                                  history_until=history_until)
         return next(iter(scores.values())) if len(scores) == 1 else scores
 
+    def _history_source(
+        self, log: str | Path | Sequence[str | Path] | None, until: float | None,
+    ) -> HistorySource | None:
+        """Where scored rows take their histories from (``None``: the store has none; then
+        neither option may be given). Kept per option, so a log is read once."""
+        history = store_history(self.store.meta["settings"])
+        if history is None:
+            if log is not None or until is not None:
+                raise ConfigError("the store's rows have no behaviour histories: "
+                                  "--history-log and --history-until do not apply")
+            return None
+        files = None if log is None else (
+            (log,) if isinstance(log, (str, Path)) else tuple(log))
+        key = (files, until)
+        if key not in self._histories:
+            self._histories[key] = HistorySource(self.store, history, files, until)
+        return self._histories[key]
+
     def score_file(
-        self, raw: str | Path, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE,
+        self, raw: str | Path, out: str | Path, batch_size: int = DEFAULT_BATCH_SIZE, *,
+        history_log: str | Path | Sequence[str | Path] | None = None,
+        history_until: float | None = None,
     ) -> ScoredFile:
         """Write the rows of the raw file ``raw`` with their predictions appended to the CSV
         ``out`` (``prediction``, or ``prediction_<name>`` per name for a group), streaming one
         reader chunk at a time; atomically, so a bad row leaves ``out`` as it was
-        (``serving.scoring``). The OOV values met are counted in the returned ``unseen``."""
+        (``serving.scoring``). The OOV values met are counted in the returned ``unseen``;
+        histories (``history_log``, ``history_until``: :meth:`predictions`) are described in
+        its ``histories`` and their warnings given once the file is written."""
         unseen = UnseenValues(self.store.feature_map)
-        chunks = self.store.encode_chunks(raw)
+        source = self._history_source(history_log, history_until)
+        report, chunks = ((None, self.store.encode_chunks(raw)) if source is None
+                          else source.encode_chunks(raw))
         scored = scored_chunks(chunks, lambda rows: self.score(rows, batch_size), unseen)
         rows = write_scored_csv(scored, Path(out), raw)
-        return ScoredFile(Path(out), rows, unseen)
+        if report is not None:
+            report.warn()
+        return ScoredFile(Path(out), rows, unseen, report)
 
     def evaluate(
         self, splits: Sequence[str] = DEFAULT_SPLITS, batch_size: int = DEFAULT_BATCH_SIZE,
