@@ -26,9 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prep.add_argument("--format", choices=FORMATS, help="required unless --fuxictr-config")
     prep.add_argument("--out", required=True, type=Path, help="store folder")
     prep.add_argument("--split", default="random",
-                      choices=("random", "chronological", "time", "files"))
-    prep.add_argument("--time-column", help="--split time with csv / parquet: the column of "
-                      "row times (numbers, e.g. Unix seconds)")
+                      choices=("random", "chronological", "time", "files", "user-last"))
+    prep.add_argument("--time-column", help="--split time or user-last with csv / parquet: the "
+                      "column of row times (numbers, e.g. Unix seconds)")
     prep.add_argument("--ratios", nargs=3, type=float, default=(0.8, 0.1, 0.1),
                       metavar=("TRAIN", "VALID", "TEST"))
     prep.add_argument("--seed", type=int, default=0, help="seed of the random split")
@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="rebuild a store built from other inputs or settings")
     prep.set_defaults(func=run_prepare)
     _add_fuxictr_arguments(prep)
+    _add_user_log_arguments(prep)
 
     schema = actions.add_parser("schema", help="print the mutualctr schema YAML equivalent to "
                                 "a FuxiCTR dataset config (keep it for data prepare --schema)")
@@ -100,14 +101,31 @@ def run_prepare(args: argparse.Namespace) -> int:
     )
     result = prepare(
         args.inputs, args.out, args.format, reader_options=options,
-        split=SplitOptions(args.split, tuple(args.ratios), args.seed, args.time_column),
+        split=SplitOptions(args.split, tuple(args.ratios), args.seed, args.time_column,
+                           args.user_column, args.user_last),
         probs=args.probs,
-        on_bad_row=args.on_bad_row, overwrite=args.overwrite,
+        on_bad_row=args.on_bad_row, overwrite=args.overwrite, history_log=args.history_log,
     )
     if result.reused:
         print(f"{args.out}: already built from these inputs and settings; nothing to do")
     print(describe(result.store, with_auc=False))
     return 0
+
+
+# Logs of user events (data.readers.history, data.prepare): history-only events and the
+# per-user split
+def _add_user_log_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("user event logs")
+    group.add_argument("--history-log", nargs="+", type=Path, default=[], metavar="FILE",
+                       help="csv / parquet with a schema 'history' key: events that enter "
+                       "later rows' histories without being rows (e.g. each user's first "
+                       "item); the history's user, time and columns, the label optional; "
+                       "merged with the rows by time, so both sorted by time")
+    group.add_argument("--user-column", help="--split user-last with csv / parquet: the column "
+                       "of users (default: the schema history's user)")
+    group.add_argument("--user-last", type=int, default=1, metavar="K",
+                       help="--split user-last: each user's rows at its K newest times to test, "
+                       "at the K times before to valid, the rest to train (default 1)")
 
 
 # FuxiCTR dataset configs (data.fuxictr_config): `data prepare --fuxictr-config` and
@@ -221,6 +239,7 @@ def describe(store: EncodedStore, with_auc: bool) -> str:
         extra = f", max_len {feature.max_len}" if feature.type == "sequence" else ""
         extra += f", ids of {feature.share_with}" if feature.share_with else ""
         lines.append(f"  {feature.name:<18} {feature.type:<12} {size}{extra}")
+    lines += _history_lines(store)
     skipped = meta["skipped"]
     lines.append(f"skipped rows: {skipped['rows']:,}")
     lines += [f"  {reason}: {n:,}" for reason, n in skipped["by_reason"].items()]
@@ -229,3 +248,15 @@ def describe(store: EncodedStore, with_auc: bool) -> str:
     lines += [f"left out on purpose ({reason}): {n:,}"
               for reason, n in skipped["filtered"].items()]
     return "\n".join(lines)
+
+
+def _history_lines(store: EncodedStore) -> list[str]:
+    """Each history field's file and length statistics per split (none without histories)."""
+    from mutualctr.data.history_lengths import history_lengths, store_history
+
+    history = store_history(store)
+    if history is None:
+        return []
+    events = history.events or "unset (a log with one label: every row)"
+    return [f"histories (events: {events}; length = events in a row's history):"] + [
+        f"  {lengths.line()}" for lengths in history_lengths(store)]

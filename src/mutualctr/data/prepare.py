@@ -7,8 +7,9 @@ dictionary-encoded rows in an Arrow IPC stream beside the store; the second read
 (no parsing) and encodes every row into ``.npy`` files of known shape, written front to back.
 A chronological split needs one more parse first, to find where the input ends; a split by
 time one more parse that keeps only each row's time (8 bytes a row), to find the two cut-off
-times. The random split is decided per row from a hash of ``(seed, file, line)``, so it needs no
-state and does not depend on chunking.
+times; a split by user (``user-last``) one more parse that keeps each user's ``2k`` newest
+distinct times. The random split is decided per row from a hash of ``(seed, file, line)``, so
+it needs no state and does not depend on chunking.
 
 A folder that already holds a store built from the same inputs (sizes and checksums) and
 settings is reused as is; one built from anything else is refused unless ``overwrite``.
@@ -34,6 +35,7 @@ from mutualctr.data.encoder import Encoder, EncoderFitter, with_dictionaries
 from mutualctr.data.readers import ReaderOptions, make_reader
 from mutualctr.data.readers.base import BadRows, Issue, OnBadRow, ParsedChunk, Reader
 from mutualctr.data.readers.columns import floats
+from mutualctr.data.readers.history import ValueCodes
 from mutualctr.data.readers.movielens import movies_file, ratings_path
 from mutualctr.data.readers.text import read_delimited
 from mutualctr.data.store import (
@@ -47,8 +49,10 @@ from mutualctr.data.store import (
 from mutualctr.errors import ConfigError, DataError
 from mutualctr.files import write_errors, write_json
 
-SplitMethod = Literal["random", "chronological", "time", "files"]
-SPLIT_METHODS: tuple[str, ...] = ("random", "chronological", "time", "files")
+SplitMethod = Literal["random", "chronological", "time", "files", "user-last"]
+SPLIT_METHODS: tuple[str, ...] = ("random", "chronological", "time", "files", "user-last")
+TIMED_SPLITS = ("time", "user-last")  # splits that read each row's time
+MOVIELENS_USER = "userId"  # the raw column of MovieLens users (both file kinds)
 TIME_FORMATS = ("movielens", "csv", "parquet")  # readers that can give each row's time
 PROB_FORMATS = {"criteo": 0, "csv": 1, "parquet": 0}  # --probs: lines before the first row
 CHECKSUM_BLOCK = 1 << 20
@@ -68,26 +72,44 @@ class SplitOptions:
       logs are): the first ``ratios[0]`` of the lines train, the next ``ratios[1]`` valid;
     * ``time``: by each row's time (MovieLens: its timestamp; csv / parquet: the numbers in
       ``time_column``), see :class:`_TimeSplitter`;
-    * ``files``: one input file per split, in the order train, valid[, test].
+    * ``files``: one input file per split, in the order train, valid[, test];
+    * ``user-last``: per user, the rows at its ``user_last`` newest distinct times to test, the
+      rows at the ``user_last`` distinct times before to valid, the rest to train (the
+      leave-one-out split of sequential recommendation and of DIN's Amazon data), by the
+      rows' times (``time_column``) and users (``user_column``), see :class:`_UserLastSplitter`.
+      csv / parquet: both default to the schema's ``history`` time and user.
     """
 
     method: SplitMethod = "random"
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1)
     seed: int = 0
     time_column: str | None = None
+    user_column: str | None = None
+    user_last: int = 1
 
     def __post_init__(self) -> None:
         if self.method not in SPLIT_METHODS:
             raise ConfigError(f"split must be one of {SPLIT_METHODS}, got {self.method!r}")
         if len(self.ratios) != 3 or min(self.ratios) < 0 or sum(self.ratios) <= 0:
             raise ConfigError(f"split ratios must be 3 non-negative numbers, got {self.ratios}")
-        if self.time_column is not None and self.method != "time":
-            raise ConfigError("a time column is only used by --split time")
+        if self.time_column is not None and self.method not in TIMED_SPLITS:
+            raise ConfigError("a time column is only used by --split time and user-last")
+        if self.user_column is not None and self.method != "user-last":
+            raise ConfigError("a user column is only used by --split user-last")
+        if self.user_last < 1:
+            raise ConfigError(f"--user-last must be >= 1, got {self.user_last}")
+        if self.user_last != 1 and self.method != "user-last":
+            raise ConfigError("--user-last is only used by --split user-last")
 
     def settings(self) -> dict[str, Any]:
-        """As recorded in ``meta.json`` (no ``time_column`` key when there is none, so stores
-        built before it existed are still recognised)."""
-        return {k: v for k, v in asdict(self).items() if k != "time_column" or v is not None}
+        """As recorded in ``meta.json`` (no ``time_column`` key when there is none, and the
+        user split's keys only for it, so stores built before they existed are recognised)."""
+        recorded = asdict(self)
+        if self.time_column is None:
+            del recorded["time_column"]
+        if self.method != "user-last":
+            del recorded["user_column"], recorded["user_last"]
+        return recorded
 
 
 def _mix64(x: np.ndarray) -> np.ndarray:
@@ -177,6 +199,64 @@ class _TimeSplitter:
         for cut in self.cuts:
             which += cut.past(chunk.time)
         return which
+
+
+class _NewestTimes:
+    """Per user, its ``keep`` newest distinct times, newest first (``-inf`` where it has
+    fewer): ``8 * keep`` bytes per user, filled chunk by chunk in any row order."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.users = ValueCodes()
+        self.times = np.full((0, keep), -np.inf)
+
+    def add(self, users: pa.Array, times: np.ndarray) -> None:
+        user = self.users.encode(users)
+        if len(self.users.values) > len(self.times):  # grow by doubling
+            grown = np.full((max(len(self.users.values), 2 * len(self.times), 1024), self.keep),
+                            -np.inf)
+            grown[:len(self.times)] = self.times
+            self.times = grown
+        present, group = np.unique(user, return_inverse=True)
+        candidate_group = np.concatenate([np.repeat(np.arange(len(present)), self.keep), group])
+        candidate_time = np.concatenate([self.times[present].ravel(), times])
+        order = np.lexsort((-candidate_time, candidate_group))  # by user, newest first
+        g, t = candidate_group[order], candidate_time[order]
+        distinct = np.ones(len(g), dtype=bool)
+        distinct[1:] = (g[1:] != g[:-1]) | (t[1:] != t[:-1])
+        g, t = g[distinct], t[distinct]
+        starts = np.flatnonzero(np.concatenate([[True], g[1:] != g[:-1]]))
+        rank = np.arange(len(g)) - np.repeat(starts, np.diff(np.append(starts, len(g))))
+        kept = rank < self.keep
+        newest = np.full((len(present), self.keep), -np.inf)
+        newest[g[kept], rank[kept]] = t[kept]
+        self.times[present] = newest
+
+
+class _UserLastSplitter:
+    """Split by user: a row of user ``u`` at time ``t`` goes to test when ``t`` is one of
+    ``u``'s ``k`` newest distinct times, to valid when it is one of the ``k`` before, else to
+    train. Rows at one time stay together (a click and its sampled negative, a user's ratings
+    in one second). A user with at most ``k`` distinct times is all test, one with at most
+    ``2k`` has no train rows.
+
+    Built from every kept row's user and time (:class:`_NewestTimes`, ``16 * k`` bytes per
+    user); rows are then routed by comparing their time with their user's two cut-off times
+    (``16`` bytes per user kept), in any order."""
+
+    def __init__(self, newest: _NewestTimes, user_column: str) -> None:
+        k = newest.keep // 2
+        self.users = newest.users
+        self.user_column = user_column
+        self.test_from = newest.times[:, k - 1]
+        self.valid_from = newest.times[:, 2 * k - 1]
+
+    def __call__(self, file_index: int, chunk: ParsedChunk) -> np.ndarray:
+        assert chunk.time is not None
+        user = self.users.encode(chunk.raw.column(self.user_column).combine_chunks())
+        test = chunk.time >= self.test_from[user]
+        valid = chunk.time >= self.valid_from[user]
+        return np.where(test, 2, np.where(valid, 1, 0)).astype(np.int8)
 
 
 class _ProbStream:
@@ -302,20 +382,37 @@ def _only_an_unfinished_store(out: Path) -> bool:
     return all(entry.name in ours or entry.name.startswith(".") for entry in out.iterdir())
 
 
-def _chunks(
-    reader: Reader, inputs: Sequence[Path], bad_rows: BadRows,
-) -> Iterator[tuple[int, ParsedChunk]]:
-    """(file index, chunk) of every input, without the raw rows: a store does not keep them,
-    and dropping them here keeps chunks waiting in :func:`_prefetched` small and spares
-    ``ParsedChunk.take`` a copy of them. Behaviour histories run on from each input into the
-    next (the inputs of a log in time order, e.g. one file a day)."""
+@dataclass(frozen=True)
+class _Sources:
+    """What every read of the inputs takes: the reader, the input files, the history log's
+    files (``--history-log``) and the raw column that the split needs (the user's, for
+    ``user-last``)."""
+
+    reader: Reader
+    inputs: Sequence[Path]
+    history_log: Sequence[Path] = ()
+    raw_column: str | None = None
+
+
+def _chunks(sources: _Sources, bad_rows: BadRows) -> Iterator[tuple[int, ParsedChunk]]:
+    """(file index, chunk) of every input, without the raw rows (but ``raw_column``): a store
+    does not keep them, and dropping them here keeps chunks waiting in :func:`_prefetched` small
+    and spares ``ParsedChunk.take`` a copy of them. Behaviour histories run on from each input
+    into the next (the inputs of a log in time order, e.g. one file a day), the history log's
+    events merged in."""
+    reader = sources.reader
     carried = getattr(reader, "history_builder", None)  # readers that build histories
-    histories = None if carried is None else carried(bad_rows)
-    for index, path in enumerate(inputs):
+    histories = None
+    if carried is not None:
+        histories = (carried(bad_rows, sources.history_log) if sources.history_log
+                     else carried(bad_rows))
+    for index, path in enumerate(sources.inputs):
         chunks = (reader.read(path, bad_rows) if histories is None
                   else reader.read(path, bad_rows, histories=histories))
         for chunk in chunks:
-            yield index, replace(chunk, raw=_NO_RAW)
+            raw = (_NO_RAW if sources.raw_column is None
+                   else chunk.raw.select([sources.raw_column]))
+            yield index, replace(chunk, raw=raw)
 
 
 def _prefetched(items: Iterator[T], depth: int = PREFETCH_DEPTH) -> Iterator[T]:
@@ -352,30 +449,45 @@ def _prefetched(items: Iterator[T], depth: int = PREFETCH_DEPTH) -> Iterator[T]:
                 queue.get(timeout=0.05)
 
 
-def _last_lines(reader: Reader, inputs: Sequence[Path], on_bad_row: OnBadRow) -> list[int]:
-    last = [1] * len(inputs)
-    for index, chunk in _chunks(reader, inputs, BadRows(on_bad_row)):
+def _last_lines(sources: _Sources, on_bad_row: OnBadRow) -> list[int]:
+    last = [1] * len(sources.inputs)
+    for index, chunk in _chunks(sources, BadRows(on_bad_row)):
         if len(chunk):
             last[index] = max(last[index], int(chunk.lines[-1]))
     return last
 
 
-def _row_times(reader: Reader, inputs: Sequence[Path], on_bad_row: OnBadRow) -> np.ndarray:
+def _row_times(sources: _Sources, on_bad_row: OnBadRow) -> np.ndarray:
     """Every kept row's time, in input order (the same rows the first pass will keep)."""
     times = [np.zeros(0)]
-    for _, chunk in _chunks(reader, inputs, BadRows(on_bad_row)):
+    for _, chunk in _chunks(sources, BadRows(on_bad_row)):
         assert chunk.time is not None  # _check_split allows only readers that give times
         times.append(chunk.time)
     return np.concatenate(times)
 
 
-def _make_splitter(
-    split: SplitOptions, reader: Reader, inputs: Sequence[Path], on_bad_row: OnBadRow,
-) -> _Splitter | _TimeSplitter:
-    """The split rule; the chronological and time splits read the input once for it."""
+def _newest_times(sources: _Sources, on_bad_row: OnBadRow, keep: int) -> _NewestTimes:
+    """Each user's ``keep`` newest distinct times over the kept rows."""
+    assert sources.raw_column is not None
+    newest = _NewestTimes(keep)
+    for _, chunk in _chunks(sources, BadRows(on_bad_row)):
+        assert chunk.time is not None  # _check_split allows only readers that give times
+        newest.add(chunk.raw.column(sources.raw_column).combine_chunks(), chunk.time)
+    return newest
+
+
+RowSplitter = _Splitter | _TimeSplitter | _UserLastSplitter
+
+
+def _make_splitter(split: SplitOptions, sources: _Sources, on_bad_row: OnBadRow) -> RowSplitter:
+    """The split rule; the chronological, time and user splits read the input once for it."""
     if split.method == "time":
-        return _TimeSplitter(_row_times(reader, inputs, on_bad_row), split.ratios)
-    last = _last_lines(reader, inputs, on_bad_row) if split.method == "chronological" else None
+        return _TimeSplitter(_row_times(sources, on_bad_row), split.ratios)
+    if split.method == "user-last":
+        assert sources.raw_column is not None
+        return _UserLastSplitter(_newest_times(sources, on_bad_row, 2 * split.user_last),
+                                 sources.raw_column)
+    last = _last_lines(sources, on_bad_row) if split.method == "chronological" else None
     return _Splitter(split, last)
 
 
@@ -391,6 +503,11 @@ def _check_split(split: SplitOptions, fmt: str, n_inputs: int) -> None:
                           "--split chronological")
     if split.method == "time" and fmt != "movielens" and split.time_column is None:
         raise ConfigError(f"--split time with --format {fmt} needs --time-column NAME")
+    if split.method == "user-last" and fmt not in TIME_FORMATS:
+        raise ConfigError(f"--split user-last needs each row's user and time: --format "
+                          f"movielens, csv or parquet, not {fmt}")
+    if fmt == "movielens" and split.user_column is not None:
+        raise ConfigError("MovieLens rows' users are its userId column: no --user-column")
 
 
 @dataclass
@@ -402,17 +519,18 @@ class _FirstPass:
 
 
 def _first_pass(
-    reader: Reader, inputs: Sequence[Path], splitter: _Splitter | _TimeSplitter, n_splits: int,
+    sources: _Sources, splitter: RowSplitter, n_splits: int,
     prob_stream: _ProbStream | None, on_bad_row: OnBadRow, cache: Path, hash_buckets: int = 0,
 ) -> _FirstPass:
     """Parse and validate every row once: split, count, fit on train, cache the typed rows."""
+    reader = sources.reader
     bad_rows = BadRows(on_bad_row)
     fitter = EncoderFitter(reader.schema, hash_buckets)
     rows = np.zeros(n_splits, dtype=np.int64)
     positives = np.zeros(n_splits, dtype=np.int64)
     writer = None
     try:
-        for index, chunk in _prefetched(_chunks(reader, inputs, bad_rows)):
+        for index, chunk in _prefetched(_chunks(sources, bad_rows)):
             which = splitter(index, chunk)
             chunk = with_dictionaries(chunk, reader.schema)
             rows += np.bincount(which, minlength=n_splits)
@@ -463,15 +581,57 @@ def _cached_chunks(
             yield batch.column("split").to_numpy(), chunk, prob
 
 
+def _user_split_columns(
+    split: SplitOptions, fmt: str, reader_options: ReaderOptions,
+) -> SplitOptions:
+    """``split`` with the user split's time and user columns filled in from the schema's
+    ``history`` (csv / parquet), checked to be columns the reader reads."""
+    if split.method != "user-last" or fmt not in ("csv", "parquet"):
+        return split
+    spec = reader_options.tabular
+    history = spec.history if spec is not None else None
+    time_column = split.time_column or (history.time if history is not None else None)
+    user_column = split.user_column or (history.user if history is not None else None)
+    if time_column is None or user_column is None:
+        raise ConfigError(f"--split user-last with --format {fmt} needs each row's time and "
+                          "user: --time-column NAME and --user-column NAME, or a 'history' key "
+                          "in the schema file (its time and user)")
+    readable = {f.name for f in spec.fields} if spec is not None else set()
+    if history is not None:
+        readable |= {history.user, history.time}
+    if user_column not in readable:
+        raise ConfigError(f"--user-column {user_column!r} must be a field of the schema or its "
+                          "history's user column")
+    return replace(split, time_column=time_column, user_column=user_column)
+
+
+def _described_log(fmt: str, reader_options: ReaderOptions,
+                   history_log: Sequence[Path]) -> list[dict[str, Any]]:
+    """The history log's files as ``meta.json`` records them (checked to exist and to be
+    usable: csv / parquet with a ``history`` key)."""
+    if not history_log:
+        return []
+    spec = reader_options.tabular
+    if fmt not in ("csv", "parquet") or spec is None or spec.history is None:
+        raise ConfigError("--history-log needs --format csv or parquet and a schema file with a "
+                          "'history' key (the log's events feed those histories)")
+    return _describe_inputs(history_log)
+
+
 def prepare(
     inputs: Sequence[Path], out: Path, fmt: str, *, reader_options: ReaderOptions | None = None,
     split: SplitOptions | None = None, probs: Path | None = None,
     on_bad_row: OnBadRow = "error", overwrite: bool = False,
+    history_log: Sequence[Path] = (),
 ) -> PrepareResult:
-    """Build (or reuse) the encoded store of ``inputs`` in ``out``; see the module docstring."""
+    """Build (or reuse) the encoded store of ``inputs`` in ``out``; see the module docstring.
+
+    ``history_log``: files of history-only events (csv / parquet with a schema ``history``
+    key): they enter the histories of later rows but are no rows (``readers.history``)."""
     reader_options = reader_options or ReaderOptions()
-    split = split or SplitOptions()
+    split = _user_split_columns(split or SplitOptions(), fmt, reader_options)
     inputs = [Path(p) for p in inputs]
+    history_log = [Path(p) for p in history_log]
     if not inputs:
         raise ConfigError("no input files")
     _check_split(split, fmt, len(inputs))
@@ -480,21 +640,28 @@ def prepare(
                           "file")
     reader = make_reader(fmt, reader_options, time_column=split.time_column)
     described = _describe_inputs(_source_files(fmt, inputs) + ([probs] if probs else []))
+    described_log = _described_log(fmt, reader_options, history_log)
     settings = json.loads(json.dumps({  # as meta.json will hold them (tuples -> lists)
         "format": fmt, **reader_options.settings(fmt), "split": split.settings(),
         "on_bad_row": on_bad_row, "schema": reader.schema.to_dict(),
+        # the log by content (a key only with a log, so older stores are recognised)
+        **({"history_log": [{k: f[k] for k in ("bytes", "sha256")} for f in described_log]}
+           if described_log else {}),
     }))
     existing = _check_existing(out, described, settings, overwrite)
     if existing is not None:
         return PrepareResult(existing, reused=True)
 
     split_names = SPLIT_NAMES[: len(inputs)] if split.method == "files" else SPLIT_NAMES
-    splitter = _make_splitter(split, reader, inputs, on_bad_row)
+    raw_user = split.user_column if fmt != "movielens" else MOVIELENS_USER
+    sources = _Sources(reader, inputs, history_log,
+                       raw_user if split.method == "user-last" else None)
+    splitter = _make_splitter(split, sources, on_bad_row)
     out.mkdir(parents=True, exist_ok=True)
     cache = out / CACHE_FILE
     try:
         prob_stream = _ProbStream(probs, PROB_FORMATS[fmt]) if probs is not None else None
-        first = _first_pass(reader, inputs, splitter, len(split_names), prob_stream,
+        first = _first_pass(sources, splitter, len(split_names), prob_stream,
                             on_bad_row, cache, reader_options.hash_buckets)
         _write_splits(out, split_names, first, cache, with_prob=probs is not None,
                       fields=[f.name for f in reader.schema.fields])
@@ -506,6 +673,7 @@ def prepare(
         "format_version": STORE_FORMAT_VERSION,
         "format": fmt,
         "inputs": described,
+        **({"history_log": described_log} if described_log else {}),
         "settings": settings,
         "feature_map": first.encoder.feature_map.to_dict(),
         "splits": {

@@ -42,6 +42,7 @@ import pyarrow.compute as pc
 
 from mutualctr.data.readers.base import BadRows, Issue, ParsedChunk
 from mutualctr.data.schema import FieldSpec
+from mutualctr.errors import ConfigError
 
 HistoryEvents = Literal["all", "positive"]
 HISTORY_PREFIX = "hist_"
@@ -62,7 +63,9 @@ class HistorySpec:
     time: str  # the column of event times (numbers, e.g. Unix seconds)
     columns: tuple[str, ...]  # categorical fields whose earlier values make hist_<column>
     max_len: int = 50
-    events: HistoryEvents = "all"
+    # all, positive, or unset: then a log whose labels hold both 0 and 1 is refused
+    # (:class:`HistoryBuilder`), one with a single label (or none) has every row as an event
+    events: HistoryEvents | None = None
 
     def __post_init__(self) -> None:
         if not self.columns:
@@ -95,7 +98,7 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return out
 
 
-class _Codes:
+class ValueCodes:
     """Dense integer codes of one column's distinct values, in order of first appearance."""
 
     def __init__(self) -> None:
@@ -167,52 +170,183 @@ class _Events:
     count: np.ndarray  # [G]
 
 
+@dataclass
+class _NewEvents:
+    """Events to add: user codes, times and value codes per history column (in input order)."""
+
+    user: np.ndarray
+    time: np.ndarray
+    codes: list[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def take(self, mask: np.ndarray) -> _NewEvents:
+        return _NewEvents(self.user[mask], self.time[mask], [c[mask] for c in self.codes])
+
+    @staticmethod
+    def concat(parts: list[_NewEvents], n_columns: int) -> _NewEvents:
+        return _NewEvents(np.concatenate([np.zeros(0, np.int32)] + [p.user for p in parts]),
+                          np.concatenate([np.zeros(0)] + [p.time for p in parts]),
+                          [np.concatenate([np.zeros(0, np.int32)] + [p.codes[k] for p in parts])
+                           for k in range(n_columns)])
+
+
+LOG_ORDER = ("earlier than the event before it in the history log (its events are merged with "
+             "the rows by time: sort the log by time and give its files in time order)")
+ROW_ORDER = ("earlier than the row before it (with a history log the rows are merged with the "
+             "log's events by time: sort the rows by time and give the files in time order)")
+
+
 class HistoryBuilder:
     """Adds the ``hist_<column>`` columns of ``spec`` to chunks read in order.
 
     Its state is the recent events of the users seen so far, so one builder read over several
     files in turn (``data prepare``'s inputs, in time order) carries a user's history from one
     file into the next; ``path`` names the file being read in bad-row messages.
+
+    ``log``: history-only events, ``(file, chunk)`` pairs in time order whose chunks carry the
+    columns ``spec.user`` and ``spec.columns``, each row's time (``chunk.time``) and labels
+    (``NaN`` when the log has none). They enter the histories of later rows under the same
+    strictly-earlier rule but are not rows themselves. The log is merged with the rows by time:
+    before a chunk of rows is added, the log is read up to that chunk's last time (its events
+    entirely before the chunk's first row are added on their own, a log chunk at a time), so
+    both must be sorted by time; a row or an event earlier than the one before it in its own
+    stream is a bad row (:data:`ROW_ORDER`, :data:`LOG_ORDER`). With ``events: positive`` only
+    the log's events labelled 1 count, unless the log has no labels (every row an event).
     """
 
     def __init__(self, spec: HistorySpec, path: Path, bad_rows: BadRows,
-                 order_hint: str = "") -> None:
+                 order_hint: str = "", log: Iterable[tuple[Path, ParsedChunk]] | None = None,
+                 ) -> None:
         self.spec = spec
         self.path = path
         self.bad_rows = bad_rows
         self.order_hint = order_hint
-        self.users = _Codes()
-        self.values = [_Codes() for _ in spec.columns]
+        self.users = ValueCodes()
+        self.values = [ValueCodes() for _ in spec.columns]
         self.state = _UserState(spec.max_len, len(spec.columns))
+        self.log = None if log is None else iter(log)
+        self.held = _NewEvents.concat([], len(spec.columns))  # read from the log, not yet added
+        self.latest_row = -np.inf  # rows and log events in time order (with a log)
+        self.latest_event = -np.inf
+        self.labels_seen: dict[bool, tuple[Path, int]] = {}  # positive? -> first file and line
 
     def add(self, chunk: ParsedChunk, users: pa.Array, times: np.ndarray) -> ParsedChunk:
         """``chunk`` (its rows' users and times aligned with it) with the history columns
         added, less the rows that go back in time when bad rows are skipped."""
         user = self.users.encode(users)
         self.state.grow(len(self.users.values))
-        backwards = self._backwards(user, times)
-        if backwards.any():
-            reason = BACKWARDS + (f"; {self.order_hint}" if self.order_hint else "")
-            issue = Issue(backwards, self.spec.time, reason, pa.array(times))
-            keep = self.bad_rows.check(self.path, chunk.lines, [issue])
+        issues = [self._backwards_issue(user, times)]
+        if self.log is not None:
+            issues.append(_order_issue(times, self.latest_row, self.spec.time, ROW_ORDER))
+        if any(issue.mask.any() for issue in issues):
+            keep = self.bad_rows.check(self.path, chunk.lines, issues)
             chunk, user, times = chunk.take(keep), user[keep], times[keep]
+        if len(times):
+            self.latest_row = max(self.latest_row, float(times.max()))
         np.maximum.at(self.state.last_time, user, times)
         values = [codes.encode(chunk.columns[c])
                   for codes, c in zip(self.values, self.spec.columns, strict=True)]
-        is_event = chunk.label > 0 if self.spec.events == "positive" else np.ones(len(chunk), bool)
-        present, group = np.unique(user, return_inverse=True)
-        events, ends = self._events(present, group, times, is_event, values)
+        is_event = self._is_event(chunk.label, self.path, chunk.lines, from_log=False)
+        logged = self._log_events(times)
+        rows = _NewEvents(user, times, values).take(is_event)
+        events = _NewEvents.concat([logged, rows], len(self.spec.columns))  # ties: log first
+        histories = self._step(user, times, events)
+        return replace(chunk, columns={**chunk.columns, **histories})
+
+    def _backwards_issue(self, user: np.ndarray, times: np.ndarray) -> Issue:
+        reason = BACKWARDS + (f"; {self.order_hint}" if self.order_hint else "")
+        return Issue(self._backwards(user, times), self.spec.time, reason, pa.array(times))
+
+    def _is_event(self, label: np.ndarray, path: Path, lines: np.ndarray,
+                  from_log: bool) -> np.ndarray:
+        """Which rows enter histories. ``events`` unset: every row, but labels holding both 0
+        and 1 (sampled negatives, or impressions without a click) are refused -- putting the
+        negatives into every history is a choice to make, not a default."""
+        events = self.spec.events
+        if events is None:
+            self._check_one_label(label, path, lines)
+            return np.ones(len(label), bool)
+        if events == "all" or (from_log and np.isnan(label).all()):
+            return np.ones(len(label), bool)
+        return label > 0
+
+    def _check_one_label(self, label: np.ndarray, path: Path, lines: np.ndarray) -> None:
+        for positive, rows in ((True, label > 0), (False, label == 0)):
+            if rows.any() and positive not in self.labels_seen:
+                self.labels_seen[positive] = (path, int(lines[np.flatnonzero(rows)[0]]))
+        if len(self.labels_seen) == 2:
+            (p_file, p_line), (n_file, n_line) = self.labels_seen[True], self.labels_seen[False]
+            raise ConfigError(
+                f"schema key history.events is not set and the labels hold both 1 ({p_file} "
+                f"line {p_line}) and 0 ({n_file} line {n_line}): set events: positive (only "
+                f"rows labelled 1 enter histories: clicks, not sampled negatives or skipped "
+                f"impressions) or events: all (every row enters, negatives included)")
+
+    def _log_events(self, times: np.ndarray) -> _NewEvents:
+        """The log's events up to this chunk's last time, to add with its rows; the log's
+        chunks entirely before its first row are added first, on their own (so what is held
+        is the log's events within one chunk's time span)."""
+        if self.log is None or not len(times):
+            return self.held.take(np.zeros(len(self.held), bool))
+        first, last = float(times.min()), float(times.max())
+        with_rows = [self.held]
+        while not len(with_rows[-1]) or with_rows[-1].time[-1] <= last:
+            more = self._read_log()
+            if more is None:
+                break
+            if len(with_rows) == 1 and len(more) and more.time[-1] < first:
+                earlier = _NewEvents.concat([*with_rows, more], len(self.spec.columns))
+                self._step(earlier.user[:0], earlier.time[:0], earlier)
+                with_rows = [self.held.take(np.zeros(len(self.held), bool))]
+                continue
+            with_rows.append(more)
+        joined = _NewEvents.concat(with_rows, len(self.spec.columns))
+        now = joined.time <= last
+        self.held = joined.take(~now)
+        return joined.take(now)
+
+    def _read_log(self) -> _NewEvents | None:
+        """The log's next chunk as events, its bad rows dropped (or raised); ``None`` at its
+        end."""
+        assert self.log is not None
+        item = next(self.log, None)
+        if item is None:
+            return None
+        path, chunk = item
+        assert chunk.time is not None
+        user = self.users.encode(chunk.columns[self.spec.user])
+        self.state.grow(len(self.users.values))
+        order = _order_issue(chunk.time, self.latest_event, self.spec.time, LOG_ORDER)
+        if order.mask.any():
+            keep = self.bad_rows.check(path, chunk.lines, [order])
+            chunk, user = chunk.take(keep), user[keep]
+        assert chunk.time is not None
+        if len(chunk):
+            self.latest_event = max(self.latest_event, float(chunk.time.max()))
+        values = [codes.encode(chunk.columns[c])
+                  for codes, c in zip(self.values, self.spec.columns, strict=True)]
+        events = _NewEvents(user, chunk.time, values)
+        return events.take(self._is_event(chunk.label, path, chunk.lines, from_log=True))
+
+    def _step(self, user: np.ndarray, times: np.ndarray, new: _NewEvents) -> dict[str, Any]:
+        """Adds the events ``new`` and gives the histories of the rows (``user``, ``times``)
+        as list arrays by field name: each row sees the events of its user strictly before
+        its time, these included."""
+        present, inverse = np.unique(np.concatenate([user, new.user]), return_inverse=True)
+        group, event_group = inverse[:len(user)], inverse[len(user):]
+        events, ends = self._events(present, group, times, event_group, new)
         self._remember(present, events)
         starts = np.maximum(events.start[group], ends - self.spec.max_len)
         lengths = ends - starts
         offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
         taken = _ranges(starts, lengths)
-        histories = {
+        return {
             history_name(c): pa.ListArray.from_arrays(offsets, codes.decode(event_codes[taken]))
             for c, codes, event_codes in zip(self.spec.columns, self.values, events.codes,
                                              strict=True)
         }
-        return replace(chunk, columns={**chunk.columns, **histories})
 
     def _backwards(self, user: np.ndarray, times: np.ndarray) -> np.ndarray:
         """Rows earlier than a previous row of their user, in this chunk or an earlier one."""
@@ -231,42 +365,40 @@ class HistoryBuilder:
         return bad
 
     def _events(
-        self, present: np.ndarray, group: np.ndarray, times: np.ndarray, is_event: np.ndarray,
-        values: list[np.ndarray],
+        self, present: np.ndarray, group: np.ndarray, times: np.ndarray,
+        event_group: np.ndarray, new: _NewEvents,
     ) -> tuple[_Events, np.ndarray]:
-        """The chunk's users' event sequence, and for every row where its history ends: the
-        number of that sequence's events that sort before the row, rows sorting before the
-        events of their own time (so a row sees no event at its time)."""
+        """The users' event sequence (their state, then ``new``), and for every row where its
+        history ends: the number of that sequence's events that sort before the row, rows
+        sorting before the events of their own time (so a row sees no event at its time)."""
         state, n_groups = self.state, len(present)
         n_committed, n_pending = state.n_committed[present], state.n_pending[present]
         c_group, c_index = _ragged(n_committed)
         p_group, p_index = _ragged(n_pending)
-        rows = np.arange(len(group))
-        # items: committed events, pending events, the chunk's rows (queries), its events
-        item_group = np.concatenate([c_group, p_group, group, group[is_event]])
+        n_rows = len(group)
+        # items: committed events, pending events, the chunk's rows (queries), the new events
+        item_group = np.concatenate([c_group, p_group, group, event_group])
         item_time = np.concatenate([np.full(len(c_group), -np.inf),
-                                    state.pending_time[present][p_group], times,
-                                    times[is_event]])
+                                    state.pending_time[present][p_group], times, new.time])
         item_kind = np.concatenate([np.ones(len(c_group) + len(p_group), np.int8),
-                                    np.zeros(len(rows), np.int8),
-                                    np.ones(int(is_event.sum()), np.int8)])
+                                    np.zeros(n_rows, np.int8), np.ones(len(new), np.int8)])
         order = np.lexsort((item_kind, item_time, item_group))  # stable: ties keep input order
         sorted_event = item_kind[order] == 1
         before = np.cumsum(sorted_event) - sorted_event  # events sorting before each item
         n_state = len(c_group) + len(p_group)
-        ends = np.empty(len(rows), dtype=np.int64)
+        ends = np.empty(n_rows, dtype=np.int64)
         queries = ~sorted_event
         ends[order[queries] - n_state] = before[queries]
         event_items = order[sorted_event]
-        chunk_event = event_items >= n_state + len(rows)
-        taken = np.where(chunk_event, event_items - len(rows), event_items)  # skip the queries
+        new_event = event_items >= n_state + n_rows
+        taken = np.where(new_event, event_items - n_rows, event_items)  # skip the queries
         codes = [
             np.concatenate([committed[present[c_group], c_index],
-                            pending[present[p_group], p_index], value[is_event]])[taken]
-            for committed, pending, value in zip(state.committed, state.pending, values,
+                            pending[present[p_group], p_index], value])[taken]
+            for committed, pending, value in zip(state.committed, state.pending, new.codes,
                                                  strict=True)
         ]
-        count = n_committed + n_pending + np.bincount(group[is_event], minlength=n_groups)
+        count = n_committed + n_pending + np.bincount(event_group, minlength=n_groups)
         events = _Events(item_group[event_items], item_time[event_items], codes,
                          np.cumsum(count) - count, count)
         return events, ends
@@ -293,6 +425,13 @@ class HistoryBuilder:
                 array[users[owner], k] = codes[first[owner] + k]
             counts[users] = lengths
         state.pending_time[users] = events.time[end - 1]
+
+
+def _order_issue(times: np.ndarray, latest: float, field: str, reason: str) -> Issue:
+    """Rows earlier than the row before them (a stream in time order), ``latest`` the latest
+    time of the stream's earlier chunks."""
+    running = np.maximum.accumulate(np.concatenate([[latest], times]))[:-1]
+    return Issue(times < running, field, reason, pa.array(times))
 
 
 def time_sorted_user_runs(chunks: Iterable[ParsedChunk], user: str) -> Iterator[ParsedChunk]:

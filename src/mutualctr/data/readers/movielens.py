@@ -119,8 +119,9 @@ class MovieLensReader:
         self.threshold = threshold
         self.drop_rating = drop_rating
         self.block_size = block_size
-        self.history = (HistorySpec("user", "timestamp", HISTORY_COLUMNS, max_len=history_len)
-                        if history_len else None)
+        # every rating is a movie the user watched: a behaviour whatever its label
+        self.history = (HistorySpec("user", "timestamp", HISTORY_COLUMNS, max_len=history_len,
+                                    events="all") if history_len else None)
         fields = tuple(
             FieldSpec(n, "sequence" if n == "genres" else "categorical", min_count=min_count)
             for n in FIELDS

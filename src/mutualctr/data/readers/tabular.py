@@ -83,6 +83,14 @@ class TabularSpec:
         history = self.history.fields if self.history is not None else ()
         return Schema(fields=fields + history, label=self.label)
 
+    def history_log_spec(self) -> TabularSpec:
+        """How a history log is read: the history's user and columns as categorical fields,
+        the label (optional in the file) and the delimiter of the rows."""
+        assert self.history is not None
+        names = dict.fromkeys([self.history.user, *self.history.columns])
+        return TabularSpec(self.label, tuple(FieldSpec(n, "categorical") for n in names),
+                           self.delimiter, self.label_values)
+
     def settings(self) -> dict[str, Any]:
         """As recorded in ``meta.json`` (no ``history`` key without one, and fields as
         ``FieldSpec.to_dict`` gives them, so stores built before either existed are reused)."""
@@ -166,13 +174,32 @@ class TabularReader:
                               f"to text, got {col.type}", path, field=spec.name) from None
         return columns.utf8(col, spec.name, issues)
 
-    def history_builder(self, bad_rows: BadRows) -> HistoryBuilder | None:
+    def history_builder(
+        self, bad_rows: BadRows, history_log: Sequence[Path] = (),
+    ) -> HistoryBuilder | None:
         """A history builder to carry over several files read in turn (``None`` without a
-        ``history`` key in the schema); see :meth:`read`."""
+        ``history`` key in the schema); see :meth:`read`. ``history_log``: files of
+        history-only events, read in turn and merged with the rows by time
+        (``HistoryBuilder``'s ``log``)."""
         if self.spec.history is None:
+            if history_log:
+                raise ConfigError("a history log needs a 'history' key in the schema file")
             return None
         return HistoryBuilder(self.spec.history, Path(), bad_rows, order_hint=(
-            "sort the log by time, or by user then time, and give its files in time order"))
+            "sort the log by time, or by user then time, and give its files in time order"),
+            log=self._history_events(history_log, bad_rows) if history_log else None)
+
+    def _history_events(
+        self, files: Sequence[Path], bad_rows: BadRows,
+    ) -> Iterator[tuple[Path, ParsedChunk]]:
+        """The chunks of a history log: the history's user, time and columns (the label when
+        the file has it), parsed and checked as the rows' are."""
+        assert self.spec.history is not None
+        reader = TabularReader(self.spec.history_log_spec(), self.parquet,
+                               block_size=self.block_size, time_column=self.spec.history.time)
+        for path in files:
+            for chunk in reader.read(path, bad_rows, allow_unlabelled=True):
+                yield path, chunk
 
     def read(
         self, path: Path, bad_rows: BadRows, *, allow_unlabelled: bool = False,
