@@ -103,9 +103,9 @@ def _event_reader(reader: Reader, history: HistorySpec) -> Reader:
     if not isinstance(reader, TabularReader):
         return reader
     fields = {f.name: f for f in reader.spec.fields}
-    spec = TabularSpec(reader.spec.label, tuple(fields[c] for c in history.columns)
-                       + _user_field(reader.spec, history), reader.spec.delimiter,
-                       reader.spec.label_values)
+    user = () if history.user in history.columns else (FieldSpec(history.user, "categorical"),)
+    spec = TabularSpec(reader.spec.label, tuple(fields[c] for c in history.columns) + user,
+                       reader.spec.delimiter, reader.spec.label_values)
     return TabularReader(spec, reader.parquet, time_column=history.time)
 
 
@@ -393,7 +393,7 @@ class HistorySource:
                                   self.history.events)
         else:
             log = self.log()
-            until = "" if self.until is None else f" up to time {self.until:g}"
+            until = "" if self.until is None else f" (events up to time {self.until:g})"
             timed = not isinstance(reader, TabularReader) or reader.time_column is not None
             state = HistoryReport(log.source + until, fields, self.history.events, log,
                                   self.until, timed)
