@@ -113,6 +113,7 @@ class ShardedFeatureEmbedding(nn.Module):
     def __init__(self, source: FeatureEmbedding) -> None:
         super().__init__()
         torchrec = require_torchrec()
+        self.inputs = source.inputs  # the fields it reads of each batch (exclude_fields)
         self.feature_map = source.feature_map
         self.dim = source.dim
         self.seq_lens = list(source.seq_lens)
@@ -152,6 +153,7 @@ class ShardedFeatureEmbedding(nn.Module):
 
     def embed(self, batch: Batch) -> Embedded:
         """Field embeddings plus each sequence's rows and mask, as ``FeatureEmbedding.embed``."""
+        batch = self.inputs.select(batch)
         ids = torch.cat([batch.categorical, *batch.sequences], dim=1)  # [B, positions]
         size, positions = ids.shape
         features = self.features(

@@ -18,7 +18,9 @@ from torch import nn
 from mutualctr.config import Validated, param
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
+from mutualctr.errors import ConfigError
 from mutualctr.models.embedding import Embedded, FeatureEmbedding, NumericInit
+from mutualctr.models.inputs import EXCLUDE_KEY, ModelInputs
 from mutualctr.models.layers.mlp import MLP
 
 AuxiliaryLoss = Literal["none", "self_distillation", "tri_bce"]
@@ -72,6 +74,8 @@ class ModelConfig(Validated):
     embedding_dim: int = param(16, ge=1)
     embedding_init_std: float = param(1e-4, gt=0.0)
     numeric_init: NumericInit = "normal"  # see embedding.numeric_init_std
+    # the store's fields the model does not read: no embedding rows, no input (models/inputs.py)
+    exclude_fields: tuple[str, ...] = ()
 
 
 @dataclass
@@ -90,17 +94,27 @@ class MLPModelConfig(ModelConfig):
 class CTRModel(nn.Module):
     """Base class: subclasses set ``name``, ``config_class`` and implement ``build``/``represent``.
 
+    ``feature_map`` is the store's; the model reads its fields but ``config.exclude_fields``
+    (:attr:`inputs`), and :attr:`feature_map` is those it reads.
+
     Attributes:
+        inputs: the store's fields the model reads and where its batches hold them.
         representation_dim: size of ``h``; set by ``build``.
     """
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[ModelConfig]] = ModelConfig
+    # attends over behaviour histories (DIN, DIEN, InterFormer): excluding all of a store's
+    # histories would leave a plainer model than its name says, so it is refused
+    needs_histories: ClassVar[bool] = False
 
     def __init__(self, feature_map: FeatureMap, config: ModelConfig | None = None) -> None:
         super().__init__()
-        self.feature_map = feature_map
         self.config = config if config is not None else self.config_class()
+        self.inputs = ModelInputs.of(feature_map, self.config.exclude_fields)
+        if self.needs_histories:
+            _check_histories_kept(self.name, self.inputs)
+        self.feature_map = self.inputs.feature_map
         self.embedding = self.build_embedding()
         self.representation_dim = self.build()
         self.head = nn.Linear(self.representation_dim, 1)
@@ -127,7 +141,7 @@ class CTRModel(nn.Module):
 
     def build_embedding(self) -> nn.Module:
         c = self.config
-        return FeatureEmbedding(self.feature_map, c.embedding_dim, c.embedding_init_std,
+        return FeatureEmbedding(self.inputs, c.embedding_dim, c.embedding_init_std,
                                 c.numeric_init)
 
     def build(self) -> int:
@@ -174,6 +188,25 @@ class CTRModel(nn.Module):
             return ModelOutput(logit=logit, h=h)
         return ModelOutput(logit=logit, h=h, aux_logits=split_head_logits(self.head, h, widths),
                            aux_loss=kind)
+
+
+def histories(feature_map: FeatureMap) -> tuple[str, ...]:
+    """The behaviour histories of ``feature_map``: its sequence fields that share a
+    categorical field's rows (``hist_item`` with ``item``), what target attention reads
+    (:mod:`mutualctr.models.behaviour`)."""
+    categorical = {f.name for f in feature_map.categorical}
+    return tuple(f.name for f in feature_map.sequence if f.share_with in categorical)
+
+
+def _check_histories_kept(model: str, inputs: ModelInputs) -> None:
+    """A history-attending ``model`` keeps at least one of the store's histories."""
+    had = histories(inputs.store)
+    if had and not histories(inputs.feature_map):
+        raise ConfigError(
+            f"model {model!r} attends over the store's behaviour histories ({', '.join(had)}), "
+            f"but {EXCLUDE_KEY} leaves none of them with its target "
+            f"(excluded: {', '.join(inputs.excluded)}): keep one, or compare a model that "
+            "does not need them (e.g. dnn) without them")
 
 
 def split_head_logits(head: nn.Linear, h: torch.Tensor, widths: tuple[int, ...]) -> torch.Tensor:

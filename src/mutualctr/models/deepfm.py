@@ -28,7 +28,7 @@ class DeepFM(CTRModel):
     config_class = DeepFMConfig
 
     def build(self) -> int:
-        self.linear = LinearTerm(self.feature_map, self.config.embedding_init_std)
+        self.linear = LinearTerm(self.inputs, self.config.embedding_init_std)
         self.mlp = self.config.make_mlp(self.flat_dim)
         return self.mlp.out_dim
 

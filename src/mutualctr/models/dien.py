@@ -99,6 +99,7 @@ class DIEN(CTRModel):
 
     name = "dien"
     config_class = DIENConfig
+    needs_histories = True
 
     def build(self) -> int:
         c = self.config

@@ -41,6 +41,7 @@ class DIN(CTRModel):
 
     name = "din"
     config_class = DINConfig
+    needs_histories = True
 
     def build(self) -> int:
         c = self.config

@@ -8,6 +8,8 @@ read a sequence position by position (DIN, DIEN, ...) take the unpooled rows fro
 :meth:`FeatureEmbedding.embed`. A feature with ``share_with`` (a behaviour history of items)
 takes no rows of its own: its ids index the rows of the feature it shares with. Numeric fields
 get one learned vector each, scaled by the value (as FuxiCTR does).
+A model's ``model_config.exclude_fields`` leaves fields out: the embedding is then built from
+the fields it reads (:mod:`mutualctr.models.inputs`) and selects them from each batch.
 
 With :attr:`FeatureEmbedding.sparse_gradients` set (the trainer sets it for
 ``train.optimizer: lazy_adam``), a training lookup gives the table a sparse gradient holding only
@@ -26,6 +28,7 @@ from torch import nn
 
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import PAD_ID, FeatureMap
+from mutualctr.models.inputs import ModelInputs, as_inputs
 
 
 @dataclass
@@ -136,13 +139,16 @@ class FeatureEmbedding(nn.Module):
     """Maps a :class:`Batch` to field embeddings ``[B, F, dim]``.
 
     Field order: categorical fields, then sequence fields, then numeric fields, each in
-    feature-map order.
+    feature-map order. ``inputs``: every field of the batches (a feature map), or the fields a
+    model reads of them (:class:`~mutualctr.models.inputs.ModelInputs`, which selects them
+    from each batch: an excluded field has no rows).
     """
 
-    def __init__(self, feature_map: FeatureMap, dim: int, init_std: float = 1e-4,
+    def __init__(self, inputs: FeatureMap | ModelInputs, dim: int, init_std: float = 1e-4,
                  numeric_init: NumericInit = "normal") -> None:
         super().__init__()
-        self.feature_map = feature_map
+        self.inputs = as_inputs(inputs)
+        self.feature_map = feature_map = self.inputs.feature_map
         self.dim = dim
         row_offsets, rows = _table_offsets(feature_map)
         offsets = torch.tensor(row_offsets, dtype=torch.long)
@@ -178,6 +184,7 @@ class FeatureEmbedding(nn.Module):
 
     def embed(self, batch: Batch) -> Embedded:
         """Field embeddings plus each sequence's rows and mask (one gather for all)."""
+        batch = self.inputs.select(batch)
         ids = [batch.categorical + self.cat_offsets]
         ids += [seq + off for seq, off in zip(batch.sequences, self.seq_offsets, strict=True)]
         flat_ids = ids[0] if len(ids) == 1 else torch.cat(ids, dim=1)

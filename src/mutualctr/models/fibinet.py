@@ -46,7 +46,7 @@ class FiBiNET(CTRModel):
             fields, dim, c.bilinear_type, groups=2, shared=c.shared_bilinear
         )
         if c.use_linear:
-            self.linear = LinearTerm(self.feature_map, c.embedding_init_std)
+            self.linear = LinearTerm(self.inputs, c.embedding_init_std)
         self.mlp = c.make_mlp(2 * num_pairs(fields) * dim)
         return self.mlp.out_dim
 

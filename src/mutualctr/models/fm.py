@@ -30,7 +30,7 @@ class FM(CTRModel):
     config_class = FMConfig
 
     def build(self) -> int:
-        self.linear = LinearTerm(self.feature_map, self.config.embedding_init_std)
+        self.linear = LinearTerm(self.inputs, self.config.embedding_init_std)
         return self.config.embedding_dim
 
     def reset_head(self) -> None:

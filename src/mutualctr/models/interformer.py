@@ -75,6 +75,7 @@ class InterFormer(CTRModel):
 
     name = "interformer"
     config_class = InterFormerConfig
+    needs_histories = True
 
     def build(self) -> int:
         c, fm = self.config, self.feature_map

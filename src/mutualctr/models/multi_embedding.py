@@ -28,6 +28,7 @@ from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.models.base import CTRModel
 from mutualctr.models.embedding import Embedded, FeatureEmbedding, NumericInit
+from mutualctr.models.inputs import ModelInputs
 
 ME_PREFIX = "me_"
 
@@ -35,11 +36,11 @@ ME_PREFIX = "me_"
 class MultiTableEmbedding(nn.Module):
     """``K`` independent :class:`FeatureEmbedding` tables -> ``[B, F, K, D]``."""
 
-    def __init__(self, feature_map: FeatureMap, dim: int, tables: int, init_std: float,
-                 numeric_init: NumericInit = "normal") -> None:
+    def __init__(self, inputs: FeatureMap | ModelInputs, dim: int, tables: int,
+                 init_std: float, numeric_init: NumericInit = "normal") -> None:
         super().__init__()
         self.tables = nn.ModuleList(
-            FeatureEmbedding(feature_map, dim, init_std, numeric_init) for _ in range(tables)
+            FeatureEmbedding(inputs, dim, init_std, numeric_init) for _ in range(tables)
         )
 
     def forward(self, batch: Batch) -> torch.Tensor:
@@ -61,7 +62,7 @@ class MultiEmbeddingModel(CTRModel):
 
     def build_embedding(self) -> nn.Module:
         c = self.config
-        return MultiTableEmbedding(self.feature_map, c.embedding_dim, c.num_embeddings,
+        return MultiTableEmbedding(self.inputs, c.embedding_dim, c.num_embeddings,
                                    c.embedding_init_std, c.numeric_init)
 
     def build(self) -> int:
@@ -71,8 +72,9 @@ class MultiEmbeddingModel(CTRModel):
                 for f in dataclasses.fields(self.base_class.config_class)
             }
         )
+        # on the store's fields, less the same exclude_fields (base_config holds them)
         self.interactions = nn.ModuleList(
-            _backbone(self.base_class(self.feature_map, base_config))
+            _backbone(self.base_class(self.inputs.store, base_config))
             for _ in range(self.config.num_embeddings)
         )
         return self.interactions[0].representation_dim

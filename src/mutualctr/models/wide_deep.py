@@ -30,7 +30,7 @@ class WideDeep(CTRModel):
     config_class = WideDeepConfig
 
     def build(self) -> int:
-        self.wide = LinearTerm(self.feature_map, self.config.embedding_init_std)
+        self.wide = LinearTerm(self.inputs, self.config.embedding_init_std)
         self.mlp = self.config.make_mlp(self.flat_dim)
         return self.mlp.out_dim
 

@@ -32,7 +32,7 @@ class XDeepFM(CTRModel):
 
     def build(self) -> int:
         c = self.config
-        self.linear = LinearTerm(self.feature_map, c.embedding_init_std)
+        self.linear = LinearTerm(self.inputs, c.embedding_init_std)
         self.cin = CIN(self.num_fields, c.cin_layer_units)
         self.mlp = c.make_mlp(self.flat_dim)
         return self.cin.out_dim + self.mlp.out_dim

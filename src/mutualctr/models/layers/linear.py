@@ -8,6 +8,7 @@ from torch import nn
 from mutualctr.data.batch import Batch
 from mutualctr.data.schema import FeatureMap
 from mutualctr.models.embedding import FeatureEmbedding
+from mutualctr.models.inputs import ModelInputs
 
 
 class LinearTerm(nn.Module):
@@ -15,12 +16,12 @@ class LinearTerm(nn.Module):
 
     The weights are a 1-dimensional :class:`FeatureEmbedding` (one lookup over all fields):
     a categorical value's weight, the mean weight of a sequence's ids, a numeric value times
-    its field's weight.
+    its field's weight. ``inputs``: the fields it weighs (see :class:`FeatureEmbedding`).
     """
 
-    def __init__(self, feature_map: FeatureMap, init_std: float = 1e-4) -> None:
+    def __init__(self, inputs: FeatureMap | ModelInputs, init_std: float = 1e-4) -> None:
         super().__init__()
-        self.weights = FeatureEmbedding(feature_map, 1, init_std)
+        self.weights = FeatureEmbedding(inputs, 1, init_std)
         self.bias = nn.Parameter(torch.zeros(1))
 
     def forward(self, batch: Batch) -> torch.Tensor:

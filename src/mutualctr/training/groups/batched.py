@@ -43,12 +43,15 @@ from mutualctr.models.embedding import Embedded, FeatureEmbedding
 
 
 def can_batch(models: Sequence[nn.Module]) -> bool:
-    """Whether the models share one architecture: same class and same parameter/buffer shapes."""
+    """Whether the models share one architecture: same class, same parameter/buffer shapes and
+    the same inputs (``exclude_fields``: one lookup serves every member)."""
     if len(models) < 2:
         return False
     first = models[0]
     shapes = _shapes(first)
-    return all(type(m) is type(first) and _shapes(m) == shapes for m in models[1:])
+    inputs = getattr(first, "inputs", None)
+    return all(type(m) is type(first) and _shapes(m) == shapes
+               and getattr(m, "inputs", None) == inputs for m in models[1:])
 
 
 def _shapes(model: nn.Module) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:

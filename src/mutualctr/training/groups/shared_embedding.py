@@ -34,6 +34,10 @@ class SharedEmbeddingGroup(ModelGroup):
         dims = {s.config.embedding_dim for s in students}
         if len(dims) > 1:
             raise ConfigError(f"students sharing an embedding need one embedding_dim, got {dims}")
+        fields = {s.inputs.excluded for s in students}
+        if len(fields) > 1:
+            raise ConfigError("students sharing an embedding need one model_config."
+                              f"exclude_fields, got {sorted(fields)}")
         super().__init__(students, names)
         self.embedding = students[0].embedding
         for student in students:
