@@ -40,7 +40,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -399,9 +399,10 @@ def load_dataset(config: Path, dataset_id: str, root: Path | None = None) -> Fux
 
 
 def _field_text(field: Mapping[str, Any]) -> str:
-    """A field as one flow mapping, without keys at their schema defaults."""
-    defaults = FieldSpec(name="default", type="categorical").to_dict()
-    kept = {k: v for k, v in field.items() if k in ("name", "type") or v != defaults.get(k)}
+    """A field as one flow mapping, without the keys at their schema defaults."""
+    defaults = asdict(FieldSpec(name="default", type="categorical"))
+    kept = {k: field[k] for k in defaults  # in FieldSpec's order
+            if k in field and (k in ("name", "type") or field[k] != defaults[k])}
     return yaml.safe_dump(kept, default_flow_style=True, sort_keys=False, width=1 << 16).strip()
 
 
