@@ -331,7 +331,9 @@ def _top_key(key: str, value: Any, mapping: _Mapping) -> None:
     if key in IGNORED_KEYS:
         mapping.note(key, f"ignored: {IGNORED_KEYS[key]}")
     elif key == "rebuild_dataset":
-        if value is not True:
+        if value is True:
+            mapping.note(key, "ignored: true is FuxiCTR's default, to encode the raw files")
+        else:
             mapping.refuse(key, "false means FuxiCTR's data is already encoded; mutualctr "
                            "encodes the raw files")
     elif key in REFUSED_KEYS:
