@@ -395,7 +395,8 @@ def load_dataset(config: Path, dataset_id: str, root: Path | None = None) -> Fux
     try:
         from_dict(TabularSpec, schema)
     except ConfigError as err:
-        raise mapping.error(str(err)) from None
+        raise mapping.error(f"as a mutualctr schema (share_embedding is share_vocab there, "
+                            f"splitter separator): {err}") from None
     return FuxiCTRDataset(config, dataset_id, fmt, tuple(p for p in inputs if p is not None),
                           schema, tuple(mapping.notes))
 
