@@ -289,17 +289,19 @@ class HistoryBuilder:
         chunks entirely before its first row are added first, on their own (so what is held
         is the log's events within one chunk's time span)."""
         if self.log is None or not len(times):
-            return self.held.take(np.zeros(len(self.held), bool))
+            return _NewEvents.concat([], len(self.spec.columns))
         first, last = float(times.min()), float(times.max())
         with_rows = [self.held]
         while not len(with_rows[-1]) or with_rows[-1].time[-1] <= last:
             more = self._read_log()
             if more is None:
                 break
-            if len(with_rows) == 1 and len(more) and more.time[-1] < first:
+            if not len(more):
+                continue
+            if len(with_rows) == 1 and more.time[-1] < first:
                 earlier = _NewEvents.concat([*with_rows, more], len(self.spec.columns))
                 self._step(earlier.user[:0], earlier.time[:0], earlier)
-                with_rows = [self.held.take(np.zeros(len(self.held), bool))]
+                with_rows = [_NewEvents.concat([], len(self.spec.columns))]
                 continue
             with_rows.append(more)
         joined = _NewEvents.concat(with_rows, len(self.spec.columns))
