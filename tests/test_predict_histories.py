@@ -1,0 +1,310 @@
+"""`mutualctr predict` on stores with behaviour histories: each scored row takes its user's
+history from an event log (the store's own by default, ``--history-log``, ``--history-until``)
+or from the input's history columns, as a serving system would; what it used is printed and
+empty histories and unlabelled rows under ``events: positive`` are warned about.
+
+Two tiny stores, each with a model trained for one epoch: MovieLens ratings of a few users
+with ``--history-len`` (the DIN way: every rating an event) and DIN, and a synthetic sequence
+log (``data synth --sequences``: clicks are the events) with DeepFM. Histories are checked
+against a pandas oracle of the rule in ``data.readers.history`` (a row's user's events strictly
+before its time, oldest first, the newest ``max_len``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mutualctr
+from mutualctr.cli import main
+from mutualctr.data.arrays import SplitArrays
+from mutualctr.data.store import EncodedStore
+from mutualctr.errors import DataError
+from mutualctr.serving.histories import HistorySource, HistoryWarning, store_history
+
+MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens_latest_small"
+MOVIELENS_USERS = 12  # the first users of ratings.csv: about 1,900 ratings
+MAX_LEN = 8
+SYNTHETIC_ROWS = 2000
+TRAINING = ["--epochs", "1", "--set", "train.batch_size=100",
+            "--set", "model_config.embedding_dim=4"]
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A store, a run trained on it, its log as a frame, and where its files are."""
+
+    log: pd.DataFrame  # the store's raw log, in file order
+    user: str  # the log's user and time columns and its history's event column
+    time: str
+    item: str
+    label: str
+    store: EncodedStore
+    run: Path
+    folder: Path  # where inputs for the store's reader are written
+
+    def test_rows(self) -> pd.DataFrame:
+        """The store's test split as raw rows (``--split time``: the last rows by time, ties
+        in file order), in file order."""
+        order = np.argsort(self.log[self.time].to_numpy(), kind="stable")
+        rows = self.store.meta["splits"]["test"]["rows"]
+        return self.log.iloc[np.sort(order[-rows:])]
+
+    def write(self, frame: pd.DataFrame, name: str) -> Path:
+        path = self.folder / name
+        frame.to_csv(path, index=False)
+        return path
+
+    def predict(self, frame: pd.DataFrame, name: str, *options: str) -> np.ndarray:
+        out = self.folder / f"{name}.predictions.csv"
+        assert main(["predict", str(self.run), "--input", str(self.write(frame, name)),
+                     "--out", str(out), *options]) == 0
+        return pd.read_csv(out)["prediction"].to_numpy()
+
+    def run_predictions(self) -> np.ndarray:
+        saved = np.load(self.run / "test_predictions.npz")
+        return saved[next(k for k in saved.files if k.startswith("pred_"))]
+
+
+@pytest.fixture(scope="module")
+def movielens(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    root = tmp_path_factory.mktemp("movielens")
+    folder = root / "ml"
+    folder.mkdir()
+    with gzip.open(MOVIELENS / "ratings.csv.gz", "rt") as handle:
+        ratings = pd.read_csv(handle, dtype={"userId": str, "movieId": str})
+    ratings = ratings[ratings.userId.isin(ratings.userId.unique()[:MOVIELENS_USERS])]
+    ratings.to_csv(folder / "ratings.csv", index=False)
+    shutil.copy(MOVIELENS / "movies.csv.gz", folder / "movies.csv.gz")
+    store, run = root / "store", root / "run"
+    assert main(["data", "prepare", str(folder / "ratings.csv"), "--format", "movielens",
+                 "--history-len", str(MAX_LEN), "--split", "time", "--out", str(store)]) == 0
+    assert main(["train", "--data", str(store), "--model", "din", "--out", str(run),
+                 *TRAINING]) == 0
+    return Trained(ratings.reset_index(drop=True), "userId", "timestamp", "movieId", "rating",
+                   EncodedStore.open(store), run, folder)
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    root = tmp_path_factory.mktemp("synthetic")
+    log, store, run = root / "seq.csv", root / "store", root / "run"
+    assert main(["data", "synth", "--sequences", "--rows", str(SYNTHETIC_ROWS), "--seed", "0",
+                 "--history-len", "5", "--out", str(log)]) == 0
+    assert main(["data", "prepare", str(log), "--format", "csv", "--schema",
+                 str(root / "seq.schema.yaml"), "--split", "time", "--time-column", "time",
+                 "--out", str(store)]) == 0
+    assert main(["train", "--data", str(store), "--model", "deepfm", "--out", str(run),
+                 "--set", "model_config.hidden_units=[8]", *TRAINING]) == 0
+    frame = pd.read_csv(log, dtype={"user": str, "item": str, "category": str})
+    return Trained(frame, "user", "time", "item", "click", EncodedStore.open(store), run, root)
+
+
+def oracle(trained: Trained, rows: pd.DataFrame, log: pd.DataFrame, column: str,
+           timed: bool = True) -> list[list[str]]:
+    """Each row's history of ``column``: its user's events of ``log`` strictly before its time
+    (every event when not ``timed``), by time then file order, the newest ``max_len``; events
+    as the store counts them (``positive``: clicks only)."""
+    history = store_history(trained.store.meta["settings"])
+    assert history is not None
+    if history.events == "positive":
+        log = log[log[trained.label] > 0]
+    log = log.iloc[np.argsort(log[trained.time].to_numpy(), kind="stable")]
+    by_user = {user: events for user, events in log.groupby(trained.user, sort=False)}
+    found = []
+    for user, time in zip(rows[trained.user], rows[trained.time], strict=True):
+        events = by_user.get(user, log.iloc[:0])
+        if timed:
+            events = events[events[trained.time] < time]
+        found.append(events[column].astype(str).tolist()[-history.max_len:])
+    return found
+
+
+def decoded(store: EncodedStore, rows: SplitArrays, name: str) -> list[list[str]]:
+    """A history field of encoded ``rows`` as raw values (``<oov>`` for values the encoder
+    never kept; padding dropped)."""
+    index = [f.name for f in store.feature_map.sequence].index(name)
+    spec = next(f for f in store.encoder.schema.fields if f.name == name)
+    vocab = store.encoder.vocabs[spec.share_vocab].to_pylist()
+    return [["<oov>" if i == 1 else vocab[i - 2] for i in row if i]
+            for row in np.asarray(rows.sequences[index]).tolist()]
+
+
+def as_encoded(store: EncodedStore, histories: list[list[str]], column: str) -> list[list[str]]:
+    kept = set(store.encoder.vocabs[column].to_pylist())
+    return [[v if v in kept else "<oov>" for v in row] for row in histories]
+
+
+@pytest.mark.parametrize("name", ["movielens", "synthetic"])
+def test_test_rows_alone_reproduce_the_runs_test_predictions(
+    name: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The test split's rows, scored alone with the store's own log as the history source,
+    get the histories data prepare gave them, so the run's own test predictions."""
+    trained: Trained = request.getfixturevalue(name)
+    rows = trained.test_rows()
+    predictions = trained.predict(rows, "test.csv")
+    np.testing.assert_allclose(predictions, trained.run_predictions(), rtol=0, atol=1e-6)
+
+    printed = capsys.readouterr()
+    history = store_history(trained.store.meta["settings"])
+    assert history is not None
+    events = (trained.log[trained.log[trained.label] > 0] if history.events == "positive"
+              else trained.log)
+    empty = sum(not h for h in oracle(trained, rows, trained.log, trained.item))
+    log_path = trained.store.meta["inputs"][0]["path"]
+    assert (f"histories from {log_path}: {events[trained.user].nunique():,d} users, "
+            f"{len(events):,d} events; {empty:,d} of {len(rows):,d} rows with an empty "
+            "history") in printed.out
+    if empty:
+        assert (f"mutualctr: warning: {empty:,d} of {len(rows):,d} rows are scored with an "
+                "empty history") in printed.err
+    else:
+        assert "warning" not in printed.err
+
+
+def test_a_history_log_gives_the_histories_its_events_make(
+    movielens: Trained, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--history-log`` with the log's ratings up to a time inside the test period gives each
+    test row its user's ratings of that file before the row; ``--history-until`` on the whole
+    log scores the same."""
+    rows = movielens.test_rows()
+    cut = float(np.quantile(rows.timestamp, 0.5))
+    subset_rows = movielens.log[movielens.log.timestamp <= cut]
+    subset = movielens.write(subset_rows, "ratings_until_cut.csv")
+    expected = oracle(movielens, rows, subset_rows, "movieId")
+    whole = oracle(movielens, rows, movielens.log, "movieId")
+    # by hand: the latest test row (after the cut) has its user's newest ratings up to the cut
+    latest = int(np.argmax(rows.timestamp.to_numpy()))
+    ratings = subset_rows[subset_rows.userId == rows.userId.iloc[latest]]
+    assert expected[latest] == ratings.sort_values("timestamp", kind="stable").movieId.tolist()[
+        -MAX_LEN:]
+    assert expected[latest] != whole[latest]
+
+    history = store_history(movielens.store.meta["settings"])
+    assert history is not None
+    source = HistorySource(movielens.store, history, [subset])
+    encoded, report = source.encode_file(movielens.write(rows, "test.csv"))
+    assert decoded(movielens.store, encoded, "hist_item") == as_encoded(
+        movielens.store, expected, "item")
+    assert report.log is not None and report.log.events == len(subset_rows)
+
+    capsys.readouterr()
+    from_subset = movielens.predict(rows, "test.csv", "--history-log", str(subset))
+    empty = sum(not h for h in expected)
+    printed = capsys.readouterr().out
+    assert (f"histories from {subset}: {subset_rows.userId.nunique():,d} users, "
+            f"{len(subset_rows):,d} events; {empty:,d} of {len(rows):,d}") in printed
+    until = movielens.predict(rows, "test.csv", "--history-until", repr(cut))
+    np.testing.assert_array_equal(from_subset, until)
+    # against the whole log: the same score where the encoded history is the same, another
+    # where it is not
+    changed = np.array([a != b for a, b in zip(as_encoded(movielens.store, expected, "item"),
+                                               as_encoded(movielens.store, whole, "item"),
+                                               strict=True)])
+    moved = np.abs(from_subset - movielens.run_predictions())
+    assert changed.any() and not changed.all()
+    assert moved[~changed].max() <= 1e-6 and moved[changed].max() > 1e-5
+
+
+def with_given_histories(trained: Trained, rows: pd.DataFrame, as_lists: bool) -> pd.DataFrame:
+    """``rows`` with hist_item and hist_category columns holding the oracle's histories from
+    the store's log: ``^``-joined text, or lists."""
+    given = rows.copy()
+    for column in ("item", "category"):
+        histories = oracle(trained, rows, trained.log, column)
+        given[f"hist_{column}"] = histories if as_lists else ["^".join(h) for h in histories]
+    return given
+
+
+def test_history_columns_in_the_input_score_as_the_log_does(
+    synthetic: Trained, capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = synthetic.test_rows()
+    given = with_given_histories(synthetic, rows, as_lists=False)
+    predictions = synthetic.predict(given, "given.csv")
+    np.testing.assert_allclose(predictions, synthetic.run_predictions(), rtol=0, atol=1e-6)
+    assert ("histories from the input's columns hist_item, hist_category; 0 of "
+            f"{len(rows):,d} rows") in capsys.readouterr().out
+
+    run = mutualctr.load(synthetic.run)
+    listed = with_given_histories(synthetic, rows, as_lists=True)
+    np.testing.assert_allclose(run.predict(listed), predictions, rtol=0, atol=1e-6)
+    # a history longer than max_len keeps its newest events
+    padded = listed.assign(hist_item=[["0", "1", *h] for h in listed.hist_item],
+                           hist_category=[["0", "1", *h] for h in listed.hist_category])
+    full = np.array([len(h) == 5 for h in listed.hist_item])
+    assert full.any()
+    np.testing.assert_allclose(run.predict(padded)[full], predictions[full], rtol=0, atol=1e-6)
+
+    with pytest.raises(DataError, match="gives hist_item but not hist_category") as info:
+        run.predict(given.drop(columns=["hist_category"]))
+    assert info.value.field == "hist_category"
+
+
+def test_rows_without_times_take_every_event_of_their_user(synthetic: Trained) -> None:
+    rows = synthetic.test_rows()
+    run = mutualctr.load(synthetic.run)
+    untimed = run.predict(rows.drop(columns=["time"]))
+    given = with_given_histories(synthetic, rows, as_lists=True)
+    for column in ("item", "category"):
+        given[f"hist_{column}"] = oracle(synthetic, rows, synthetic.log, column, timed=False)
+    np.testing.assert_allclose(untimed, run.predict(given), rtol=0, atol=1e-6)
+
+
+def test_unlabelled_rows_under_positive_events_take_the_logs_clicks_and_are_warned_about(
+    synthetic: Trained, capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = synthetic.test_rows()
+    clicks = int(synthetic.log.click.sum())
+    unlabelled = synthetic.predict(rows.drop(columns=["click"]), "unlabelled.csv")
+    np.testing.assert_allclose(unlabelled, synthetic.run_predictions(), rtol=0, atol=1e-6)
+    err = capsys.readouterr().err
+    assert (f"mutualctr: warning: {len(rows):,d} of {len(rows):,d} rows have no label and the "
+            "store's histories hold clicks only (events: positive): their histories are the "
+            f"{clicks:,d} clicks of") in err
+
+    run = mutualctr.load(synthetic.run)
+    with pytest.warns(HistoryWarning, match=f"have no label .* the {clicks:,d} clicks of"):
+        run.predict(rows.drop(columns=["click"]).iloc[:10])
+
+    log = synthetic.write(synthetic.log.drop(columns=["click"]), "unlabelled_log.csv")
+    test = synthetic.write(rows, "test.csv")
+    assert main(["predict", str(synthetic.run), "--input", str(test),
+                 "--out", str(synthetic.folder / "x.csv"), "--history-log", str(log)]) == 2
+    assert (f"file {log}, field 'click': the event log has no labels ('click')"
+            in capsys.readouterr().err)
+
+
+def test_empty_histories_are_warned_with_their_count(synthetic: Trained) -> None:
+    """A log of the first tenth of the rows leaves users without clicks in it with empty
+    histories: counted in a HistoryWarning."""
+    rows = synthetic.test_rows()
+    early = synthetic.log.iloc[: len(synthetic.log) // 10]
+    empty = sum(not h for h in oracle(synthetic, rows, early, "item"))
+    assert 0 < empty < len(rows)
+    run = mutualctr.load(synthetic.run)
+    with pytest.warns(HistoryWarning) as caught:
+        run.predict(rows, history_log=[synthetic.write(early, "first_rows.csv")])
+    assert [str(w.message).split(" (")[0] for w in caught] == [
+        f"{empty:,d} of {len(rows):,d} rows are scored with an empty history"]
+
+
+def test_a_log_without_the_user_column_names_file_and_column(
+    synthetic: Trained, capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = synthetic.write(synthetic.log.drop(columns=["user"]), "no_user.csv")
+    test = synthetic.write(synthetic.test_rows(), "test.csv")
+    assert main(["predict", str(synthetic.run), "--input", str(test),
+                 "--out", str(synthetic.folder / "x.csv"), "--history-log", str(log)]) == 2
+    assert f"file {log}, line 1, field 'user': missing columns: user" in capsys.readouterr().err
+    with pytest.raises(DataError) as info:
+        mutualctr.load(synthetic.run).predict(test, history_log=log)
+    assert (info.value.file, info.value.field) == (str(log), "user")
