@@ -16,21 +16,41 @@ Scalars, all at the global optimiser step:
   ``step/lr``, ``step/rows_per_second`` and the objective's named parts as ``step/<part>``
   (the loss terms, EKTF's ``lambda/<student>`` and ``mu/<student>/<peer>``, CETNet's
   ``fusion_weight/<member>``, mutual learning's ``bce/<member>`` and ``mutual/<member>``).
+
+A resumed run continues its view: TensorBoard hides the events an interrupted attempt wrote
+after the checkpoint it resumes from, and MLflow reattaches to the run folder's MLflow run and
+skips the steps that run already holds, so each curve has one point per step.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import json
+import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from mutualctr.errors import ConfigError
-from mutualctr.runfolders.folder import RunFolder
+from mutualctr.runfolders.folder import (
+    CONFIG_FILE,
+    HISTORY_FILE,
+    METRICS_FILE,
+    MODEL_SPEC_FILE,
+    RunFolder,
+    read_config,
+)
 
 INSTALL = {"tensorboard": "pip install tensorboard (or pip install 'mutualctr[tracking]')",
-           "mlflow": "pip install mlflow"}
+           "mlflow": "pip install mlflow-skinny sqlalchemy alembic (or pip install "
+                     "'mutualctr[tracking]'; or the full mlflow)"}
+# The run folder's files an MLflow run gets as artefacts when training finishes: the small ones
+# that say what ran and how it went; weights, predictions and checkpoints stay in the folder.
+MLFLOW_ARTEFACTS = (CONFIG_FILE, MODEL_SPEC_FILE, HISTORY_FILE, METRICS_FILE)
+FOLDER_TAG = "mutualctr.run_folder"  # the run folder's absolute path, for people
+FOLDER_KEY_TAG = "mutualctr.run_folder_key"  # its sha256, for searches (no quoting needed)
 
 
 class TrackingWarning(UserWarning):
@@ -55,10 +75,10 @@ class NullTracker:
         pass
 
 
-def _require(backend: str) -> Any:
-    """The backend's package, imported now; missing, a ConfigError naming the pip command."""
+def _require(backend: str) -> None:
+    """Import the backend's package now; missing, a ConfigError naming the pip command."""
     try:
-        return importlib.import_module(backend)
+        importlib.import_module(backend)
     except ImportError as err:
         raise ConfigError(f"train.tracking: {backend} needs the {backend} package: "
                           f"{INSTALL[backend]}") from err
@@ -70,14 +90,16 @@ def _warn(backend: str, err: Exception) -> None:
 
 
 class TensorBoardTracker:
-    """Event files under ``RUN/tensorboard/``. ``start_step``: the step training resumes at;
-    events an interrupted attempt logged from there on are purged, so a resumed run shows one
-    curve."""
+    """Event files under ``RUN/tensorboard/``. ``start_step``: the step training resumes at.
+    Events an interrupted attempt logged after it are purged (TensorBoard's ``purge_step``
+    hides the earlier files' events at or after the step it is given), so a resumed run shows
+    one curve; those at ``start_step`` itself (its epoch's scalars, logged before the
+    checkpoint) are kept, as they are not logged again."""
 
     def __init__(self, folder: Path, start_step: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(folder), purge_step=start_step or None)
+        self.writer = SummaryWriter(str(folder), purge_step=start_step + 1)
 
     def log(self, scalars: Mapping[str, float], step: int) -> None:
         for tag, value in scalars.items():
@@ -88,18 +110,74 @@ class TensorBoardTracker:
 
 
 class MlflowTracker:
-    """One MLflow run per training process, named as the run folder, wherever MLflow's own
-    settings (``MLFLOW_TRACKING_URI``, ``MLFLOW_EXPERIMENT_NAME``) point."""
+    """One MLflow run per run folder, in the experiment MLflow's settings name
+    (``MLFLOW_TRACKING_URI``; ``MLFLOW_EXPERIMENT_ID`` or ``MLFLOW_EXPERIMENT_NAME``, else the
+    default experiment), named as the folder and tagged with its absolute path.
 
-    def __init__(self, mlflow: Any, name: str) -> None:
-        self.mlflow = mlflow
-        mlflow.start_run(run_name=name)
+    A fresh run (``start_step`` 0) starts a new MLflow run with the resolved config as params.
+    A resumed one reattaches to the newest MLflow run tagged with its folder and skips the
+    scalars at steps that run already holds for the tag (what the interrupted attempt logged
+    after its checkpoint), so no step is logged twice. Closing logs the run folder's
+    :data:`MLFLOW_ARTEFACTS` if training finished (``metrics.json`` written) and ends the run
+    ``FINISHED``, else ``FAILED`` (stopped by an error); a killed process leaves it ``RUNNING``
+    until the run is resumed. Uses an ``MlflowClient`` of its own, so a caller's active
+    MLflow run is left alone."""
+
+    def __init__(self, run: RunFolder, start_step: int) -> None:
+        from mlflow import MlflowClient
+        from mlflow.entities import Param
+
+        self.client = MlflowClient()
+        self.folder = run
+        path = str(run.root.resolve())
+        key = hashlib.sha256(path.encode()).hexdigest()
+        experiment_id = self._experiment_id()
+        found = self._newest_run(experiment_id, key) if start_step > 0 else None
+        if found is None:
+            found = self.client.create_run(experiment_id, run_name=run.root.name,
+                                           tags={FOLDER_TAG: path, FOLDER_KEY_TAG: key})
+        else:
+            self.client.update_run(found.info.run_id, status="RUNNING")
+        self.run_id: str = found.info.run_id
+        self.logged_until = {tag: max(m.step for m in self.client.get_metric_history(
+            self.run_id, tag)) for tag in found.data.metrics}
+        params = {k: v for k, v in config_params(read_config(run.root)).items()
+                  if k not in found.data.params}
+        self.client.log_batch(self.run_id, params=[Param(k, v) for k, v in params.items()])
+
+    def _experiment_id(self) -> str:
+        from mlflow.environment_variables import MLFLOW_EXPERIMENT_ID, MLFLOW_EXPERIMENT_NAME
+        from mlflow.tracking.default_experiment import DEFAULT_EXPERIMENT_ID
+
+        if MLFLOW_EXPERIMENT_ID.get():
+            return str(MLFLOW_EXPERIMENT_ID.get())
+        name = MLFLOW_EXPERIMENT_NAME.get()
+        if not name:
+            return DEFAULT_EXPERIMENT_ID
+        found = self.client.get_experiment_by_name(name)
+        return found.experiment_id if found is not None else self.client.create_experiment(name)
+
+    def _newest_run(self, experiment_id: str, key: str) -> Any:
+        """The MLflow run most recently started for the run folder whose key is ``key``."""
+        runs = self.client.search_runs([experiment_id], f"tags.`{FOLDER_KEY_TAG}` = '{key}'",
+                                       max_results=1, order_by=["attributes.start_time DESC"])
+        return runs[0] if runs else None
 
     def log(self, scalars: Mapping[str, float], step: int) -> None:
-        self.mlflow.log_metrics(dict(scalars), step=step)
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        metrics = [Metric(tag, value, now, step)
+                   for tag, value in scalars.items() if step > self.logged_until.get(tag, -1)]
+        self.client.log_batch(self.run_id, metrics=metrics)
 
     def close(self) -> None:
-        self.mlflow.end_run()
+        finished = (self.folder.root / METRICS_FILE).is_file()
+        if finished:
+            for name in MLFLOW_ARTEFACTS:
+                if (self.folder.root / name).is_file():
+                    self.client.log_artifact(self.run_id, str(self.folder.root / name))
+        self.client.set_terminated(self.run_id, "FINISHED" if finished else "FAILED")
 
 
 class Guarded:
@@ -129,10 +207,10 @@ def open_tracker(backend: str, run: RunFolder | None, start_step: int = 0) -> Tr
     tracks nothing."""
     if backend == "none" or run is None:
         return NullTracker()
-    module = _require(backend)
+    _require(backend)
     try:
         tracker: Tracker = (TensorBoardTracker(run.tracking_dir, start_step)
-                            if backend == "tensorboard" else MlflowTracker(module, run.root.name))
+                            if backend == "tensorboard" else MlflowTracker(run, start_step))
     except Exception as err:  # a view failing must not stop the run
         _warn(backend, err)
         return NullTracker()
@@ -148,6 +226,22 @@ def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
             out.update(flatten(value, f"{tag}/"))
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out[tag] = float(value)
+    return out
+
+
+def config_params(config: Mapping[str, Any] | Sequence[Any], prefix: str = "") -> dict[str, str]:
+    """A resolved config's leaves as MLflow params keyed by their ``--set`` path
+    (``train.lr``); lists of mappings (``students``) are entered by index (``students.0.model``),
+    other lists and non-string values are JSON (``[400, 400]``, ``true``)."""
+    items = config.items() if isinstance(config, Mapping) else enumerate(config)
+    out: dict[str, str] = {}
+    for key, value in items:
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) or (
+                isinstance(value, list) and any(isinstance(v, Mapping) for v in value)):
+            out.update(config_params(value, f"{name}."))
+        else:
+            out[name] = value if isinstance(value, str) else json.dumps(value)
     return out
 
 

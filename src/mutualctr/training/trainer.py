@@ -387,13 +387,13 @@ class Trainer:
         try:
             while not self.stopped and self.epoch < config.epochs:
                 self._run_epoch(loader, valid)
+            if config.early_stopping.restore_best:
+                never = self.selector.restore()
+                if never:
+                    self._say(f"warning: {never} never improved on valid; keeping last weights")
+            return self._finish(valid, test)
         finally:
-            self.tracker.close()
-        if config.early_stopping.restore_best:
-            never = self.selector.restore()
-            if never:
-                self._say(f"warning: {never} never improved on valid; keeping last weights")
-        return self._finish(valid, test)
+            self.tracker.close()  # after metrics.json: MLflow gets the finished run's files
 
     def _run_epoch(self, loader: BatchLoader, valid: SplitArrays) -> None:
         start = time.perf_counter()
