@@ -309,3 +309,25 @@ def test_din_log_with_user_last_split_has_no_leakage(tmp_path: Path) -> None:
     for (u, t, i, click), seen in zip(test_rows, decoded(store, "test"), strict=True):
         assert all(when[u, h] < t for h in seen)
         assert click == 0 or i not in seen
+
+
+def test_movielens_user_last_split(tmp_path: Path) -> None:
+    """MovieLens gives users and timestamps: each user's ratings at its last timestamp are the
+    test split, those at the timestamp before the valid split (counted from the raw file),
+    with the histories --history-len builds over the whole file."""
+    ratings = pa_csv.read_csv(MOVIELENS / "ratings.csv.gz")
+    user, time = ratings["userId"].to_numpy(), ratings["timestamp"].to_numpy()
+    expected = np.zeros(3, dtype=np.int64)
+    for u in np.unique(user):
+        times = time[user == u]
+        distinct = np.unique(times)
+        expected[2] += np.count_nonzero(times == distinct[-1])
+        expected[1] += np.count_nonzero(times == distinct[-2])
+    expected[0] = len(user) - expected[1:].sum()
+    assert main(["data", "prepare", str(MOVIELENS), "--format", "movielens", "--history-len",
+                 "5", "--split", "user-last", "--out", str(tmp_path / "store")]) == 0
+    store = EncodedStore.open(tmp_path / "store")
+    assert [store.meta["splits"][s]["rows"] for s in ("train", "valid", "test")] == (
+        expected.tolist())
+    assert len(np.unique(store.split("test").categorical[:, 0])) == len(np.unique(user))
+    assert (store.split("test").sequences[1] > 0).sum(axis=1).min() == 5  # hist_item: full
