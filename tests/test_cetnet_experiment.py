@@ -47,9 +47,10 @@ def build_cetnet(models: list[str], alpha: float, variant: Variant = CETNET) -> 
 
 
 def small_config(store: Path, **kw: object) -> CETNetExperimentConfig:
-    train = TrainConfig(epochs=1, batch_size=200, lr=0.02, num_threads=1, log_every_steps=1000)
+    train = TrainConfig(epochs=1, batch_size=200, lr=0.02, num_threads=1, log_every_steps=1000,
+                        user_field="a")
     values = {"data": str(store), "scaling_models": ("dnn",), "scales": (2,),
-              "pairs": ("dnn+pnn",), "embedding_dim": 4, "group_field": "a",
+              "pairs": ("dnn+pnn",), "embedding_dim": 4,
               "model_config": SMALL, "train": train, **kw}
     return CETNetExperimentConfig(**values)
 
@@ -241,8 +242,8 @@ def test_tiny_main_table_on_a_store_with_histories(tmp_path: Path) -> None:
     data = write_store(tmp_path / "seq", {"train": 600, "valid": 200, "test": 300},
                        SEQUENCE_FEATURE_MAP, sequence_split)
     config = small_config(data, tables=("main",), main_rows=("dnn", "dnn+pnn"),
-                          main_embedding_dim=8, member_embedding_dim=4, alphas=(0.1, 1.0),
-                          group_field="user")
+                          main_embedding_dim=8, member_embedding_dim=4, alphas=(0.1, 1.0))
+    config.train.user_field = "user"
     text = run(config, tmp_path / "out", log=io.StringIO())
     records = load_records(tmp_path / "out" / "runs")
     assert sorted(r.labels["key"] for r in records) == [
@@ -290,7 +291,7 @@ def test_group_ids_are_the_test_split_column(store: Path) -> None:
     ids = group_ids(opened, "a")
     np.testing.assert_array_equal(ids, opened.split("test").categorical[:, 0])
     assert group_ids(opened, "auto") is None  # no field called "user"
-    with pytest.raises(ConfigError, match="group_field"):
+    with pytest.raises(ConfigError, match=r"train\.user_field 'nope'"):
         group_ids(opened, "nope")
 
 
@@ -299,7 +300,7 @@ def test_cli_trains_one_group(store: Path, tmp_path: Path,
     code = main(["cetnet", "--data", str(store), "--models", "dnn", "dnn", "--out",
                  str(tmp_path / "run"), "--embedding-dim", "4", "--alpha", "0.5",
                  "--set", "train.epochs=1", "--set", "train.batch_size=200",
-                 "--set", "train.num_threads=1", "--set", "group_field=a",
+                 "--set", "train.num_threads=1", "--set", "train.user_field=a",
                  "--set", "members=[{model: dnn, model_config: {hidden_units: [8]}}, "
                  "{model: dnn, model_config: {hidden_units: [8]}}]"])
     assert code == 0

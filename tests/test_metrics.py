@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
+from data_files import TINY_TRAINING
 from mutualctr import metrics
-from mutualctr.errors import DataError
+from mutualctr.cli import main
+from mutualctr.data.store import EncodedStore
+from mutualctr.errors import ConfigError, DataError
+from mutualctr.training import users
+from training_support import SEQUENCE_FEATURE_MAP, sequence_split, write_store
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -111,3 +118,69 @@ def test_normalized_entropy_uses_the_training_background_rate() -> None:
 
 def test_relaimp() -> None:
     assert metrics.relaimp(0.81, 0.80) == pytest.approx(0.31 / 0.30 - 1)
+
+
+def _pairwise_auc(labels: list[float], scores: list[float]) -> float:
+    """AUC by counting every (click, non-click) pair, ties as half: the definition."""
+    pos = [s for y, s in zip(labels, scores, strict=True) if y == 1]
+    neg = [s for y, s in zip(labels, scores, strict=True) if y == 0]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def test_a_run_on_a_store_with_a_user_field_reports_both_gaucs_for_valid_and_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = write_store(tmp_path / "data", {"train": 300, "valid": 60, "test": 60},
+                       SEQUENCE_FEATURE_MAP, sequence_split)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--model", "dnn", "--out", str(run),
+                 *TINY_TRAINING]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((run / "metrics.json").read_text())
+    assert printed == saved
+    store = EncodedStore.open(data)
+    users = np.asarray(store.split("test").categorical[:, 0])  # the field named user
+    with np.load(run / "test_predictions.npz") as file:
+        labels, scores = file["label"], file["pred_dnn"]
+    test = saved["test"]["dnn"]
+    assert {k: test[k] for k in metrics.GAUC_KEYS} == metrics.gaucs(labels, scores, users)
+    # by hand: each user's AUC over its pairs, averaged by rows and by users
+    aucs, rows = [], []
+    for user in np.unique(users):
+        mine = users == user
+        if 0 < labels[mine].sum() < mine.sum():
+            aucs.append(_pairwise_auc(list(labels[mine]), list(scores[mine])))
+            rows.append(int(mine.sum()))
+    assert test["gauc_users"] == pytest.approx(float(np.mean(aucs)), abs=1e-12)
+    assert test["gauc_impressions"] == pytest.approx(
+        float(np.dot(aucs, rows) / np.sum(rows)), abs=1e-12)
+    assert set(saved["valid"]["dnn"]) == {"auc", "logloss", *metrics.GAUC_KEYS}
+    # evaluate reports the same numbers, grouped by the same field, without being told it
+    assert main(["evaluate", str(run)]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    for split in ("valid", "test"):
+        assert {k: evaluated[split]["dnn"][k] for k in saved[split]["dnn"]} == \
+            pytest.approx(saved[split]["dnn"], abs=1e-9)
+    assert main(["evaluate", str(run), "--gauc-by", ""]) == 0
+    assert "gauc_users" not in capsys.readouterr().out
+
+
+def test_gauc_groups_by_the_declared_user_field_another_field_or_none(tmp_path: Path) -> None:
+    with_user = EncodedStore.open(write_store(
+        tmp_path / "seq", {"train": 10, "valid": 5, "test": 5}, SEQUENCE_FEATURE_MAP,
+        sequence_split))
+    without = EncodedStore.open(write_store(tmp_path / "plain", {"train": 10, "valid": 5,
+                                                                 "test": 5}))
+    assert users.user_field(with_user) == "user"
+    assert users.user_field(without) is None  # fields a, b, c: no declared user field
+    assert users.user_column(without, "b") == 1
+    assert users.user_field(with_user, "") is None
+    with_user.meta["settings"] = {"split": {"user_column": "hour"}}
+    assert users.declared_user_field(with_user) == "hour"
+    with_user.meta["settings"] = {"tabular": {"history": {"user": "item"}},
+                                  "split": {"user_column": "hour"}}
+    assert users.declared_user_field(with_user) == "item"
+    with pytest.raises(ConfigError, match=r"train.user_field 'x': not a categorical field of "
+                                          r"the store \(its categorical fields: a, b, c\)"):
+        users.user_field(without, "x")

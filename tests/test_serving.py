@@ -41,6 +41,7 @@ from mutualctr.serving import InferenceRun
 from mutualctr.serving.export import signature_path
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.mutual import MutualObjective
+from mutualctr.training.users import run_user_field, user_field
 from test_data_unlabelled import CASES as FORMATS
 
 SPEC = TabularSpec(label="clicked", fields=(
@@ -208,8 +209,9 @@ def test_movielens_rows_in_memory_are_refused(tmp_path: Path) -> None:
 def test_evaluate_gives_the_metrics_of_the_run_and_of_the_command(
     trained: tuple[Case, EncodedStore, Path], capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, _, run = trained
-    got = InferenceRun.open(run).evaluate()
+    _, store, run = trained
+    # grouped as the run's metrics.json is: by the store's user field, if it has one
+    got = InferenceRun.open(run).evaluate(gauc_by=user_field(store, run_user_field(run)))
     saved = json.loads((run / "metrics.json").read_text())
     # evaluate adds normalized entropy, which a plain run's metrics.json does not hold
     assert {split: {name: {k: values[k] for k in saved[split][name]}

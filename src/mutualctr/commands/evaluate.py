@@ -1,13 +1,14 @@
 """``mutualctr evaluate RUN``: metrics of a finished run's final weights on its store's splits
-(``serving.InferenceRun.evaluate``)."""
+(``serving.InferenceRun.evaluate``), with gAUC grouped by the run's user field
+(``training.users``) as in its ``metrics.json``."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from mutualctr.serving.evaluation import categorical_index
 from mutualctr.serving.inference import DEFAULT_BATCH_SIZE, DEFAULT_SPLITS, InferenceRun
+from mutualctr.training.users import run_user_field, user_field
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,15 +25,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--splits", nargs="+", default=list(DEFAULT_SPLITS))
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     parser.add_argument("--gauc-by", metavar="FIELD",
-                        help="also report gAUC grouped by this categorical field (e.g. user), "
-                        "weighted by impressions (gauc_impressions) and by users (gauc_users)")
+                        help="report gAUC, weighted by impressions (gauc_impressions) and by "
+                        "users (gauc_users), grouped by this categorical field; auto: the "
+                        "store's user field, '': no gAUC (default: the run's train.user_field, "
+                        "as in its metrics.json)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     inference = InferenceRun.open(args.run, args.data)
-    if args.gauc_by:  # checked here too, for an error naming the flag
-        categorical_index(inference.store.feature_map, args.gauc_by, option="--gauc-by")
-    result = inference.evaluate(args.splits, args.batch_size, args.gauc_by or None)
+    setting = args.gauc_by if args.gauc_by is not None else run_user_field(args.run)
+    field = user_field(inference.store, setting, key="--gauc-by")
+    result = inference.evaluate(args.splits, args.batch_size, field)
     print(json.dumps(result, indent=2))
     return 0

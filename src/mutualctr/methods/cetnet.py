@@ -3,11 +3,11 @@ models with their own (or, as an ablation, one shared) embedding table, fused by
 the paper's ablations (its Table 3) as named :class:`Variant` s.
 
 The group only needs models that emit ``h`` and a logit, so sequence models join by name once
-they are registered. ``metrics.json`` adds, per prediction on the test split, gAUC under both
-weightings (``gauc_impressions``, ``gauc_users``; grouped by ``group_field``: ``auto`` takes the
-categorical field named ``user`` when there is one) and the normalized entropy against the
-training split's positive rate; then the monitored prediction and the trainable parameter
-count.
+they are registered. Its gAUCs (``gauc_impressions``, ``gauc_users``) are every run's: the
+trainer's final metrics of a store with a user field (``train.user_field``,
+:mod:`mutualctr.training.users`). ``metrics.json`` adds, per prediction on the test split, the
+normalized entropy against the training split's positive rate; then the monitored prediction
+and the trainable parameter count.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
 from mutualctr.training.objectives.cetnet import CETNetObjective, FusionMode
 from mutualctr.training.trainer import Finalize, Metrics
+from mutualctr.training.users import user_column, user_ids
 
 
 @dataclass(frozen=True)
@@ -87,8 +88,7 @@ class CETNetConfig(Validated):
         member_losses: sum_n BCE(p_n); false: the fused prediction's BCE only (the
             '+ concat' baselines).
         shared_embedding: ablation: one table shared by all models.
-        group_field: gAUC groups: auto = the field named user if any, "" = none.
-        train: the trainer's settings.
+        train: the trainer's settings (train.user_field: gAUC's groups).
     """
 
     MOVED_KEYS: ClassVar[dict[str, str]] = {
@@ -96,6 +96,7 @@ class CETNetConfig(Validated):
         "model_config": "write each member's own model_config in members",
         "embedding_dim": "write each member's model_config.embedding_dim (--embedding-dim sets "
                          "it in every member)",
+        "group_field": "write train.user_field (gAUC's groups, the same in every method)",
     }
 
     data: str = ""
@@ -106,7 +107,6 @@ class CETNetConfig(Validated):
     stop_gradient: bool = True
     member_losses: bool = True
     shared_embedding: bool = False
-    group_field: str = "auto"
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
@@ -142,15 +142,9 @@ def build(config: CETNetConfig, store: EncodedStore) -> Built:
 
 
 def group_ids(store: EncodedStore, field_name: str) -> np.ndarray | None:
-    """The test split's ids of the gAUC grouping field (``auto``: ``user`` if present)."""
-    names = [f.name for f in store.feature_map.categorical]
-    if field_name == "auto":
-        field_name = "user" if "user" in names else ""
-    if not field_name:
-        return None
-    if field_name not in names:
-        raise ConfigError(f"group_field {field_name!r} is not a categorical field; have {names}")
-    return np.asarray(store.split("test").categorical[:, names.index(field_name)])
+    """The test split's user ids under the ``train.user_field`` setting ``field_name``
+    (:mod:`mutualctr.training.users`), or None without a user field."""
+    return user_ids(store.split("test"), user_column(store, field_name))
 
 
 def with_ranking_metrics(
@@ -165,9 +159,8 @@ def with_ranking_metrics(
 
 
 def scored(config: CETNetConfig, store: EncodedStore, built: Built) -> Finalize:
-    """gAUCs and NE of every test prediction, the monitored prediction and the parameter
-    count."""
-    groups = group_ids(store, config.group_field)
+    """NE of every test prediction (its gAUCs are the trainer's), the monitored prediction and
+    the parameter count."""
     background_rate = training_positive_rate(store)
     parameters = sum(p.numel() for p in built.group.parameters()) + sum(
         p.numel() for p in built.objective.parameters())
@@ -176,7 +169,7 @@ def scored(config: CETNetConfig, store: EncodedStore, built: Built) -> Finalize:
         out = {**metrics, "monitor": built.objective.monitor, "parameters": parameters}
         if "test" in metrics:
             labels = np.asarray(store.split("test").label, dtype=np.float64)
-            out["test"] = with_ranking_metrics(metrics["test"], predictions, labels, groups,
+            out["test"] = with_ranking_metrics(metrics["test"], predictions, labels, None,
                                                background_rate)
         return out
 

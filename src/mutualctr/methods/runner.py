@@ -23,7 +23,7 @@ from mutualctr.errors import ConfigError
 from mutualctr.methods.base import Method
 from mutualctr.runfolders.folder import METHOD_KEY, is_finished, open_run, read_metrics
 from mutualctr.runfolders.restore import model_spec
-from mutualctr.training import memory
+from mutualctr.training import memory, users
 from mutualctr.training.trainer import Metrics, OnEpoch, fit, resolve_device, seed_everything
 
 C = TypeVar("C")
@@ -120,6 +120,7 @@ def _run_one(
     if not data:
         raise ConfigError("no data: give --data DIR (or `data:` in the config file)")
     store = EncodedStore.open(data)
+    user_column = users.user_column(store, train.user_field)  # gAUC's groups, if any
     dist = ddp.init(resolve_device(train.device))
     try:
         # before the run folder is touched: a run that cannot fit leaves nothing behind
@@ -139,7 +140,7 @@ def _run_one(
             test = store.split("test") if "test" in store.split_names else None
             result = fit(built.group, built.objective, store.split("train"),
                          store.split("valid"), train, folder, test, dist, log, finalize,
-                         on_epoch)
+                         on_epoch, user_column)
         finally:
             if folder is not None:
                 folder.close()

@@ -76,6 +76,9 @@ class TrainConfig(Validated):
     tracking: Literal["none", "tensorboard", "mlflow"] = "none"  # training/tracking.py
     # embedding tables under torchrun: replicated (DDP) or sharded by TorchRec (sharding.py)
     sharding: Literal["none", "table_wise", "row_wise"] = "none"
+    # gAUC's groups in metrics.json: auto = the store's user field (training/users.py), "" = no
+    # gAUC, or a categorical field
+    user_field: str = "auto"
 
     def __post_init__(self) -> None:
         if self.device != "auto" and not (

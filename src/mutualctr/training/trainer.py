@@ -2,7 +2,8 @@
 
 :func:`fit` trains a group of models under an objective on encoded splits: Adam with L2 as
 per-group weight decay, a learning-rate schedule, gradient clipping, evaluation on the
-validation split after every epoch (AUC and logloss of every named prediction), early stopping
+validation split after every epoch (AUC and logloss of every named prediction; the final
+metrics add gAUC by user where the store has a user field), early stopping
 with the best weights restored (jointly, or per member), checkpoints every epoch and every K
 steps, exact resumption, a guard against non-finite losses and gradients, and DDP when launched
 by ``torchrun``. With a run folder it writes ``metrics.jsonl``, ``metrics.json``, the test
@@ -46,6 +47,7 @@ from mutualctr.training.optimizers import (
 from mutualctr.training.precision import model_kinds, precision_name, resolve_precision, run_group
 from mutualctr.training.progress import Progress
 from mutualctr.training.selection import Selector
+from mutualctr.training.users import user_ids
 
 CHECKPOINT_FORMAT = 1
 Metrics = dict[str, Any]  # {"valid": {prediction: {"auc", "logloss", ...}}, "test": ...}
@@ -118,9 +120,11 @@ class Trainer:
         self, group: nn.Module, objective: Objective, config: TrainConfig,
         run: RunFolder | None = None, dist: DistInfo | None = None, log: TextIO | None = None,
         finalize: Finalize | None = None, on_epoch: OnEpoch | None = None,
+        user_column: int | None = None,
     ) -> None:
         self.config = config
         self.finalize = finalize
+        self.user_column = user_column
         self.on_epoch = on_epoch
         self.tracker: tracking.Tracker = tracking.NullTracker()  # fit opens the configured one
         self.dist = dist or DistInfo()
@@ -363,6 +367,14 @@ class Trainer:
         predictions, labels = self.predict(split)
         return {name: metric_fns.binary_metrics(labels, p) for name, p in predictions.items()}
 
+    def final_metrics(self, split: SplitArrays) -> tuple[dict[str, dict[str, float]],
+                                                          dict[str, np.ndarray], np.ndarray]:
+        """What ``metrics.json`` holds of ``split`` (:func:`split_metrics`), the predictions
+        and the labels."""
+        predictions, labels = self.predict(split)
+        groups = user_ids(split, self.user_column)
+        return split_metrics(labels, predictions, groups), predictions, labels
+
     # -- the loop -----------------------------------------------------------------------------
 
     def fit(
@@ -443,13 +455,10 @@ class Trainer:
             self.on_epoch(record)
 
     def _finish(self, valid: SplitArrays, test: SplitArrays | None) -> FitResult:
-        result: Metrics = {"valid": self.evaluate(valid)}
+        result: Metrics = {"valid": self.final_metrics(valid)[0]}
         test_predictions: dict[str, np.ndarray] = {}
         if test is not None:
-            test_predictions, labels = self.predict(test)
-            result["test"] = {
-                name: metric_fns.binary_metrics(labels, p) for name, p in test_predictions.items()
-            }
+            result["test"], test_predictions, labels = self.final_metrics(test)
         if self.finalize is not None:
             result = self.finalize(result, test_predictions)
         weights = self.final_weights()  # on every rank: sharded tables gather collectively
@@ -469,6 +478,16 @@ class Trainer:
         )
         return {"members": members, "group": self.group.state_dict(),
                 "objective": self.objective.state_dict()}
+
+
+def split_metrics(
+    labels: np.ndarray, predictions: dict[str, np.ndarray], groups: np.ndarray | None,
+) -> dict[str, dict[str, float]]:
+    """AUC and logloss of every named prediction and, given the rows' user ids ``groups``,
+    its gAUC under both weightings (:func:`mutualctr.metrics.gaucs`: one sort for both)."""
+    return {name: {**metric_fns.binary_metrics(labels, p),
+                   **({} if groups is None else metric_fns.gaucs(labels, p, groups))}
+            for name, p in predictions.items()}
 
 
 def _first_rows(split: SplitArrays, rows: int) -> SplitArrays:
@@ -507,7 +526,7 @@ def fit(
     group: nn.Module, objective: Objective, train: SplitArrays, valid: SplitArrays,
     config: TrainConfig, run: RunFolder | None = None, test: SplitArrays | None = None,
     dist: DistInfo | None = None, log: TextIO | None = None, finalize: Finalize | None = None,
-    on_epoch: OnEpoch | None = None,
+    on_epoch: OnEpoch | None = None, user_column: int | None = None,
 ) -> FitResult:
     """Train ``group`` under ``objective`` and evaluate the restored best weights.
 
@@ -526,7 +545,11 @@ def fit(
             holds (a method's additions, e.g. RelaImp against the starting runs).
         on_epoch: called after every epoch with its ``metrics.jsonl`` record (on every rank);
             an exception it raises stops training (``mutualctr tune`` prunes trials so).
+        user_column: the column of the splits' categorical arrays holding the user ids
+            (:func:`mutualctr.training.users.user_column`): the final metrics of the valid and
+            test splits then add gAUC under both weightings; None: no gAUC.
     """
-    trainer = Trainer(group, objective, config, run, dist, log, finalize, on_epoch)
+    trainer = Trainer(group, objective, config, run, dist, log, finalize, on_epoch,
+                      user_column)
     return trainer.fit(train, valid, test)
 

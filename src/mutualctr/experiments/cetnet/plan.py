@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,7 +49,12 @@ SCALING_METHODS = ("SE", "ME", *OURS_FUSION)
 class CETNetExperimentConfig(Validated):
     """What the experiment runs. ``model_config`` maps a registry name to hyperparameter
     overrides used everywhere that model appears (its SE, ME and CETNet forms alike).
-    ``seeds`` runs per configuration use ``train.seed``, ``train.seed + 1`` ..."""
+    ``seeds`` runs per configuration use ``train.seed``, ``train.seed + 1`` ...; gAUC groups rows
+    by ``train.user_field`` (the store's user field unless it says otherwise)."""
+
+    MOVED_KEYS: ClassVar[dict[str, str]] = {
+        "group_field": "write train.user_field (gAUC's groups, the same in every method)",
+    }
 
     data: str = ""
     tables: tuple[str, ...] = DEFAULT_TABLES
@@ -63,7 +68,6 @@ class CETNetExperimentConfig(Validated):
     embedding_dim: int = param(paper.BASE_EMBEDDING_DIM, ge=1)  # the paper's base size
     alpha: float = param(0.1, ge=0.0)
     seeds: int = param(1, ge=1)
-    group_field: str = "auto"  # gAUC groups: "auto" = the field named "user" if any, "" = none
     model_config: dict[str, dict[str, Any]] = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -92,7 +96,7 @@ def _cetnet(models: Sequence[str], config: CETNetExperimentConfig, variant: Vari
                for name in models]
     return cetnet.METHOD, cetnet.CETNetConfig(
         members=members, alpha=config.alpha if alpha is None else alpha,
-        group_field=config.group_field, **variant.switches())
+        **variant.switches())
 
 
 def _slug(label: str) -> str:
@@ -186,10 +190,10 @@ def plan(config: CETNetExperimentConfig, out: Path) -> list[Job]:
 def scorer(config: CETNetExperimentConfig) -> Score:
     """What each run's record holds beyond ``metrics.json``: the monitored prediction's name
     (``monitor``), the parameter count and, per test prediction, gAUC by impressions and by
-    users (grouped by ``group_field``) and normalized entropy against the training split's
+    users (grouped by ``train.user_field``) and normalized entropy against the training split's
     positive rate."""
     store = EncodedStore.open(config.data)
-    groups = group_ids(store, config.group_field)
+    groups = group_ids(store, config.train.user_field)
     background_rate = training_positive_rate(store)
 
     def score(job: Job, metrics: Metrics) -> Metrics:
