@@ -12,7 +12,7 @@ import pytest
 import mutualctr
 from mutualctr.cli import main
 from mutualctr.metrics import auc
-from mutualctr.runfolders.folder import read_metrics
+from mutualctr.runfolders.folder import read_config, read_metrics
 from training_support import STORE_SHAPES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -32,13 +32,14 @@ def expected_rows(a: str, b: str) -> set[str]:
     return {row.format(a=a, b=b) for rows in ROWS.values() for row in rows}
 
 
-@pytest.mark.parametrize(("shape", "models", "seeds"), [
-    ("criteo, all categorical", ("deepfm", "dcn"), 2),
-    ("categorical and numeric", ("dnn", "fm"), 1),
-    ("multi-hot and history", ("din", "dnn"), 1),
+@pytest.mark.parametrize(("shape", "models", "seeds", "controls"), [
+    ("criteo, all categorical", ("deepfm", "dcn"), 2, set()),
+    ("categorical and numeric", ("dnn", "fm"), 1, set()),
+    # dnn's control without the history; din attends over it and has none
+    ("multi-hot and history", ("din", "dnn"), 1, {"alone dnn without histories"}),
 ])
 def test_compare_trains_every_way_and_reads_each_row_back(
-    shape: str, models: tuple[str, str], seeds: int, tmp_path: Path,
+    shape: str, models: tuple[str, str], seeds: int, controls: set[str], tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     store = STORE_SHAPES[shape](tmp_path / "data", 900)
@@ -48,8 +49,9 @@ def test_compare_trains_every_way_and_reads_each_row_back(
     assert main(argv) == 0
     printed = capsys.readouterr()
     results = json.loads((out / "results.json").read_text())
-    assert {s["row"] for s in results["summaries"]} == expected_rows(*models)
-    assert len(results["outcomes"]) == seeds * len(expected_rows(*models))
+    rows = expected_rows(*models) | controls
+    assert {s["row"] for s in results["summaries"]} == rows
+    assert len(results["outcomes"]) == seeds * len(rows)
     assert "### Recommendation" in printed.out and (out / "comparison.png").stat().st_size > 0
     first = results["outcomes"][0]["seed"]
     by_row = {o["row"]: o for o in results["outcomes"] if o["seed"] == first}
@@ -74,6 +76,20 @@ def test_compare_trains_every_way_and_reads_each_row_back(
     assert by_row["cetnet fused"]["serving"] | {"models": 2, "single_model": True} == \
         by_row["cetnet fused"]["serving"]
     # a rerun trains nothing and reads the same rows
+    for control in controls:  # the same model alone, the history excluded, is its control
+        model = control.split()[1]
+        assert by_row[f"alone {model}"]["control"] == control
+        run = out / "runs" / "alone_without_histories" / model / f"seed{first}"
+        assert read_config(run)["model_config"]["exclude_fields"] == ["hist_item"]
+        assert by_row[control]["test_auc"] == read_metrics(run)["test"][model]["auc"]
+        summary = next(s for s in results["summaries"] if s["row"] == f"alone {model}")
+        assert summary["vs_control"]["mean"] == pytest.approx(
+            by_row[f"alone {model}"]["test_auc"] - by_row[control]["test_auc"])
+        assert "Skipped alone din without histories: model 'din' attends over" in \
+            (out / "report.md").read_text()
+    if not controls:  # a store without histories: no control row, no extra run
+        assert not (out / "runs" / "alone_without_histories").exists()
+        assert all(not by_row[f"alone {m}"]["control"] for m in models)
     assert main(argv) == 0
     assert "->" not in "".join(line for line in capsys.readouterr().err.splitlines()
                                if line.startswith("["))

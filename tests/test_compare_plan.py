@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mutualctr.comparison.estimate import TEACHER_SHARE, estimate, job_seconds
-from mutualctr.comparison.plan import CompareConfig, plan, seeds, skipped
+from mutualctr.comparison.plan import CompareConfig, plan, seeds, skipped, without_histories
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.methods.mutual import FINETUNE_LR
@@ -64,7 +64,10 @@ def test_ways_that_do_not_apply_are_skipped_with_the_reason(
     jobs = plan(config, tmp_path, skipped(config, plain.feature_map))
     assert {j.labels["way"] for j in jobs} == {"alone", "distill"}
     histories = stores["multi-hot and history"]
-    assert skipped(CompareConfig(models=["din", "deepfm"]), histories.feature_map) == {}
+    reasons = skipped(CompareConfig(models=["din", "deepfm"]), histories.feature_map)
+    assert list(reasons) == ["alone din without histories"]  # din attends over them
+    assert "model 'din' attends over the store's behaviour histories" in \
+        reasons["alone din without histories"]
     sizes = skipped(CompareConfig(models=["lr", "dnn"]), plain.feature_map)
     assert list(sizes) == ["ektf"] and "sizes differ" in sizes["ektf"]
     only = skipped(CompareConfig(models=["dnn", "lr"], methods=["distill"]), plain.feature_map)
@@ -107,3 +110,32 @@ def test_a_time_budget_replaces_early_stopping_for_every_run_but_the_finetuning_
     tuned = jobs["mutual_finetune"].config.train
     assert (tuned.max_seconds, tuned.epochs) == (0, 1)
     assert job_seconds(jobs["alonednn"], {"dnn": 100.0}, 500) == pytest.approx(30 + 5)
+
+
+def test_a_store_with_histories_plans_each_model_alone_again_without_them(
+    stores: dict[str, EncodedStore], tmp_path: Path,
+) -> None:
+    store = stores["multi-hot and history"]
+    config = CompareConfig(data=str(store.root), models=["din", "dnn", "fm"], seeds=1,
+                           methods=["alone", "mutual_scratch"])
+    reasons = skipped(config, store.feature_map)
+    controls = without_histories(config, store.feature_map, reasons)
+    assert controls == {"dnn": ("hist_item",), "fm": ("hist_item",)}
+    jobs = plan(config, tmp_path, reasons, controls)
+    ways = [(j.labels["way"], j.labels.get("model", "")) for j in jobs]
+    assert ways == [("alone", "din"), ("alone", "dnn"), ("alone", "fm"),
+                    ("alone_without_histories", "dnn"), ("alone_without_histories", "fm"),
+                    ("mutual_scratch", "")]
+    control = jobs[3]
+    assert control.out == tmp_path / "runs" / "alone_without_histories" / "dnn" / "seed2024"
+    assert control.config.model_config == {"exclude_fields": ["hist_item"]}
+    assert control.labels["trained"] == ["dnn"]
+    assert jobs[1].config.model_config == {}
+    # without histories in the store, or without alone runs: no control
+    plain = stores["categorical and numeric"]
+    plain_config = CompareConfig(models=["dnn", "fm"])
+    assert without_histories(plain_config, plain.feature_map,
+                             skipped(plain_config, plain.feature_map)) == {}
+    no_alone = CompareConfig(models=["dnn", "fm"], methods=["cetnet"])
+    assert without_histories(no_alone, store.feature_map,
+                             skipped(no_alone, store.feature_map)) == {}

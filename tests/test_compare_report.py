@@ -4,6 +4,7 @@ differences, the Pareto front, the recommendation's words and the report's files
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -128,6 +129,26 @@ def test_delta_vs_control():
     assert delta.mean == pytest.approx(sum(expected) / 3)
     assert delta.p == pytest.approx(scipy_p(plus(MUTUAL), plus(FINETUNE_ALONE)), rel=1e-9)
     assert rows["alone b"].vs_control is None and rows["ensemble"].vs_control is None
+
+
+def test_a_model_alone_is_tested_against_itself_without_histories_never_the_baseline():
+    """alone b's control, alone b without histories, has the best validation AUC of all; a
+    control is not a candidate for the best single model, alone a stays the baseline."""
+    without = (0.001, -0.004, 0.002)  # alone b without histories, vs alone a
+    outcomes = [
+        *(o if o.row != "alone b" else dataclasses.replace(
+            o, control="alone b without histories") for o in comparison()),
+        *outcomes_of("alone b without histories", "train", plus(without), valid=0.80),
+    ]
+    rows = by_row(report.summarize(outcomes))
+    assert report.best_single(list(rows.values())) is rows["alone a"]
+    delta = rows["alone b"].vs_control
+    assert delta.against == "alone b without histories"
+    expected = [b - w for b, w in zip(ALONE_B, without, strict=True)]
+    assert delta.mean == pytest.approx(sum(expected) / 3)
+    assert delta.p == pytest.approx(scipy_p(plus(ALONE_B), plus(without)), rel=1e-9)
+    assert rows["alone b without histories"].vs_best.against == "alone a"
+    assert "vs alone b without histories" in report.markdown(list(rows.values()))
 
 
 def test_missing_control_row_has_no_delta():

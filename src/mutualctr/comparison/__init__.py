@@ -3,7 +3,9 @@ what serving cost.
 
 It trains, with ``seeds`` full independent replicates, every applicable way (:mod:`.plan`):
 each model alone, their averaging ensemble, a student distilled from it, mutual learning from
-scratch, mutual finetuning of the alone runs with its finetuned-alone control, EKTF and CETNet;
+scratch, mutual finetuning of the alone runs with its finetuned-alone control, EKTF and CETNet
+(and, on a store with behaviour histories, each model alone without them, its alone row's
+control);
 reads each row's AUC and what it cost to train and to serve (:mod:`.rows`, :mod:`.costs`); and
 writes the answer (:mod:`.report`): a table with paired tests over seeds against the best
 single model (and against a row's own control), a plot of AUC against serving latency with the
@@ -20,7 +22,7 @@ from typing import TextIO
 
 from mutualctr.comparison import report
 from mutualctr.comparison.estimate import estimate
-from mutualctr.comparison.plan import WAYS, CompareConfig, plan, skipped
+from mutualctr.comparison.plan import WAYS, CompareConfig, plan, skipped, without_histories
 from mutualctr.comparison.rows import collect
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
@@ -43,7 +45,8 @@ def run(config: CompareConfig, out: Path, *, overwrite: bool = False,
     reasons = skipped(config, store.feature_map)
     for what, why in reasons.items():
         print(f"skipping {what}: {why}", file=log or sys.stderr)
-    run_plan(plan(config, out, reasons), overwrite=overwrite, log=log)
+    controls = without_histories(config, store.feature_map, reasons)
+    run_plan(plan(config, out, reasons, controls), overwrite=overwrite, log=log)
     return write(config, out, reasons)
 
 
@@ -62,7 +65,7 @@ def dry_run(config: CompareConfig, out: Path) -> str:
     probe of each model (:mod:`.estimate`); nothing is trained or written."""
     store = _store(config)
     reasons = skipped(config, store.feature_map)
-    jobs = plan(config, out, reasons)
+    jobs = plan(config, out, reasons, without_histories(config, store.feature_map, reasons))
     rates, seconds = estimate(jobs, store, config.train)
     lines = [f"{len(jobs)} runs on {len(store.split('train')):,} training rows; probe: "
              + ", ".join(f"{m} {r:,.0f} rows/s" for m, r in rates.items())]

@@ -3,7 +3,9 @@
 For models ``M = [m_1, ..., m_n]`` and each seed (a full, independent replicate, seeded
 ``train.seed + i``), under ``OUT/runs/<way>/seed<s>/``:
 
-* ``alone/<m>``: each model trained alone (method ``train``), the baseline;
+* ``alone/<m>``: each model trained alone (method ``train``), the baseline; on a store with
+  behaviour histories also ``alone_without_histories/<m>``, its control: the same model trained
+  alone with ``model_config.exclude_fields`` = the history fields (what the histories add);
 * ``distill``: one student (``student``, default ``m_1``) distilled from the averaged
   predictions of that seed's alone runs (method ``distill``);
 * ``mutual_scratch``: the models trained together by mutual learning from scratch;
@@ -18,7 +20,8 @@ scores it from those runs. ``train`` is every run's trainer setting (early stopp
 validation; the test split is scored once, after training), ``finetune`` the finetuning
 epoch's. A way that does not apply is skipped with the reason (:func:`skipped`): the group
 methods need two models, EKTF students one embedding size, and a model that the store cannot
-feed (a sequence model without histories) leaves every way out that would train it.
+feed (a sequence model without histories) leaves every way out that would train it, and a
+model that cannot lose the histories (DIN, DIEN attend over them) has no control without them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from mutualctr.errors import ConfigError
 from mutualctr.experiments.engine import Job
 from mutualctr.methods import get_method
 from mutualctr.methods.mutual import FINETUNE_LR
+from mutualctr.models.base import histories
 from mutualctr.models.behaviour import BehaviourPairs
 from mutualctr.models.registry import build_model, model_config
 from mutualctr.training.config import EarlyStoppingConfig, ScheduleConfig, TrainConfig
@@ -46,6 +50,8 @@ WAYS: tuple[str, ...] = ("alone", "ensemble", "distill", "mutual_scratch", "mutu
 NEEDS_ALONE = ("ensemble", "distill", "mutual_finetune")  # ways built on the alone runs
 GROUPS = ("ensemble", "mutual_scratch", "mutual_finetune", "ektf", "cetnet")
 BUDGET_EPOCHS = 1000  # with a time budget, epochs and patience that never end a run first
+WITHOUT_HISTORIES = "without histories"  # the label of a model alone without the histories
+WITHOUT_HISTORIES_WAY = "alone_without_histories"  # its folder under OUT/runs
 
 
 def default_train() -> TrainConfig:
@@ -113,6 +119,8 @@ def skipped(config: CompareConfig, feature_map: FeatureMap) -> dict[str, str]:
             reasons[f"alone {name}"] = reason
         else:
             usable.append(name)
+    if "alone" in config.methods:
+        reasons.update(_without_histories_skipped(usable, feature_map))
     for way in config.methods:
         if way == "alone" and not usable:
             reasons[way] = "no model the store can feed"
@@ -144,6 +152,36 @@ def unfed(model: str, feature_map: FeatureMap) -> str:
     return ""
 
 
+def _without_histories_skipped(models: Sequence[str], feature_map: FeatureMap
+                               ) -> dict[str, str]:
+    """Why a model has no control without the store's histories (it attends over them), by
+    that control's row: none on a store without histories."""
+    exclude = {"exclude_fields": list(histories(feature_map))}
+    reasons = {}
+    for name in models if exclude["exclude_fields"] else ():
+        try:
+            build_model(name, feature_map, exclude)
+        except ConfigError as err:
+            reasons[without_histories_row(name)] = str(err)
+    return reasons
+
+
+def without_histories_row(model: str) -> str:
+    """The row of ``model`` alone without the histories: ``alone dnn without histories``."""
+    return f"alone {model} {WITHOUT_HISTORIES}"
+
+
+def without_histories(config: CompareConfig, feature_map: FeatureMap,
+                      reasons: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """The models trained alone that have a control without the store's histories, each with
+    the fields it leaves out (none on a store without histories)."""
+    fields = histories(feature_map)
+    if not fields or "alone" not in config.methods or "alone" in reasons:
+        return {}
+    return {m: fields for m in usable_models(config, reasons)
+            if without_histories_row(m) not in reasons}
+
+
 def student_of(config: CompareConfig) -> str:
     return config.student or config.models[0]
 
@@ -172,16 +210,18 @@ def seeds(config: CompareConfig) -> list[int]:
     return [config.train.seed + i for i in range(config.seeds)]
 
 
-def plan(config: CompareConfig, out: Path, reasons: Mapping[str, str]) -> list[Job]:
+def plan(config: CompareConfig, out: Path, reasons: Mapping[str, str],
+         controls: Mapping[str, Sequence[str]] | None = None) -> list[Job]:
     """Every run of the comparison, seed by seed (a seed's alone runs before what builds on
-    them)."""
+    them); ``controls``: the models alone to train again without those fields
+    (:func:`without_histories`)."""
     models = usable_models(config, reasons)
     ways = [w for w in config.methods if w not in reasons and w != "ensemble"]
     jobs = []
     for seed in seeds(config):
         at = Replicate(out, seed)
         for way in ways:
-            jobs.extend(_jobs(way, config, models, at))
+            jobs.extend(_jobs(way, config, models, at, controls or {}))
     return jobs
 
 
@@ -207,15 +247,24 @@ def run_training(config: CompareConfig, seed: int) -> TrainConfig:
         early_stopping=dataclasses.replace(train.early_stopping, patience=BUDGET_EPOCHS))
 
 
-def _jobs(way: str, config: CompareConfig, models: Sequence[str], at: Replicate) -> list[Job]:
+def _alone(way: str, model: str, at: Replicate, base: Mapping[str, Any],
+           exclude: Sequence[str] = ()) -> Job:
+    """``model`` trained alone, without the fields ``exclude``."""
+    values = {**base, "model": model,
+              **({"model_config": {"exclude_fields": list(exclude)}} if exclude else {})}
+    return _job("train", way, at.folder(way, model), at.seed, values, [model], model=model)
+
+
+def _jobs(way: str, config: CompareConfig, models: Sequence[str], at: Replicate,
+          controls: Mapping[str, Sequence[str]]) -> list[Job]:
     train = dataclasses.asdict(run_training(config, at.seed))
     finetune = dataclasses.asdict(dataclasses.replace(config.finetune, seed=at.seed))
     base = {"data": config.data, "train": train}
     starts = [{"init": str(at.folder("alone", m).resolve())} for m in models]
     if way == "alone":
-        return [_job("train", way, at.folder(way, m), at.seed, {**base, "model": m}, [m],
-                     model=m)
-                for m in models]
+        return [*(_alone(way, m, at, base) for m in models),
+                *(_alone(WITHOUT_HISTORIES_WAY, m, at, base, fields)
+                  for m, fields in controls.items())]
     if way == "distill":
         student = student_of(config)
         return [_job("distill", way, at.folder(way), at.seed,

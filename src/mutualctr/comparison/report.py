@@ -150,8 +150,12 @@ def _mean(values: Sequence[float]) -> float:
 
 def _best_single_row(rows: dict[str, list[Outcome]]) -> str | None:
     """The ``train`` row with the highest mean validation AUC (the first one on a tie), or
-    None when no model was trained alone. Chosen on validation, never on test."""
-    alone = [name for name, runs in rows.items() if runs[0].method == ALONE_METHOD]
+    None when no model was trained alone. Chosen on validation, never on test, and never a
+    row that is another's control (a model alone without the store's histories): the
+    baseline is one of the models as given."""
+    controls = {runs[0].control for runs in rows.values()}
+    alone = [name for name, runs in rows.items()
+             if runs[0].method == ALONE_METHOD and name not in controls]
     if not alone:
         return None
     return max(alone, key=lambda name: _mean([o.valid_auc for o in rows[name]]))
@@ -329,7 +333,9 @@ def table_notes(summaries: Sequence[RowSummary]) -> list[str]:
         "Δ: the mean over seeds of the per-seed difference in test AUC (this row minus the "
         "other, paired by seed); p: Student's paired t-test over the seeds both rows ran, "
         "two-sided, n - 1 degrees of freedom. Δ vs control compares a row with the same extra "
-        "training done without peers (e.g. mutual finetune X with finetune alone X).",
+        "training done without peers (e.g. mutual finetune X with finetune alone X), or, on a "
+        "store with behaviour histories, a model alone with the same model alone without "
+        "them (alone X with alone X without histories: what the histories add).",
         *_missing_p_notes(summaries),
         "Training cost: means over seeds; member-epochs and FLOPs count every model trained "
         "for the row, its pretraining and teachers included (FLOPs estimated as 3 x forward "

@@ -8,7 +8,8 @@ averaged. A row's training cost counts everything it needs (a finetuned group or
 student counts the alone runs it starts from); its serving cost is measured on what would be
 deployed (:mod:`mutualctr.comparison.costs`). The rows:
 
-* ``alone <m>``: each model alone;
+* ``alone <m>``: each model alone; on a store with behaviour histories its control is
+  ``alone <m> without histories``, the same model alone with the history fields excluded;
 * ``ensemble``: the mean of the alone runs' probabilities (several models to serve);
 * ``distill <m>``: the student distilled from them;
 * ``mutual scratch <m>`` and ``mutual finetune <m>``: each member of the mutual group, served
@@ -29,7 +30,16 @@ import numpy as np
 
 from mutualctr.comparison import costs
 from mutualctr.comparison.outcomes import Outcome, ServingCost, TrainingCost
-from mutualctr.comparison.plan import CompareConfig, Replicate, seeds, student_of, usable_models
+from mutualctr.comparison.plan import (
+    WITHOUT_HISTORIES_WAY,
+    CompareConfig,
+    Replicate,
+    seeds,
+    student_of,
+    usable_models,
+    without_histories,
+    without_histories_row,
+)
 from mutualctr.data.store import EncodedStore
 from mutualctr.methods.distill import STUDENT
 from mutualctr.metrics import binary_metrics
@@ -78,24 +88,30 @@ def collect(config: CompareConfig, out: Path, reasons: Mapping[str, str]) -> lis
     measured = _Measured(store, config.latency_seconds)
     models = usable_models(config, reasons)
     methods = [m for m in config.methods if m not in reasons]
+    controlled = without_histories(config, store.feature_map, reasons)
     outcomes: list[Outcome] = []
     for seed in seeds(config):
         at = Replicate(out, seed)
         alone = {m: at.folder("alone", m) for m in models}
         start = costs.total(measured.training(run) for run in alone.values())
         for method in methods:
-            outcomes += _rows(method, at, alone, start, measured, store, config)
+            outcomes += _rows(method, at, alone, start, measured, store, config, controlled)
     return outcomes
 
 
 def _rows(method: str, at: Replicate, alone: Mapping[str, Path], start: TrainingCost,
-          measured: _Measured, store: EncodedStore, config: CompareConfig) -> list[Outcome]:
-    """The rows of one way of training at one seed (see the module docstring)."""
+          measured: _Measured, store: EncodedStore, config: CompareConfig,
+          controlled: Mapping[str, object]) -> list[Outcome]:
+    """The rows of one way of training at one seed (see the module docstring); ``controlled``:
+    the models alone with a control without the histories."""
     seed = at.seed
     if method == "alone":
-        return [_outcome(f"alone {m}", "train", seed, _prediction(run, m),
-                         measured.training(run), measured.serving(run))
-                for m, run in alone.items()]
+        controls = {m: at.folder(WITHOUT_HISTORIES_WAY, m) for m in controlled}
+        return [*(_alone_row(f"alone {m}", m, run, seed, measured,
+                             without_histories_row(m) if m in controls else "")
+                  for m, run in alone.items()),
+                *(_alone_row(without_histories_row(m), m, run, seed, measured)
+                  for m, run in controls.items())]
     if method == "ensemble":
         return [_outcome("ensemble", "ensemble", seed, _ensemble_metrics(alone.values(), store),
                          start, costs.ensemble_cost([measured.serving(r)
@@ -126,6 +142,13 @@ def _rows(method: str, at: Replicate, alone: Mapping[str, Path], start: Training
                          measured.training(run), measured.serving(run)),
                 *_member_rows(run, "cetnet member", "cetnet", seed, measured)]
     raise ValueError(f"unknown way {method!r}")  # a programming error: plan.WAYS lists them
+
+
+def _alone_row(row: str, model: str, run: Path, seed: int, measured: _Measured,
+               control: str = "") -> Outcome:
+    """The row of ``model`` trained alone in ``run``."""
+    return _outcome(row, "train", seed, _prediction(run, model), measured.training(run),
+                    measured.serving(run), control)
 
 
 def _member_rows(run: Path, label: str, method: str, seed: int, measured: _Measured,
