@@ -8,7 +8,11 @@ Used by the MovieLens reader (``--history-len``) and the csv / parquet reader (t
 * strictly earlier: rows at the same time as ``r`` (``r`` itself included) never enter its
   history, so nothing at or after the row a history is a feature of is in it (no leakage);
 * events are the user's rows (``events: all``) or only its rows labelled positive
-  (``events: positive``, a click history); every row gets a history either way;
+  (``events: positive``, a click history); every row gets a history either way. Unset, a log
+  whose labels hold both 0 and 1 is a :class:`~mutualctr.errors.ConfigError` (sampled
+  negatives must not enter histories by default); with one label every row is an event;
+* history-only events (a ``log`` of the builder, ``data prepare --history-log``) enter later
+  rows' histories by the same rule without being rows, merged with the rows by time;
 * most recent last; a user's first row has an empty history (all padding once encoded); with
   more than ``max_len`` earlier events the newest ``max_len`` are kept, so the encoder's
   left-to-right cut to ``max_len`` keeps exactly these;

@@ -13,7 +13,7 @@ Schema file::
       time: ts                     # the column of event times (numbers)
       columns: [item, category]    # categorical fields; each gives a sequence field hist_<column>
       max_len: 50                  # newest events kept
-      events: all                  # or positive: only rows labelled 1 enter histories
+      events: positive             # or all; required when the labels hold both 0 and 1
 
 Unknown keys are errors naming the key. CSV files need a header line; Parquet columns may be of
 any type that casts to text (categorical), to a number (numeric) or, for a sequence, is text
