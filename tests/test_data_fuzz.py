@@ -1,8 +1,10 @@
 """Property-based fuzzing of every reader against a plain-Python oracle.
 
 Each example is a tiny file of random rows: valid values mixed with junk (wrong column counts,
-non-numbers, ``nan``/``inf``, bad labels, undecodable bytes, empty lines, empty files). The
-oracle decides which rows are bad. Properties, in both bad-row modes:
+non-numbers, ``nan``/``inf``, bad labels, undecodable bytes, empty lines, empty files, values
+longer than the parser's block), written as UTF-8, UTF-8 with a byte-order mark or Latin-1 (whose
+accented bytes are not UTF-8). The oracle decides which rows are bad. Properties, in both
+bad-row modes:
 
 * ``error``: either every row is read, in order, with the oracle's values, or a ``DataError``
   names the file, the first bad line and one of that line's bad fields (``None`` when the column
@@ -38,12 +40,16 @@ BAD_BYTE = "\udcff"  # written as the byte 0xff (surrogateescape): not UTF-8
 # 1000 examples per reader cost this file about 45 s of CPU on 2 cores; set
 # MUTUALCTR_FUZZ_EXAMPLES to run more (or fewer) locally.
 EXAMPLES = int(os.environ.get("MUTUALCTR_FUZZ_EXAMPLES", "1000"))
+# The readers parse blocks of this many bytes here (1 MiB by default), so generated values can be
+# longer than a block without making the files large.
+BLOCK_SIZE = 256
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
 def is_utf8(cell: str) -> bool:
-    return BAD_BYTE not in cell
+    """Whether the cell's bytes decode as UTF-8 (undecodable bytes are lone surrogates)."""
+    return not any("\udc80" <= c <= "\udcff" for c in cell)
 
 
 def number_ok(cell: str, required: bool = False) -> bool:
@@ -187,6 +193,9 @@ def rows_for(fmt: Format) -> st.SearchStrategy[list[str]]:
             text = "".join(rng.choices(alphabet, k=rng.randrange(5)))
             value = pool[pick] if pick < len(pool) else text + BAD_BYTE * (pick - len(pool))
             cells[column] = "".join(c for c in value if c not in forbidden)
+        if rng.random() < 0.1 and "text" in kinds:  # longer than a block: see BLOCK_SIZE
+            column = rng.choice([i for i, k in enumerate(kinds) if k == "text"])
+            cells[column] = "ab" * rng.randrange(BLOCK_SIZE // 4, 3 * BLOCK_SIZE)
         form = rng.choice(("same", "same", "same", "same", "short", "long", "empty"))
         if form == "short":
             return cells[: rng.randrange(1, len(cells))]
@@ -197,11 +206,27 @@ def rows_for(fmt: Format) -> st.SearchStrategy[list[str]]:
     return st.integers(0, 2**32 - 1).map(build)
 
 
-def write(path: Path, fmt: Format, rows: list[list[str]]) -> None:
+ENCODINGS = ("utf-8", "utf-8-sig", "latin-1")
+
+
+def as_read(rows: list[list[str]], encoding: str) -> list[list[str]]:
+    """The cells as a UTF-8 reader sees them once written in ``encoding``: Latin-1's accented
+    bytes (and characters it lacks, written as an undecodable byte) become lone surrogates."""
+    if encoding != "latin-1":
+        return rows
+    def cell(text: str) -> str:
+        data = b"".join(c.encode("latin-1") if ord(c) < 256 else b"\xff" for c in text)
+        return data.decode("utf-8", "surrogateescape")
+    return [[cell(text) for text in cells] for cells in rows]
+
+
+def write(path: Path, fmt: Format, rows: list[list[str]], encoding: str) -> None:
+    """``rows`` (already :func:`as_read`) written as their bytes, a BOM first for utf-8-sig."""
     lines = [fmt.delimiter.join(c for c, _ in fmt.columns)] if fmt.header else []
     lines += [fmt.delimiter.join(cells) for cells in rows]
     text = "".join(line + "\n" for line in lines)
-    path.write_bytes(text.encode("utf-8", "surrogateescape"))
+    bom = b"\xef\xbb\xbf" if encoding == "utf-8-sig" else b""
+    path.write_bytes(bom + text.encode("utf-8", "surrogateescape"))
 
 
 def oracle_row(fmt: Format, cells: list[str]) -> list[str]:
@@ -209,12 +234,14 @@ def oracle_row(fmt: Format, cells: list[str]) -> list[str]:
     return [""] * len(fmt.columns) if cells == [""] else cells
 
 
-def check_reader(fmt: Format, folder: Path, rows: list[list[str]]) -> None:
+def check_reader(fmt: Format, folder: Path, rows: list[list[str]], encoding: str) -> None:
     path = folder / ("data.libfm" if fmt is FRAPPE_LIBFM else "data.txt")
     if fmt.name == "movielens":
         path = folder / "ratings.csv"
-    write(path, fmt, rows)
+    rows = as_read(rows, encoding)
+    write(path, fmt, rows, encoding)
     reader = make_reader(fmt.name, ReaderOptions(**fmt.options))
+    reader.block_size = BLOCK_SIZE
     first_line = 2 if fmt.header else 1
     verdicts = [fmt.bad_fields(oracle_row(fmt, cells)) for cells in rows]
     good = [first_line + i for i, v in enumerate(verdicts) if v is None]
@@ -295,8 +322,8 @@ def test_reader_never_fails_otherwise_and_never_drops_silently(
     fmt: Format, folder: Path,
 ) -> None:
     @FUZZ
-    @given(rows=st.lists(rows_for(fmt), max_size=4))
-    def run(rows: list[list[str]]) -> None:
-        check_reader(fmt, folder, rows)
+    @given(rows=st.lists(rows_for(fmt), max_size=4), encoding=st.sampled_from(ENCODINGS))
+    def run(rows: list[list[str]], encoding: str) -> None:
+        check_reader(fmt, folder, rows, encoding)
 
     run()

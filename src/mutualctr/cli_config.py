@@ -33,7 +33,12 @@ from mutualctr.experiments import engine
 from mutualctr.flags import UNSET, Flag
 from mutualctr.methods import runner
 from mutualctr.methods.base import Method
-from mutualctr.runfolders.folder import CONFIG_FILE, METHOD_KEY, RENAMED_METHODS
+from mutualctr.runfolders.folder import (
+    CONFIG_FILE,
+    METHOD_KEY,
+    RENAMED_METHODS,
+    load_run_yaml,
+)
 
 T = TypeVar("T")
 
@@ -75,7 +80,7 @@ def stored_config(folder: str | Path, method: str | None, file: str) -> dict[str
     path = Path(folder) / file
     if not path.is_file():
         raise ConfigError(f"--resume: {folder} holds no {file}; run without --resume first")
-    data = load_yaml(path)
+    data = load_run_yaml(path)
     made_by = data.pop(METHOD_KEY, None)
     made_by = RENAMED_METHODS.get(made_by, made_by)
     if method is not None and made_by not in (None, method):

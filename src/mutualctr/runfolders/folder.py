@@ -40,11 +40,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from mutualctr import files
+from mutualctr.config import load_yaml
 from mutualctr.distributed.ddp import DistInfo, any_rank
-from mutualctr.errors import MutualCTRError
+from mutualctr.errors import ConfigError, MutualCTRError
 from mutualctr.runfolders import checkpoint
 from mutualctr.training.config import TrainConfig
 
@@ -95,10 +95,20 @@ def _is_own(name: str) -> bool:
         name.startswith(".probe")
 
 
+def load_run_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file mutualctr wrote into a run or study folder; one that does not safe-load
+    (edited by hand, damaged, a Python tag planted in it) is a ConfigError saying so."""
+    try:
+        return load_yaml(path)
+    except ConfigError as err:
+        raise ConfigError(f"{err}\nThis folder's {path.name} was edited or damaged: restore it, "
+                          "or start again with --overwrite") from None
+
+
 def _stored_config(path: Path) -> dict[str, Any]:
     """``config.yaml`` with the settings added since it was written, at their defaults, and
     its method under its current name."""
-    config = yaml.safe_load(path.read_text())
+    config = load_run_yaml(path)
     if isinstance(config, dict) and config.get(METHOD_KEY) in RENAMED_METHODS:
         config[METHOD_KEY] = RENAMED_METHODS[config[METHOD_KEY]]
     return _with_added_settings(config)

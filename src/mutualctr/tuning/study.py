@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mutualctr import files
-from mutualctr.config import load_yaml, to_dict
+from mutualctr.config import to_dict
 from mutualctr.errors import ConfigError, MutualCTRError
 from mutualctr.methods import get_method, runner
-from mutualctr.runfolders.folder import read_history
+from mutualctr.runfolders.folder import load_run_yaml, read_history
 from mutualctr.tuning.plot import plot_trials
 from mutualctr.tuning.space import TuneConfig, check, trial_config
 
@@ -64,7 +64,7 @@ def prepare_folder(config: TuneConfig, out: Path, overwrite: bool) -> None:
         raise ConfigError(f"{out} holds files a study did not write ({', '.join(foreign[:8])}"
                           f"{' ...' if len(foreign) > 8 else ''}); choose an empty or new --out")
     if path.is_file() and not overwrite:
-        old = load_yaml(path)
+        old = load_run_yaml(path)
         if {**old, "trials": None} != {**new, "trials": None}:
             raise ConfigError(f"{out} holds a study of another tune config ({path}); use "
                               "--overwrite to start over, or another --out")

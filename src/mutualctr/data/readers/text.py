@@ -25,6 +25,9 @@ from mutualctr.errors import DataError
 
 DEFAULT_BLOCK_SIZE = 1 << 20
 DEFAULT_CHUNK_ROWS = 1 << 16
+# A line longer than this is an error rather than a block of its size: a file without line
+# breaks (binary data, a wrong format) would otherwise be read whole.
+MAX_LINE_BYTES = 1 << 28
 
 
 def read_delimited(
@@ -76,66 +79,132 @@ def _blocks(
     path: Path, bad_rows: BadRows, delimiter: str, column_names: Sequence[str] | None,
     quoted: bool, block_size: int,
 ) -> Iterator[tuple[pa.Table, np.ndarray]]:
-    dropped: list[int] = []  # lines the parser rejected and that no batch has passed yet
-    failed: list[tuple[int, str]] = []  # error mode: (line, reason) of rejected lines
-    dropped_total = 0
+    """The parse, restarted with a larger block after the rows already yielded whenever a line
+    is longer than a block (pyarrow's "straddling object" error): a long line costs memory only
+    while it is read, and the lines of every row stay known."""
+    first_line = (0 if column_names is not None else 1) + 1
+    reported: set[int] = set()  # skip mode: lines reported by an earlier attempt
+    while True:
+        parse = _BlockParse(path, bad_rows, delimiter, column_names, quoted, block_size,
+                            first_line, reported)
+        try:
+            yield from parse
+            return
+        except _LineLongerThanBlockError:
+            first_line = parse.next_line
+            block_size = _block_for_long_line(path, first_line, block_size)
 
-    def on_invalid(row: pa_csv.InvalidRow) -> str:
+
+class _LineLongerThanBlockError(Exception):
+    """A line from the current position on is longer than the parser's block."""
+
+
+def _block_for_long_line(path: Path, first_line: int, block_size: int) -> int:
+    """A block size holding the first line from ``first_line`` on that is longer than
+    ``block_size`` bytes; a DataError naming the line if it is over :data:`MAX_LINE_BYTES`."""
+    with _open(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number >= first_line and len(raw) > block_size // 2:
+                if len(raw) > MAX_LINE_BYTES:
+                    length = len(raw.rstrip(b"\r\n"))
+                    raise DataError(
+                        f"line is {length:,} bytes, longer than the "
+                        f"{MAX_LINE_BYTES:,} a line may have (is this a line-delimited text "
+                        "file?)",
+                        file=str(path), line=number)
+                return max(block_size * 2, 1 << (2 * len(raw) - 1).bit_length())
+    if block_size >= MAX_LINE_BYTES:  # a quoted value spanning lines, so long: likely unclosed
+        raise DataError(f"a row from this line on is longer than {MAX_LINE_BYTES:,} bytes "
+                        "(an unclosed quote?)", file=str(path), line=first_line)
+    return block_size * 2
+
+
+class _BlockParse:
+    """One pass of pyarrow's streaming parser from line ``first_line`` on, yielding
+    ``(table, line numbers)`` per block; ``next_line`` is the first line not yet yielded."""
+
+    def __init__(
+        self, path: Path, bad_rows: BadRows, delimiter: str,
+        column_names: Sequence[str] | None, quoted: bool, block_size: int, first_line: int,
+        reported: set[int],
+    ) -> None:
+        self.path, self.bad_rows, self.reported = path, bad_rows, reported
+        self.delimiter, self.column_names, self.quoted = delimiter, column_names, quoted
+        self.block_size = block_size
+        self.header_lines = 0 if column_names is not None else 1
+        self.next_line = first_line
+        self.dropped: list[int] = []  # lines the parser rejected and no batch has passed yet
+        self.failed: list[tuple[int, str]] = []  # error mode: (line, reason) of rejected lines
+        self.dropped_total = 0
+
+    def _on_invalid(self, row: pa_csv.InvalidRow) -> str:
         # Exceptions raised here are swallowed by pyarrow: record, and raise after the batch.
-        nonlocal dropped_total
         reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
-        if bad_rows.mode == "error":
-            failed.append((row.number, reason))
-        else:
-            bad_rows.report(path, row.number, None, reason)
-        dropped_total += 1
+        if self.bad_rows.mode == "error":
+            self.failed.append((row.number, reason))
+        elif row.number not in self.reported:
+            self.bad_rows.report(self.path, row.number, None, reason)
+            if row.number is not None:
+                self.reported.add(row.number)
+        self.dropped_total += 1
         if row.number is not None:
-            dropped.append(row.number)
+            self.dropped.append(row.number)
         return "skip"
 
-    header_lines = 0 if column_names is not None else 1
-    try:
-        reader = pa_csv.open_csv(
-            path,
+    def _open_reader(self) -> pa_csv.CSVStreamingReader:
+        column_names = self.column_names
+        return pa_csv.open_csv(
+            self.path,
             read_options=pa_csv.ReadOptions(
-                block_size=block_size, use_threads=False,
+                block_size=self.block_size, use_threads=False,
                 column_names=list(column_names) if column_names is not None else None,
+                skip_rows_after_names=self.next_line - 1 - self.header_lines,
             ),
             parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter, quote_char='"' if quoted else False,
-                ignore_empty_lines=False, invalid_row_handler=on_invalid,
+                delimiter=self.delimiter, quote_char='"' if self.quoted else False,
+                ignore_empty_lines=False, invalid_row_handler=self._on_invalid,
             ),
             convert_options=pa_csv.ConvertOptions(
-                column_types=_all_binary(path, delimiter, column_names, quoted),
+                column_types=_all_binary(self.path, self.delimiter, column_names, self.quoted),
                 strings_can_be_null=False, quoted_strings_can_be_null=False,
             ),
         )
-    except pa.ArrowInvalid as err:
-        raise _located(err, path, delimiter, quoted, column_names) from None
-    next_line = header_lines + 1
-    rows_seen = 0
-    while True:
+
+    def _error(self, err: pa.ArrowInvalid) -> Exception:
+        if "straddling object" in str(err):
+            return _LineLongerThanBlockError()
+        return _located(err, self.path, self.delimiter, self.quoted, self.column_names)
+
+    def __iter__(self) -> Iterator[tuple[pa.Table, np.ndarray]]:
         try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            break
+            reader = self._open_reader()
         except pa.ArrowInvalid as err:
-            raise _located(err, path, delimiter, quoted, column_names) from None
-        lines, next_line = _kept_lines(next_line, batch.num_rows, dropped)
-        rows_seen += batch.num_rows
-        table = pa.Table.from_batches([batch])
-        if failed:
-            line, reason = min(failed)
-            before = int(np.searchsorted(lines, line))  # rows before it are checked first
-            if before:
-                yield table.slice(0, before), lines[:before]
-            raise DataError(reason, file=str(path), line=line)
-        yield table, lines
-    if failed:  # rejected lines after the last batch (or in a file with no good row)
-        line, reason = min(failed)
-        raise DataError(reason, file=str(path), line=line)
-    if rows_seen == 0 and dropped_total == 0:
-        raise DataError("file has no data rows", file=str(path), line=header_lines + 1)
+            raise self._error(err) from None
+        rows_seen = 0
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                break
+            except pa.ArrowInvalid as err:
+                raise self._error(err) from None
+            lines, self.next_line = _kept_lines(self.next_line, batch.num_rows, self.dropped)
+            rows_seen += batch.num_rows
+            table = pa.Table.from_batches([batch])
+            if self.failed:
+                line, reason = min(self.failed)
+                before = int(np.searchsorted(lines, line))  # rows before it are checked first
+                if before:
+                    yield table.slice(0, before), lines[:before]
+                raise DataError(reason, file=str(self.path), line=line)
+            yield table, lines
+        if self.failed:  # rejected lines after the last batch (or in a file with no good row)
+            line, reason = min(self.failed)
+            raise DataError(reason, file=str(self.path), line=line)
+        if rows_seen == 0 and self.dropped_total == 0 and not self.reported \
+                and self.next_line == self.header_lines + 1:
+            raise DataError("file has no data rows", file=str(self.path),
+                            line=self.header_lines + 1)
 
 
 def _kept_lines(next_line: int, n: int, dropped: list[int]) -> tuple[np.ndarray, int]:
@@ -163,7 +232,14 @@ def _open(path: Path) -> BinaryIO:
 def _split_line(text: str, delimiter: str, quoted: bool) -> list[str]:
     if not text:
         return [""]
-    return next(csv.reader([text], delimiter=delimiter)) if quoted else text.split(delimiter)
+    if not quoted:
+        return text.split(delimiter)
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text)))  # a long value is no error here
+    try:
+        return next(csv.reader([text], delimiter=delimiter))
+    finally:
+        csv.field_size_limit(limit)
 
 
 def header_of(path: Path, delimiter: str, quoted: bool = True) -> list[str]:
@@ -173,7 +249,7 @@ def header_of(path: Path, delimiter: str, quoted: bool = True) -> list[str]:
     if not first:
         raise DataError("file is empty", file=str(path), line=1)
     try:
-        text = first.rstrip(b"\r\n").decode("utf-8")
+        text = first.rstrip(b"\r\n").decode("utf-8-sig")  # as pyarrow, drop a BOM
     except UnicodeDecodeError:
         raise DataError("header is not valid UTF-8", file=str(path), line=1) from None
     return _split_line(text, delimiter, quoted)
