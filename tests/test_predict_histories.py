@@ -269,18 +269,26 @@ def test_unlabelled_rows_under_positive_events_take_the_logs_clicks_and_are_warn
     err = capsys.readouterr().err
     assert (f"mutualctr: warning: {len(rows):,d} of {len(rows):,d} rows have no label and the "
             "store's histories hold clicks only (events: positive): their histories are the "
-            f"{clicks:,d} clicks of") in err
+            f"{clicks:,d} events of") in err
 
     run = mutualctr.load(synthetic.run)
-    with pytest.warns(HistoryWarning, match=f"have no label .* the {clicks:,d} clicks of"):
+    with pytest.warns(HistoryWarning, match=f"have no label .* the {clicks:,d} events of"):
         run.predict(rows.drop(columns=["click"]).iloc[:10])
 
+    # a log without labels is history-only events, as data prepare --history-log reads one:
+    # every row is an event, said in the summary
     log = synthetic.write(synthetic.log.drop(columns=["click"]), "unlabelled_log.csv")
+    every_row = run.predict(rows.drop(columns=["time"]), history_log=log)
+    given = rows.drop(columns=["time"]).assign(**{
+        f"hist_{c}": [h[-5:] for h in synthetic.log.groupby("user")[c].agg(list).reindex(
+            rows.user).tolist()] for c in ("item", "category")})
+    np.testing.assert_allclose(every_row, run.predict(given), rtol=0, atol=1e-6)
     test = synthetic.write(rows, "test.csv")
     assert main(["predict", str(synthetic.run), "--input", str(test),
-                 "--out", str(synthetic.folder / "x.csv"), "--history-log", str(log)]) == 2
-    assert (f"file {log}, field 'click': the event log has no labels ('click')"
-            in capsys.readouterr().err)
+                 "--out", str(synthetic.folder / "x.csv"), "--history-log", str(log)]) == 0
+    assert (f"histories from {log}: {synthetic.log.user.nunique():,d} users, "
+            f"{len(synthetic.log):,d} events ({len(synthetic.log):,d} rows without labels, each "
+            "an event: history-only events)") in capsys.readouterr().out
 
 
 def test_empty_histories_are_warned_with_their_count(synthetic: Trained) -> None:

@@ -69,25 +69,28 @@ def store_history(settings: dict[str, Any]) -> HistorySpec | None:
 
 
 def store_log(store: EncodedStore) -> list[Path]:
-    """The raw log files the store was prepared from, as ``meta.json``'s ``inputs`` lists them
-    (``data.prepare``: each MovieLens ratings file is followed by its movies file; a ``--probs``
-    file comes last). A file that is gone or changed size since is a :class:`DataError`."""
+    """The raw files the store's histories were built from, as ``meta.json`` lists them: its
+    history-only log (``data prepare --history-log``), then the rows' files (``inputs``, less
+    what is no log: each MovieLens ratings file is followed by its movies file, a ``--probs``
+    file comes last); the history-only events first, as the builder takes them at a tie. A
+    file that is gone or changed size since is a :class:`DataError`."""
     inputs = store.meta["inputs"]
     if store.meta["format"] == "movielens":
         inputs = inputs[::2]
     elif any(split.get("has_prob") for split in store.meta["splits"].values()):
         inputs = inputs[:-1]
-    for recorded in inputs:
-        path = Path(recorded["path"])
+    recorded = [*store.meta.get("history_log", []), *inputs]
+    for described in recorded:
+        path = Path(described["path"])
         if not path.is_file():
             raise DataError("the store's log is gone, so its users' histories are unknown: "
                             "give the event log with --history-log", file=str(path))
-        if path.stat().st_size != recorded["bytes"]:
+        if path.stat().st_size != described["bytes"]:
             raise DataError(f"the store's log changed since the store was prepared "
-                            f"({path.stat().st_size:,d} bytes, {recorded['bytes']:,d} then): "
+                            f"({path.stat().st_size:,d} bytes, {described['bytes']:,d} then): "
                             "give it with --history-log to take histories from it as it is now",
                             file=str(path))
-    return [Path(recorded["path"]) for recorded in inputs]
+    return [Path(described["path"]) for described in recorded]
 
 
 def _user_field(spec: TabularSpec, history: HistorySpec) -> tuple[FieldSpec, ...]:
@@ -97,16 +100,32 @@ def _user_field(spec: TabularSpec, history: HistorySpec) -> tuple[FieldSpec, ...
     return (FieldSpec(history.user, "categorical"),)
 
 
-def _event_reader(reader: Reader, history: HistorySpec) -> Reader:
+def _event_reader(reader: Reader) -> Reader:
     """What reads a log: its users (``columns[user]``), times (``time``), history columns and
-    labels (optional). csv / parquet: only those columns; MovieLens: its ratings as prepared."""
+    labels (optional). csv / parquet: those columns alone, as ``data prepare`` reads a history
+    log; MovieLens: its ratings as prepared."""
     if not isinstance(reader, TabularReader):
         return reader
-    fields = {f.name: f for f in reader.spec.fields}
-    user = () if history.user in history.columns else (FieldSpec(history.user, "categorical"),)
-    spec = TabularSpec(reader.spec.label, tuple(fields[c] for c in history.columns) + user,
-                       reader.spec.delimiter, reader.spec.label_values)
-    return TabularReader(spec, reader.parquet, time_column=history.time)
+    assert reader.spec.history is not None
+    return TabularReader(reader.spec.history_log_spec(), reader.parquet,
+                         time_column=reader.spec.history.time)
+
+
+def _events(history: HistorySpec, label: np.ndarray, path: Path) -> np.ndarray:
+    """Which rows of a log chunk are events, by the builder's rule (``HistoryBuilder``): its
+    clicks under ``events: positive``, every row under ``all``, and every row of a log without
+    labels (history-only events). ``events`` unset (the store's log had one label): every row,
+    but a log whose labels hold both 0 and 1 is refused, as ``data prepare`` refuses it."""
+    if history.events == "all" or np.isnan(label).all():
+        return np.ones(len(label), dtype=bool)
+    if history.events is None:
+        if (label > 0).any() and (label == 0).any():
+            raise ConfigError(
+                f"{path}: the log's labels hold both 1 and 0, and the store's history.events is "
+                "unset (its own log had one label): give a log of its events alone, or prepare "
+                "the store again with events: positive or all")
+        return np.ones(len(label), dtype=bool)
+    return label > 0
 
 
 def _input_reader(reader: Reader, history: HistorySpec, names: Sequence[str],
@@ -189,6 +208,7 @@ class EventLog:
     count: np.ndarray  # [U]
     time: np.ndarray  # [E]
     values: list[pa.Array]  # per history column, [E]
+    unlabelled: int = 0  # rows read from files without labels (each an event)
 
     @property
     def events(self) -> int:
@@ -199,23 +219,17 @@ class EventLog:
         cls, reader: Reader, history: HistorySpec, files: Sequence[Path],
         until: float | None, bad_rows: BadRows,
     ) -> EventLog:
-        """The events of ``files`` (read in turn), those at or before ``until`` if given, of the
-        kind ``history.events`` counts."""
-        reader = _event_reader(reader, history)
+        """The events of ``files`` (read in turn), those at or before ``until`` if given, as
+        :func:`_events` tells them."""
+        reader = _event_reader(reader)
         users, times, values = [], [], []
+        unlabelled = 0
         for path in files:
             for chunk in reader.read(path, bad_rows, allow_unlabelled=True):
                 assert chunk.time is not None
-                keep = np.ones(len(chunk), dtype=bool) if until is None else chunk.time <= until
-                if history.events == "positive":
-                    if len(chunk) and np.isnan(chunk.label).all():
-                        raise DataError(
-                            f"the event log has no labels ({reader.schema.label!r}): the "
-                            "store's histories hold clicks only (events: positive), which "
-                            "only a labelled log tells; give a log with its labels",
-                            file=str(path), field=reader.schema.label)
-                    keep &= chunk.label > 0
-                chunk = chunk.take(keep)
+                keep = _events(history, chunk.label, path)
+                unlabelled += int(np.isnan(chunk.label).all()) * len(chunk)
+                chunk = chunk.take(keep if until is None else keep & (chunk.time <= until))
                 users.append(columns.utf8(chunk.columns[history.user], history.user, []))
                 times.append(chunk.time)
                 values.append([chunk.columns[c] for c in history.columns])
@@ -227,7 +241,7 @@ class EventLog:
                      .combine_chunks().take(pa.array(order)) for k in range(len(history.columns))]
         return cls(", ".join(str(f) for f in files), encoded.dictionary,
                    np.cumsum(count) - count, count,
-                   np.concatenate(times)[order] if times else np.zeros(0), by_column)
+                   np.concatenate(times)[order] if times else np.zeros(0), by_column, unlabelled)
 
     def histories(
         self, history: HistorySpec, users: pa.Array, times: np.ndarray | None,
@@ -293,6 +307,9 @@ class HistoryReport:
         an empty history``."""
         counts = (f": {len(self.log.users):,d} users, {self.log.events:,d} events"
                   if self.log is not None else "")
+        if self.log is not None and self.log.unlabelled:
+            counts += (f" ({self.log.unlabelled:,d} rows without labels, each an event: "
+                       "history-only events)")
         return (f"histories from {self.source}{counts}; {self.empty:,d} of {self.rows:,d} rows "
                 "with an empty history")
 
@@ -311,7 +328,7 @@ class HistoryReport:
             found.append(
                 f"{self.unlabelled:,d} of {self.rows:,d} rows have no label and the store's "
                 "histories hold clicks only (events: positive): their histories are the "
-                f"{self.log.events:,d} clicks of {self.source}; the unlabelled rows, whose "
+                f"{self.log.events:,d} events of {self.source}; the unlabelled rows, whose "
                 "clicks are unknown, add none to each other's histories")
         return found
 
