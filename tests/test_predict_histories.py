@@ -26,7 +26,12 @@ from mutualctr.cli import main
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import DataError
-from mutualctr.serving.histories import HistorySource, HistoryWarning, store_history
+from mutualctr.serving.histories import (
+    HistorySource,
+    HistoryWarning,
+    store_history,
+    store_log,
+)
 
 MOVIELENS = Path(__file__).resolve().parents[2] / "shared" / "data" / "movielens_latest_small"
 MOVIELENS_USERS = 12  # the first users of ratings.csv: about 1,900 ratings
@@ -48,6 +53,15 @@ class Trained:
     store: EncodedStore
     run: Path
     folder: Path  # where inputs for the store's reader are written
+    history_only: pd.DataFrame | None = None  # the store's history-only events (no labels)
+
+    def events(self) -> pd.DataFrame:
+        """The store's events, as its histories count them: its history-only events, then its
+        rows' (clicks only under ``events: positive``)."""
+        history = store_history(self.store.meta["settings"])
+        assert history is not None
+        rows = self.log[self.log[self.label] > 0] if history.events == "positive" else self.log
+        return pd.concat([self.history_only, rows]) if self.history_only is not None else rows
 
     def test_rows(self) -> pd.DataFrame:
         """The store's test split as raw rows (``--split time``: the last rows by time, ties
@@ -106,24 +120,42 @@ def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     return Trained(frame, "user", "time", "item", "click", EncodedStore.open(store), run, root)
 
 
-def oracle(trained: Trained, rows: pd.DataFrame, log: pd.DataFrame, column: str,
+@pytest.fixture(scope="module")
+def with_history_log(synthetic: Trained, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """The synthetic log's first 30% of rows as history-only events without labels (``data
+    prepare --history-log``: every one an event), the rest as the store's rows."""
+    root = tmp_path_factory.mktemp("history_log")
+    cut = int(len(synthetic.log) * 0.3)
+    early = root / "early.csv"
+    synthetic.log.iloc[:cut].drop(columns=["click"]).to_csv(early, index=False)
+    rows, store, run = root / "rows.csv", root / "store", root / "run"
+    synthetic.log.iloc[cut:].to_csv(rows, index=False)
+    assert main(["data", "prepare", str(rows), "--format", "csv", "--schema",
+                 str(synthetic.folder / "seq.schema.yaml"), "--history-log", str(early),
+                 "--split", "time", "--time-column", "time", "--out", str(store)]) == 0
+    assert main(["train", "--data", str(store), "--model", "deepfm", "--out", str(run),
+                 "--set", "model_config.hidden_units=[8]", *TRAINING]) == 0
+    return Trained(synthetic.log.iloc[cut:].reset_index(drop=True), "user", "time", "item",
+                   "click", EncodedStore.open(store), run, root,
+                   synthetic.log.iloc[:cut].drop(columns=["click"]))
+
+
+def oracle(trained: Trained, rows: pd.DataFrame, events: pd.DataFrame, column: str,
            timed: bool = True) -> list[list[str]]:
-    """Each row's history of ``column``: its user's events of ``log`` strictly before its time
-    (every event when not ``timed``), by time then file order, the newest ``max_len``; events
-    as the store counts them (``positive``: clicks only)."""
+    """Each row's history of ``column``: its user's ``events`` strictly before its time
+    (every one when not ``timed``), by time then their order in ``events``, the newest
+    ``max_len``."""
     history = store_history(trained.store.meta["settings"])
     assert history is not None
-    if history.events == "positive":
-        log = log[log[trained.label] > 0]
-    log = log.iloc[np.argsort(log[trained.time].to_numpy(), kind="stable")]
-    by_user = {user: events for user, events in log.groupby(trained.user, sort=False)}
-    found = []
+    events = events.iloc[np.argsort(events[trained.time].to_numpy(), kind="stable")]
+    by_user = {user: found for user, found in events.groupby(trained.user, sort=False)}
+    histories = []
     for user, time in zip(rows[trained.user], rows[trained.time], strict=True):
-        events = by_user.get(user, log.iloc[:0])
+        found = by_user.get(user, events.iloc[:0])
         if timed:
-            events = events[events[trained.time] < time]
-        found.append(events[column].astype(str).tolist()[-history.max_len:])
-    return found
+            found = found[found[trained.time] < time]
+        histories.append(found[column].astype(str).tolist()[-history.max_len:])
+    return histories
 
 
 def decoded(store: EncodedStore, rows: SplitArrays, name: str) -> list[list[str]]:
@@ -141,7 +173,7 @@ def as_encoded(store: EncodedStore, histories: list[list[str]], column: str) -> 
     return [[v if v in kept else "<oov>" for v in row] for row in histories]
 
 
-@pytest.mark.parametrize("name", ["movielens", "synthetic"])
+@pytest.mark.parametrize("name", ["movielens", "synthetic", "with_history_log"])
 def test_test_rows_alone_reproduce_the_runs_test_predictions(
     name: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -153,15 +185,14 @@ def test_test_rows_alone_reproduce_the_runs_test_predictions(
     np.testing.assert_allclose(predictions, trained.run_predictions(), rtol=0, atol=1e-6)
 
     printed = capsys.readouterr()
-    history = store_history(trained.store.meta["settings"])
-    assert history is not None
-    events = (trained.log[trained.log[trained.label] > 0] if history.events == "positive"
-              else trained.log)
-    empty = sum(not h for h in oracle(trained, rows, trained.log, trained.item))
-    log_path = trained.store.meta["inputs"][0]["path"]
-    assert (f"histories from {log_path}: {events[trained.user].nunique():,d} users, "
-            f"{len(events):,d} events; {empty:,d} of {len(rows):,d} rows with an empty "
-            "history") in printed.out
+    events = trained.events()
+    empty = sum(not h for h in oracle(trained, rows, events, trained.item))
+    source = ", ".join(str(path) for path in store_log(trained.store))
+    unlabelled = (f" ({len(trained.history_only):,d} rows without labels, each an event: "
+                  "history-only events)" if trained.history_only is not None else "")
+    assert (f"histories from {source}: {events[trained.user].nunique():,d} users, "
+            f"{len(events):,d} events{unlabelled}; {empty:,d} of {len(rows):,d} rows with an "
+            "empty history") in printed.out
     if empty:
         assert (f"mutualctr: warning: {empty:,d} of {len(rows):,d} rows are scored with an "
                 "empty history") in printed.err
@@ -219,7 +250,7 @@ def with_given_histories(trained: Trained, rows: pd.DataFrame, as_lists: bool) -
     the store's log: ``^``-joined text, or lists."""
     given = rows.copy()
     for column in ("item", "category"):
-        histories = oracle(trained, rows, trained.log, column)
+        histories = oracle(trained, rows, trained.events(), column)
         given[f"hist_{column}"] = histories if as_lists else ["^".join(h) for h in histories]
     return given
 
@@ -255,7 +286,7 @@ def test_rows_without_times_take_every_event_of_their_user(synthetic: Trained) -
     untimed = run.predict(rows.drop(columns=["time"]))
     given = with_given_histories(synthetic, rows, as_lists=True)
     for column in ("item", "category"):
-        given[f"hist_{column}"] = oracle(synthetic, rows, synthetic.log, column, timed=False)
+        given[f"hist_{column}"] = oracle(synthetic, rows, synthetic.events(), column, timed=False)
     np.testing.assert_allclose(untimed, run.predict(given), rtol=0, atol=1e-6)
 
 
@@ -296,7 +327,7 @@ def test_empty_histories_are_warned_with_their_count(synthetic: Trained) -> None
     histories: counted in a HistoryWarning."""
     rows = synthetic.test_rows()
     early = synthetic.log.iloc[: len(synthetic.log) // 10]
-    empty = sum(not h for h in oracle(synthetic, rows, early, "item"))
+    empty = sum(not h for h in oracle(synthetic, rows, early[early.click > 0], "item"))
     assert 0 < empty < len(rows)
     run = mutualctr.load(synthetic.run)
     with pytest.warns(HistoryWarning) as caught:
