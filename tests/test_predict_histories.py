@@ -13,6 +13,7 @@ before its time, oldest first, the newest ``max_len``).
 from __future__ import annotations
 
 import gzip
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from mutualctr.cli import main
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import DataError
+from mutualctr.serving.export import signature_path
 from mutualctr.serving.histories import (
     HistorySource,
     HistoryWarning,
@@ -347,3 +349,16 @@ def test_a_log_without_the_user_column_names_file_and_column(
     with pytest.raises(DataError) as info:
         mutualctr.load(synthetic.run).predict(test, history_log=log)
     assert (info.value.file, info.value.field) == (str(log), "user")
+
+
+def test_the_exported_signature_documents_the_history_inputs(movielens: Trained) -> None:
+    out = movielens.folder / "export" / "model.pt"
+    assert main(["export", str(movielens.run), "--format", "torchscript", "--out",
+                 str(out)]) == 0
+    signature = json.loads(signature_path(out).read_text())
+    assert [(h["input"], h["dtype"], h["shape"], h["ids_of"], h["padding_id"])
+            for h in signature["histories"]] == [
+        ("seq_hist_item", "int64", ["batch", MAX_LEN], "item", 0),
+        ("seq_hist_genre", "int64", ["batch", MAX_LEN], "genre", 0)]
+    assert all(h["input"] in signature["inputs"] and "newest last" in h["order"]
+               for h in signature["histories"])
