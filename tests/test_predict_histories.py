@@ -352,13 +352,14 @@ def test_a_log_without_the_user_column_names_file_and_column(
 
 
 def test_the_exported_signature_documents_the_history_inputs(movielens: Trained) -> None:
+    """What a serving system must feed: each history as int64 ids of its field's vocabulary,
+    [batch, max_len], oldest first, right-padded with 0."""
     out = movielens.folder / "export" / "model.pt"
     assert main(["export", str(movielens.run), "--format", "torchscript", "--out",
                  str(out)]) == 0
     signature = json.loads(signature_path(out).read_text())
-    assert [(h["input"], h["dtype"], h["shape"], h["ids_of"], h["padding_id"])
-            for h in signature["histories"]] == [
-        ("seq_hist_item", "int64", ["batch", MAX_LEN], "item", 0),
-        ("seq_hist_genre", "int64", ["batch", MAX_LEN], "genre", 0)]
-    assert all(h["input"] in signature["inputs"] and "newest last" in h["order"]
-               for h in signature["histories"])
+    histories = [spec for spec in signature["input_specs"] if spec.get("history")]
+    assert [(h["name"], h["dtype"], h["shape"]) for h in histories] == [
+        ("seq_hist_item", "int64", ["batch", MAX_LEN]),
+        ("seq_hist_genre", "int64", ["batch", MAX_LEN])]
+    assert all("oldest first, right-padded with 0" in h["holds"] for h in histories)
