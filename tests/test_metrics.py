@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from sklearn.metrics import log_loss, roc_auc_score
 
 from data_files import TINY_TRAINING
@@ -164,6 +165,13 @@ def test_a_run_on_a_store_with_a_user_field_reports_both_gaucs_for_valid_and_tes
             pytest.approx(saved[split]["dnn"], abs=1e-9)
     assert main(["evaluate", str(run), "--gauc-by", ""]) == 0
     assert "gauc_users" not in capsys.readouterr().out
+    # a run folder made before train.user_field existed holds the same run: it is reused
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    del config["train"]["user_field"]
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", "--data", str(data), "--model", "dnn", "--out", str(run),
+                 *TINY_TRAINING]) == 0
+    assert "already finished with this config" in capsys.readouterr().err
 
 
 def test_gauc_groups_by_the_declared_user_field_another_field_or_none(tmp_path: Path) -> None:

@@ -62,7 +62,8 @@ LOCK_FILE = ".lock"
 # now its default, so it is read with that default and its runs stay reusable and resumable.
 ADDED_SETTINGS = {"train": {"keep_checkpoints": TrainConfig.keep_checkpoints,
                             "tracking": TrainConfig.tracking,
-                            "max_seconds": TrainConfig.max_seconds}}
+                            "max_seconds": TrainConfig.max_seconds,
+                            "user_field": TrainConfig.user_field}}
 # Settings that change how a run is watched, not what it computes: a folder made with another
 # value holds the same run (resumed or reused as it is), and config.yaml keeps the latest value.
 VIEW_SETTINGS = {"train": ("tracking",)}
