@@ -4,7 +4,7 @@ and its signature.
 The exported model takes plain tensors, ``(categorical int64 [B, n_categorical], numeric
 float32 [B, n_numeric], *sequences int64 [B, max_len])`` encoded as in the store, and returns
 one click-probability tensor ``[B]`` per named prediction, in the order listed in the
-``.signature.json`` file written next to it (:func:`signature`: each input's name, dtype, shape
+``<file>.signature.json`` written next to it (:func:`signature`: each input's name, dtype, shape
 and what it holds, behaviour histories included).
 
 * ``exported-program`` (``.pt2``): ``torch.export.export`` with a dynamic batch dimension,
@@ -222,5 +222,7 @@ def signature(fmt: ExportFormat, feature_map: FeatureMap, outputs: list[str]) ->
 
 
 def signature_path(model_file: Path) -> Path:
-    """Where the inputs/outputs description of an exported model file is written."""
-    return model_file.with_name(f"{model_file.stem}.signature.json")
+    """Where the inputs/outputs description of an exported model file is written:
+    ``model.onnx.signature.json`` beside ``model.onnx``, one per file, so that the formats of
+    one run, exported side by side, keep their own."""
+    return model_file.with_name(f"{model_file.name}.signature.json")
