@@ -164,5 +164,8 @@ def load(run: str | Path, *, data: str | Path | EncodedStore | None = None,
          device: str = "auto") -> InferenceRun:
     """Open the run folder ``run`` for inference: ``.predict(frame or file)``,
     ``.evaluate(splits)``, ``.export(format)``; ``data`` is the store whose encoder reads raw
-    rows (default: the store the run trained on)."""
+    rows (default: the store the run trained on). On a store with behaviour histories,
+    ``.predict(rows, history_log=files, history_until=t)`` takes each row's history from its
+    user's events in that log (default: the store's own) or from the rows' ``hist_*`` columns
+    (``serving.histories``), with a ``HistoryWarning`` for rows scored with none."""
     return InferenceRun.open(run, data, device)
