@@ -58,19 +58,27 @@ def _torchrun(args: list[str], program: tuple[str, ...] = MUTUALCTR) -> None:
 
 @pytest.mark.slow
 def test_two_cpu_processes_reach_single_process_auc(tmp_path: Path) -> None:
-    store = write_store(tmp_path / "store", {"train": 6000, "valid": 1000, "test": 1000})
+    # 5950 rows: the last batch is partial (150 rows in one process; 50 on rank 1 under DDP)
+    store = write_store(tmp_path / "store", {"train": 5950, "valid": 1000, "test": 1000})
+    float32 = ["--set", "train.amp=false"]
     threads = torch.get_num_threads()
     try:
         # global batch j goes to rank j % 2 and DDP averages the two ranks' gradients, so a
         # step of 2 x 100 rows sees the same rows as a single process's step of 200
-        assert main(_args(store, tmp_path / "single", 200)) == 0
+        assert main([*_args(store, tmp_path / "single", 200), *float32]) == 0
     finally:
         torch.set_num_threads(threads)
-    _torchrun(_args(store, tmp_path / "ddp", 100))
+    _torchrun([*_args(store, tmp_path / "ddp", 100), *float32])
     single = json.loads((tmp_path / "single" / "metrics.json").read_text())
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert ddp["test"]["deepfm"]["auc"] == pytest.approx(
         single["test"]["deepfm"]["auc"], abs=0.002)
+    # the epoch's loss and rows are every rank's: epoch 1's losses are those of the same rows
+    # under the same weights (the last step, which differs, updates after its loss)
+    first = [json.loads((tmp_path / run / "metrics.jsonl").read_text().splitlines()[0])
+             for run in ("single", "ddp")]
+    assert [record["train_rows"] for record in first] == [5950, 5950]
+    assert first[1]["train_loss"] == pytest.approx(first[0]["train_loss"], rel=1e-6)
     # only rank 0 wrote: one history line per epoch; every test row predicted once, in order
     assert len((tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()) == 2
     with np.load(tmp_path / "ddp" / "test_predictions.npz") as saved:

@@ -75,8 +75,8 @@ def test_torchrec_that_does_not_load_stops_with_the_install_steps(
         require_torchrec()
 
 
-def _sequence_store(root: Path, train_rows: int) -> Path:
-    return write_store(root, {"train": train_rows, "valid": 300, "test": 300},
+def _sequence_store(root: Path, train_rows: int, eval_rows: int = 300) -> Path:
+    return write_store(root, {"train": train_rows, "valid": eval_rows, "test": eval_rows},
                        SEQUENCE_FEATURE_MAP, sequence_split)
 
 
@@ -104,20 +104,23 @@ def test_sharded_models_and_groups_look_up_as_feature_embedding_and_train_as_und
 def test_a_sharded_run_matches_ddp_and_its_run_folder_loads_without_torchrec(
     tmp_path: Path,
 ) -> None:
-    store = _sequence_store(tmp_path / "store", 4000)
+    # Partial batches where ranks differ: 40 training batches of 100 with the last of 50 (on
+    # rank 1 only), and 301 evaluation rows, slices of 150 and 151 (last batches 50 and 51)
+    store = _sequence_store(tmp_path / "store", 3950, eval_rows=301)
     # float32: bfloat16 autocast (the default on CPUs that have it) rounds the two runs'
     # different summation orders to differences far above float32's
     float32 = ["--set", "train.amp=false"]
     _torchrun([*_args(store, tmp_path / "ddp", 100), *float32])
-    sharded = tmp_path / "sharded"
-    _torchrun([*_args(store, sharded, 100), *float32, "--set", "train.sharding=row_wise"])
     ddp = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
-    metrics = json.loads((sharded / "metrics.json").read_text())
-    assert metrics["test"]["deepfm"] == pytest.approx(ddp["test"]["deepfm"], abs=1e-6)
     expected = torch.load(tmp_path / "ddp" / "model.pt", weights_only=True)["members"]["deepfm"]
-    weights = torch.load(sharded / "model.pt", weights_only=True)["members"]["deepfm"]
-    assert sorted(weights) == sorted(expected)  # FeatureEmbedding's single table
-    assert max(float((weights[k] - expected[k]).abs().max()) for k in weights) < 1e-4
+    for plan in ("table_wise", "row_wise"):
+        sharded = tmp_path / plan
+        _torchrun([*_args(store, sharded, 100), *float32, "--set", f"train.sharding={plan}"])
+        metrics = json.loads((sharded / "metrics.json").read_text())
+        assert metrics["test"]["deepfm"] == pytest.approx(ddp["test"]["deepfm"], abs=1e-6)
+        weights = torch.load(sharded / "model.pt", weights_only=True)["members"]["deepfm"]
+        assert sorted(weights) == sorted(expected)  # FeatureEmbedding's single table
+        assert max(float((weights[k] - expected[k]).abs().max()) for k in weights) < 1e-4, plan
     blocked = ("import sys; sys.modules['torchrec'] = None; from mutualctr.cli import main; "
                f"sys.exit(main(['evaluate', {str(sharded)!r}, '--splits', 'test']))")
     proc = subprocess.run([sys.executable, "-c", blocked], env=TORCHRUN_ENV,

@@ -117,6 +117,15 @@ def gather(values: np.ndarray, info: DistInfo, device: torch.device) -> np.ndarr
     return torch.cat([p[: int(s.item())] for p, s in zip(parts, sizes, strict=True)]).cpu().numpy()
 
 
+def summed(values: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """``values`` added up over every rank (``values`` itself when not distributed)."""
+    if not info.enabled:
+        return values
+    total = values.clone()
+    dist.all_reduce(total)
+    return total
+
+
 def gather_objects(obj: Any, info: DistInfo) -> list[Any]:
     """Every rank's ``obj``, in rank order (a list of one when not distributed)."""
     if not info.enabled:

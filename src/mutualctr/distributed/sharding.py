@@ -39,6 +39,7 @@ import torch.distributed as dist
 from torch import nn
 
 from mutualctr.data.batch import Batch
+from mutualctr.data.schema import PAD_ID
 from mutualctr.errors import ConfigError, MutualCTRError
 from mutualctr.models.embedding import Embedded, FeatureEmbedding, embedded_from_rows
 from mutualctr.training.groups.batched import BatchedModelGroup
@@ -156,16 +157,19 @@ class ShardedFeatureEmbedding(nn.Module):
         batch = self.inputs.select(batch)
         ids = torch.cat([batch.categorical, *batch.sequences], dim=1)  # [B, positions]
         size, positions = ids.shape
+        common = _largest_batch(size, ids.device)
+        if common > size:  # padding rows look up the padding id; their rows are dropped
+            ids = torch.cat([ids, ids.new_full((common - size, positions), PAD_ID)])
         features = self.features(
             keys=self.keys, values=ids.t().reshape(-1),
-            lengths=torch.ones(size * positions, dtype=torch.int32, device=ids.device),
-            stride=size,
+            lengths=torch.ones(common * positions, dtype=torch.int32, device=ids.device),
+            stride=common,
         )
         pooled = self.bags(features)
         if self._order is None:
             found = pooled.keys()
             self._order = [found.index(key) for key in self.keys]
-        rows = pooled.values().view(size, positions, self.dim)[:, self._order]
+        rows = pooled.values().view(common, positions, self.dim)[:size, self._order]
         return embedded_from_rows(batch, rows, self.seq_lens, self.numeric_weight)
 
     def _gather_table(self, state: dict[str, Any], prefix: str, _metadata: Any) -> None:
@@ -191,6 +195,18 @@ class ShardedFeatureEmbedding(nn.Module):
         for t, (start, size) in enumerate(zip(self.layout.starts, self.layout.rows,
                                                strict=True)):
             state[self._table_key(prefix + "bags.", t)] = table[start : start + size]
+
+
+def _largest_batch(size: int, device: torch.device) -> int:
+    """The largest batch size of this lookup over all processes.
+
+    Row-wise sharding exchanges the pooled rows of every process's batch with collectives
+    that need one batch size on all of them, but the last batch of an epoch, and of each
+    process's evaluation slice, may be shorter on some: each lookup is padded to the largest
+    (a tiny all-reduce per lookup; the padding's rows get no gradient, being dropped)."""
+    largest = torch.tensor([size], device=device)
+    dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+    return int(largest.item())
 
 
 def _replace_embeddings(module: nn.Module) -> list[tuple[ShardedFeatureEmbedding, dict]]:

@@ -190,8 +190,8 @@ class Trainer:
             "plateau": None if self.plateau is None else self.plateau.state_dict(),
             "rng": rng_states if rng_states is not None else [checkpoint.rng_state()],
             "selector": self.selector.state_dict(),
-            "loss_sum": self.loss_sum.cpu(),
-            "loss_rows": self.loss_rows,
+            # the epoch's loss so far, summed over every rank (rank 0 resumes with it)
+            **dict(zip(("loss_sum", "loss_rows"), self._epoch_loss(), strict=True)),
             "history": self.history,
             "stopped": self.stopped,
         }
@@ -210,6 +210,8 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step = state["global_step"]
         self.loss_sum, self.loss_rows = state["loss_sum"].to(self.device), state["loss_rows"]
+        if not self.dist.is_main:  # rank 0 holds every rank's part of the epoch's loss
+            self.loss_sum, self.loss_rows = self._zero_loss_sum(), 0
         self.history, self.stopped = list(state["history"]), state["stopped"]
         rngs = state["rng"]
         same_world = len(rngs) == self.dist.world_size
@@ -300,6 +302,15 @@ class Trainer:
         if head == "models" and index.isdigit() and int(index) < len(self.names):
             return f"{self.names[int(index)]}: {rest}"
         return name
+
+    def _epoch_loss(self) -> tuple[torch.Tensor, int]:
+        """The epoch's summed training loss and its rows, over every rank (collective): under
+        DDP the rows each rank trained on, so a last partial batch counts its own rows."""
+        local = torch.stack([self.loss_sum, torch.tensor(float(self.loss_rows),
+                                                         dtype=torch.float64,
+                                                         device=self.loss_sum.device)])
+        total = ddp.summed(local, self.dist).cpu()
+        return total[0], int(total[1])
 
     def _zero_loss_sum(self) -> torch.Tensor:
         """The epoch's summed training loss, kept where the loss is computed."""
@@ -411,8 +422,8 @@ class Trainer:
         start = time.perf_counter()
         progress = self._train_epoch(loader)
         ddp.broadcast_buffers(self.step_module, self.dist)
-        train_loss = float(self.loss_sum) / max(self.loss_rows, 1)
-        rows_seen = self.loss_rows * self.dist.world_size
+        loss_sum, rows_seen = self._epoch_loss()
+        train_loss = float(loss_sum) / max(rows_seen, 1)
         valid_metrics = self.evaluate(valid)
         self.epoch += 1
         self.step_in_epoch = 0
@@ -430,6 +441,7 @@ class Trainer:
             "global_step": self.global_step,
             "lr": self.optimizer.param_groups[0]["lr"],
             "train_loss": train_loss,
+            "train_rows": rows_seen,  # over every rank
             "valid": valid_metrics,
             "best_epoch": self.selector.best_epochs(),
             "rows_per_second": progress.rows_per_second * self.dist.world_size,
