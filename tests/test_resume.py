@@ -346,6 +346,27 @@ def test_run_folder_made_before_kept_checkpoints_is_accepted_and_resumes(tmp_pat
         MANIFEST_FILE, "step-000000008.pt"]
 
 
+def test_a_group_run_made_before_exclude_fields_holds_the_same_run(tmp_path: Path) -> None:
+    """Model settings added later are read at their defaults in every member's model_config
+    too, so the folder of a mutual run made before is the same run, and a different value
+    is still a different run."""
+    members = [{"name": name, "model": name, "model_config": {"embedding_dim": 4}}
+               for name in ("deepfm", "dcn")]
+    now = {"method": "mutual", "members": [
+        {**m, "model_config": {**m["model_config"], "exclude_fields": []}} for m in members]}
+    run = tmp_path / "run"
+    with RunFolder.open(run, now):
+        pass
+    (run / "config.yaml").write_text(yaml.safe_dump({"method": "mutual", "members": members}))
+    with RunFolder.open(run, now):
+        pass
+    other = {"method": "mutual", "members": [
+        {**m, "model_config": {**m["model_config"], "exclude_fields": ["C1"]}} for m in members]}
+    with pytest.raises(RunFolderError, match=r"different config \(members: .*'exclude_fields': "
+                                             r"\['C1'\]"), RunFolder.open(run, other):
+        pass
+
+
 # (file name prefix, suffix, which write of it fails): a checkpoint, the manifest, the
 # history of epoch 2, the final weights, the test predictions, metrics.json
 WRITE_SITES = [("step-", ".pt", 3), ("manifest", ".json", 3), ("metrics", ".jsonl", 2),

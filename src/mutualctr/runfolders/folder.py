@@ -64,6 +64,9 @@ ADDED_SETTINGS = {"train": {"keep_checkpoints": TrainConfig.keep_checkpoints,
                             "tracking": TrainConfig.tracking,
                             "max_seconds": TrainConfig.max_seconds,
                             "user_field": TrainConfig.user_field}}
+# Model settings added since, in every model config a run's config holds (members' included)
+MODEL_CONFIG_KEY = "model_config"
+ADDED_MODEL_SETTINGS: dict[str, Any] = {"exclude_fields": []}
 # Settings that change how a run is watched, not what it computes: a folder made with another
 # value holds the same run (resumed or reused as it is), and config.yaml keeps the latest value.
 VIEW_SETTINGS = {"train": ("tracking",)}
@@ -116,14 +119,26 @@ def _stored_config(path: Path) -> dict[str, Any]:
 
 
 def _with_added_settings(config: Any) -> Any:
-    """``config`` with the :data:`ADDED_SETTINGS` it lacks, at their defaults."""
+    """``config`` with the :data:`ADDED_SETTINGS` it lacks, at their defaults, and every
+    ``model_config`` (the run's own or a member's) with the :data:`ADDED_MODEL_SETTINGS`."""
     if not isinstance(config, dict):
         return config
-    config = dict(config)
+    config = _with_added_model_settings(config)
     for section, added in ADDED_SETTINGS.items():
         if isinstance(config.get(section), dict):
             config[section] = {**added, **config[section]}
     return config
+
+
+def _with_added_model_settings(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_with_added_model_settings(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out = {key: _with_added_model_settings(item) for key, item in value.items()}
+    if isinstance(out.get(MODEL_CONFIG_KEY), dict):
+        out[MODEL_CONFIG_KEY] = {**ADDED_MODEL_SETTINGS, **out[MODEL_CONFIG_KEY]}
+    return out
 
 
 def _comparable(config: Any) -> Any:
