@@ -19,14 +19,7 @@ from mutualctr.data.readers.tabular import load_spec
 from mutualctr.data.schema import OOV_ID
 from mutualctr.data.store import EncodedStore
 from mutualctr.errors import DataError
-
-SCHEMA_YAML = """
-label: clicked
-fields:
-  - {name: user, type: categorical}
-  - {name: price, type: numeric}
-  - {name: tags, type: sequence, separator: ";", max_len: 2}
-"""
+from test_data_readers import SCHEMA_YAML
 
 
 def read_all(path: Path, mode: str = "error", block_size: int = 64) -> tuple[list, list, BadRows]:
