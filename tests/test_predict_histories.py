@@ -26,7 +26,7 @@ import mutualctr
 from mutualctr.cli import main
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.store import EncodedStore
-from mutualctr.errors import DataError
+from mutualctr.errors import ConfigError, DataError
 from mutualctr.serving.export import signature_path
 from mutualctr.serving.histories import (
     HistorySource,
@@ -280,6 +280,8 @@ def test_history_columns_in_the_input_score_as_the_log_does(
     with pytest.raises(DataError, match="gives hist_item but not hist_category") as info:
         run.predict(given.drop(columns=["hist_category"]))
     assert info.value.field == "hist_category"
+    with pytest.raises(ConfigError, match=r"has history columns .* and an event log was given"):
+        run.predict(given, history_log=store_log(synthetic.store))
 
 
 def test_rows_without_times_take_every_event_of_their_user(synthetic: Trained) -> None:

@@ -42,7 +42,7 @@ from mutualctr.data.encoder import Encoder
 from mutualctr.data.raw import _reader as store_reader
 from mutualctr.data.readers import columns
 from mutualctr.data.readers.base import BadRows, ParsedChunk, Reader
-from mutualctr.data.readers.history import HistoryBuilder, HistorySpec, history_name
+from mutualctr.data.readers.history import HistoryBuilder, HistorySpec, _ranges, history_name
 from mutualctr.data.readers.movielens import MovieLensReader, ratings_path
 from mutualctr.data.readers.tabular import TabularReader, TabularSpec
 from mutualctr.data.readers.text import header_of
@@ -120,10 +120,10 @@ def _events(history: HistorySpec, label: np.ndarray, path: Path) -> np.ndarray:
         return np.ones(len(label), dtype=bool)
     if history.events is None:
         if (label > 0).any() and (label == 0).any():
-            raise ConfigError(
-                f"{path}: the log's labels hold both 1 and 0, and the store's history.events is "
-                "unset (its own log had one label): give a log of its events alone, or prepare "
-                "the store again with events: positive or all")
+            raise DataError(
+                "the log's labels hold both 1 and 0, and the store's history.events is unset "
+                "(its own log had one label): give a log of its events alone, or prepare the "
+                "store again with events: positive or all", file=str(path))
         return np.ones(len(label), dtype=bool)
     return label > 0
 
@@ -159,8 +159,9 @@ def _file_columns(reader: Reader, path: Path) -> list[str]:
     return [] if ".dat" in ratings.name else header_of(ratings, ",")
 
 
-def _given(history: HistorySpec, names: Sequence[str], source: str) -> bool:
-    """Whether the input gives every history column; giving only some is an error."""
+def _given(history: HistorySpec, names: Sequence[str], source: str | None) -> bool:
+    """Whether the input (the file ``source``, or rows in memory) gives every history column;
+    giving only some is an error."""
     fields = _history_fields(history)
     present = [name for name in fields if name in names]
     if present and len(present) < len(fields):
@@ -176,18 +177,17 @@ def _newest(lists: pa.ListArray, max_len: int) -> pa.ListArray:
     offsets = lists.offsets.to_numpy()
     starts = np.maximum(offsets[:-1], offsets[1:] - max_len)
     lengths = offsets[1:] - starts
-    taken = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(
-        lengths.sum())
     new_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(new_offsets), lists.values.take(pa.array(taken)))
+    return pa.ListArray.from_arrays(pa.array(new_offsets),
+                                    lists.values.take(pa.array(_ranges(starts, lengths))))
 
 
-def _given_history(column: pa.Array, max_len: int) -> pa.ListArray:
+def _given_history(column: pa.Array, name: str, max_len: int) -> pa.ListArray:
     """A history column of the input as lists of event values, newest ``max_len`` kept: a list
     column as it is, text split on :data:`HISTORY_SEPARATOR` (an empty cell: no event)."""
     if columns.is_list(column):
         return _newest(columns.token_lists(column), max_len)
-    text = columns.utf8(column, "", [])
+    text = columns.utf8(column, name, [])
     split = pc.split_pattern(text, HISTORY_SEPARATOR)
     pieces = pc.list_value_length(split).to_numpy(zero_copy_only=False)
     empty = pc.equal(text, "").to_numpy(zero_copy_only=False)  # split gives it one piece, ""
@@ -253,8 +253,7 @@ class EventLog:
             zero_copy_only=False).astype(np.int64)  # -1: a user without events
         present = np.unique(row_user[row_user >= 0])
         lengths = self.count[present]
-        events = np.repeat(self.start[present] - (np.cumsum(lengths) - lengths), lengths) + (
-            np.arange(lengths.sum()))
+        events = _ranges(self.start[present], lengths)
         event_user = np.repeat(present, lengths)
         row_time = np.full(rows, np.inf) if times is None else times
         time = np.concatenate([self.time[events], row_time])
@@ -289,9 +288,8 @@ class HistoryReport:
 
     source: str  # the log's files, or the input's columns
     fields: list[str]  # the history fields
-    events_kind: str  # the store's ``events`` setting
+    events_kind: str | None  # the store's ``events`` setting
     log: EventLog | None = None  # None: histories given in the input
-    until: float | None = None
     timed: bool = True  # whether rows had times (else all of a user's events)
     rows: int = 0
     empty: int = 0
@@ -387,7 +385,7 @@ class HistorySource:
 
     def encode_table(self, table: pa.Table) -> tuple[SplitArrays, HistoryReport]:
         """Rows in memory (``EncodedStore.encode_table``) with their histories."""
-        reader, report = self._start(table.column_names, "the input")
+        reader, report = self._start(table.column_names, None)
         encoded = [rows for rows, _ in self._encoded(reader.read_table(table, BadRows("error")),
                                                      report)]
         return _joined(encoded, self.encoder), report
@@ -397,10 +395,10 @@ class HistorySource:
         report, chunks = self.encode_chunks(path)
         return _joined([rows for rows, _ in chunks], self.encoder), report
 
-    def _start(self, names: Sequence[str], source: str) -> tuple[Reader, HistoryReport]:
+    def _start(self, names: Sequence[str], source: str | None) -> tuple[Reader, HistoryReport]:
         given = _given(self.history, names, source)
         if given and self.explicit:
-            raise ConfigError(f"{source} has history columns "
+            raise ConfigError(f"{source or 'the input'} has history columns "
                               f"({', '.join(_history_fields(self.history))}) and an event log "
                               "was given: drop one of them")
         reader = _input_reader(self.reader, self.history, names, given)
@@ -412,13 +410,12 @@ class HistorySource:
             log = self.log()
             until = "" if self.until is None else f" (events up to time {self.until:g})"
             timed = not isinstance(reader, TabularReader) or reader.time_column is not None
-            state = HistoryReport(log.source + until, fields, self.history.events, log,
-                                  self.until, timed)
+            state = HistoryReport(log.source + until, fields, self.history.events, log, timed)
         return reader, state
 
     def _with_histories(self, chunk: ParsedChunk, state: HistoryReport) -> ParsedChunk:
         if state.log is None:
-            lists = [_given_history(chunk.raw.column(name).combine_chunks(),
+            lists = [_given_history(chunk.raw.column(name).combine_chunks(), name,
                                     self.history.max_len) for name in state.fields]
         else:
             users = columns.utf8(chunk.columns[self.history.user], self.history.user, [])
