@@ -28,6 +28,7 @@ from data_files import (
     trained_deepfm,
     write_lines,
 )
+from exported_models import named_inputs, run_exported
 from mutualctr.cli import main
 from mutualctr.data.readers.base import TABLE_CHUNK_ROWS
 from mutualctr.data.readers.criteo import CATEGORICAL_FIELDS, COLUMNS, INTEGER_FIELDS
@@ -41,7 +42,6 @@ from mutualctr.serving import InferenceRun
 from mutualctr.serving.export import signature_path
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.mutual import MutualObjective
-from mutualctr.training.users import run_user_field, user_field
 from test_data_unlabelled import CASES as FORMATS
 
 SPEC = TabularSpec(label="clicked", fields=(
@@ -209,9 +209,9 @@ def test_movielens_rows_in_memory_are_refused(tmp_path: Path) -> None:
 def test_evaluate_gives_the_metrics_of_the_run_and_of_the_command(
     trained: tuple[Case, EncodedStore, Path], capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _, store, run = trained
-    # grouped as the run's metrics.json is: by the store's user field, if it has one
-    got = InferenceRun.open(run).evaluate(gauc_by=user_field(store, run_user_field(run)))
+    _, _, run = trained
+    # grouped as the run's metrics.json is by default: by its train.user_field
+    got = InferenceRun.open(run).evaluate()
     saved = json.loads((run / "metrics.json").read_text())
     # evaluate adds normalized entropy, which a plain run's metrics.json does not hold; as
     # JSON, so that an undefined gAUC (no user with both classes) is NaN on both sides
@@ -232,17 +232,14 @@ def test_evaluate_gives_the_metrics_of_the_run_and_of_the_command(
 def test_export_from_python_predicts_as_the_run(
     trained: tuple[Case, EncodedStore, Path], tmp_path: Path,
 ) -> None:
+    """The ``torch.export`` program (TorchScript and ONNX: test_predict_drift.py)."""
     case, store, run = trained
     inference = InferenceRun.open(run)
-    model_file = inference.export("torchscript", tmp_path / "model.pt")
+    model_file = inference.export("exported-program", tmp_path / "model.pt2")
     assert json.loads(signature_path(model_file).read_text())["outputs"] == ["deepfm"]
     encoded, _ = store.encode_file(write_lines(tmp_path / "new.txt", case.lines(9, 4)))
-    inputs = [encoded.categorical.astype(np.int64), encoded.numeric,
-              *(s.astype(np.int64) for s in encoded.sequences)]
-    with torch.no_grad():
-        (got,) = torch.jit.load(str(model_file))(*map(torch.from_numpy, inputs))
-    np.testing.assert_allclose(got.numpy(), inference.score(encoded)["deepfm"], rtol=0,
-                               atol=1e-6)
+    got = run_exported(model_file, named_inputs(store.feature_map, encoded))["deepfm"]
+    np.testing.assert_allclose(got, inference.score(encoded)["deepfm"], rtol=0, atol=1e-6)
 
 
 def test_a_group_gives_one_array_per_prediction(tmp_path: Path) -> None:

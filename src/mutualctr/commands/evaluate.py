@@ -8,7 +8,6 @@ import argparse
 import json
 
 from mutualctr.serving.inference import DEFAULT_BATCH_SIZE, DEFAULT_SPLITS, InferenceRun
-from mutualctr.training.users import run_user_field, user_field
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,8 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     inference = InferenceRun.open(args.run, args.data)
-    setting = args.gauc_by if args.gauc_by is not None else run_user_field(args.run)
-    field = user_field(inference.store, setting, key="--gauc-by")
-    result = inference.evaluate(args.splits, args.batch_size, field)
+    result = inference.evaluate(args.splits, args.batch_size, args.gauc_by)
     print(json.dumps(result, indent=2))
     return 0

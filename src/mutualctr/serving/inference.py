@@ -50,6 +50,7 @@ from mutualctr.serving.frames import as_arrow_table
 from mutualctr.serving.histories import HistoryReport, HistorySource, store_history
 from mutualctr.serving.scoring import scored_chunks, write_scored_csv
 from mutualctr.training.trainer import predict_split, resolve_device
+from mutualctr.training.users import run_user_field, user_field
 
 DEFAULT_BATCH_SIZE = 16384
 DEFAULT_SPLITS = ("valid", "test")
@@ -229,11 +230,14 @@ class InferenceRun:
     ) -> dict[str, dict[str, dict[str, float]]]:
         """Metrics of the run on the store's ``splits``: ``{split: {prediction: {auc, logloss,
         ne, ...}}}`` (``serving.evaluation.split_metrics``), NE against the store's training
-        positive rate; ``gauc_by`` (a categorical field) adds the gAUCs grouped by it. The
-        numbers of ``metrics.json`` for the run's own store and final weights."""
+        positive rate, and the gAUCs grouped by ``gauc_by``: by default the run's own
+        ``train.user_field``; ``"auto"`` the store's user field, ``""`` none, else a
+        categorical field. The numbers of ``metrics.json`` for the run's own store and final
+        weights."""
         store = self.store
-        group_column = (categorical_index(store.feature_map, gauc_by)
-                        if gauc_by is not None else None)
+        setting = gauc_by if gauc_by is not None else run_user_field(self.trained.root)
+        field = user_field(store, setting, key="gauc_by")
+        group_column = categorical_index(store.feature_map, field) if field else None
         background_rate = training_positive_rate(store)
         result = {}
         for name in splits:
