@@ -40,7 +40,7 @@ def encode_raw_chunks(
     :class:`~mutualctr.errors.DataError` naming the file, the line and the field, after the
     chunks before it were yielded.
     """
-    for chunk in _reader(settings).read(path, BadRows("error"), allow_unlabelled=True):
+    for chunk in store_reader(settings).read(path, BadRows("error"), allow_unlabelled=True):
         yield encoder.encode(chunk), chunk.raw
 
 
@@ -61,14 +61,14 @@ def encode_raw_table(
     which are ignored. Every row is kept, in order: a bad value raises
     :class:`~mutualctr.errors.DataError` naming its 0-based row and its field.
     """
-    reader = _reader(settings)
+    reader = store_reader(settings)
     chunks = ((encoder.encode(chunk), chunk.raw)
               for chunk in reader.read_table(table, BadRows("error")))
     encoded, _ = _joined(chunks, encoder)
     return encoded
 
 
-def _reader(settings: Mapping[str, Any]) -> Reader:
+def store_reader(settings: Mapping[str, Any]) -> Reader:
     """The reader of the store whose ``meta.json`` recorded ``settings``."""
     options = ReaderOptions.from_settings(
         {k: v for k, v in settings.items() if k in ReaderOptions.__dataclass_fields__}

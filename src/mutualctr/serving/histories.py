@@ -39,10 +39,15 @@ import pyarrow.parquet as pq
 
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.encoder import Encoder
-from mutualctr.data.raw import _reader as store_reader
+from mutualctr.data.raw import store_reader
 from mutualctr.data.readers import columns
 from mutualctr.data.readers.base import BadRows, ParsedChunk, Reader
-from mutualctr.data.readers.history import HistoryBuilder, HistorySpec, _ranges, history_name
+from mutualctr.data.readers.history import (
+    HistoryBuilder,
+    HistorySpec,
+    concatenated_ranges,
+    history_name,
+)
 from mutualctr.data.readers.movielens import MovieLensReader, ratings_path
 from mutualctr.data.readers.tabular import TabularReader, TabularSpec
 from mutualctr.data.readers.text import header_of
@@ -178,8 +183,8 @@ def _newest(lists: pa.ListArray, max_len: int) -> pa.ListArray:
     starts = np.maximum(offsets[:-1], offsets[1:] - max_len)
     lengths = offsets[1:] - starts
     new_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(new_offsets),
-                                    lists.values.take(pa.array(_ranges(starts, lengths))))
+    kept = lists.values.take(pa.array(concatenated_ranges(starts, lengths)))
+    return pa.ListArray.from_arrays(pa.array(new_offsets), kept)
 
 
 def _given_history(column: pa.Array, name: str, max_len: int) -> pa.ListArray:
@@ -253,7 +258,7 @@ class EventLog:
             zero_copy_only=False).astype(np.int64)  # -1: a user without events
         present = np.unique(row_user[row_user >= 0])
         lengths = self.count[present]
-        events = _ranges(self.start[present], lengths)
+        events = concatenated_ranges(self.start[present], lengths)
         event_user = np.repeat(present, lengths)
         row_time = np.full(rows, np.inf) if times is None else times
         time = np.concatenate([self.time[events], row_time])

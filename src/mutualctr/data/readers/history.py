@@ -94,7 +94,7 @@ def _ragged(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return group, np.arange(len(group)) - starts[group]
 
 
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+def concatenated_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     """The ranges ``[starts[i], starts[i] + lengths[i])`` one after the other (16 bytes per item
     at the peak: the histories of a chunk can hold ``max_len`` items per row)."""
     out = np.arange(int(lengths.sum()), dtype=np.int64)
@@ -347,7 +347,7 @@ class HistoryBuilder:
         starts = np.maximum(events.start[group], ends - self.spec.max_len)
         lengths = ends - starts
         offsets = pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
-        taken = _ranges(starts, lengths)
+        taken = concatenated_ranges(starts, lengths)
         return {
             history_name(c): pa.ListArray.from_arrays(offsets, codes.decode(event_codes[taken]))
             for c, codes, event_codes in zip(self.spec.columns, self.values, events.codes,
