@@ -12,12 +12,13 @@ import pytest
 import torch
 import yaml
 
+from exported_models import run_exported
 from mutualctr.cli import main
 from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
 from mutualctr.metrics import gauc
 from mutualctr.runfolders.restore import load_trained
-from mutualctr.serving.export import signature_path
+from mutualctr.serving.export import EXPORT_FORMATS, SUFFIXES, input_names, signature_path
 from mutualctr.training.trainer import predict_split
 from training_support import write_store
 
@@ -63,49 +64,37 @@ def test_evaluate_reproduces_metrics_exactly(
             for split, by_name in printed.items()} == saved
 
 
-def test_torchscript_export_gives_the_same_predictions(trained: tuple[Path, Path]) -> None:
+def test_every_export_format_gives_the_same_predictions(trained: tuple[Path, Path]) -> None:
+    """The three formats exported side by side into the run's default paths, each with its
+    own signature, predict the run's test rows at another batch size than traced with."""
     store, run = trained
-    assert main(["export", str(run), "--format", "torchscript"]) == 0
-    model_file = run / "export" / "model.pt"
-    exported = torch.jit.load(str(model_file))
-    assert json.loads(signature_path(model_file).read_text())["outputs"] == ["deepfm"]
+    for fmt in EXPORT_FORMATS:
+        assert main(["export", str(run), "--format", fmt]) == 0
     split = EncodedStore.open(store).split("test")
-    batch = next(BatchLoader(split, 37).batches(0))  # another batch size than traced with
-    with torch.no_grad():
-        (got,) = exported(batch.categorical, batch.numeric, *batch.sequences)
+    batch = next(BatchLoader(split, 37).batches(0))
     model = load_trained(run)
+    inputs = dict(zip(input_names(model.feature_map),
+                      (t.numpy() for t in (batch.categorical, batch.numeric, *batch.sequences)),
+                      strict=True))
     want = predict_split(model.group, model.objective, split, 37, torch.device("cpu"))["deepfm"]
-    np.testing.assert_allclose(got.numpy(), want[:37], rtol=0, atol=1e-6)
+    for fmt in EXPORT_FORMATS:
+        model_file = run / "export" / f"model{SUFFIXES[fmt]}"
+        assert json.loads(signature_path(model_file).read_text())["format"] == fmt
+        got = run_exported(model_file, inputs)["deepfm"]
+        np.testing.assert_allclose(got, want[:37], rtol=0, atol=1e-5, err_msg=fmt)
 
 
-def test_onnx_export_gives_the_same_predictions(trained: tuple[Path, Path]) -> None:
-    import onnxruntime
-
-    store, run = trained
-    assert main(["export", str(run), "--format", "onnx"]) == 0
-    model_file = run / "export" / "model.onnx"
-    signature = json.loads(signature_path(model_file).read_text())
-    assert signature["outputs"] == ["deepfm"]
-    runtime = onnxruntime.InferenceSession(str(model_file), providers=["CPUExecutionProvider"])
-    split = EncodedStore.open(store).split("test")
-    batch = next(BatchLoader(split, 37).batches(0))  # another batch size than exported with
-    feeds = dict(zip(signature["inputs"], (batch.categorical.numpy(), batch.numeric.numpy()),
-                     strict=True))
-    (got,) = runtime.run(None, feeds)
-    model = load_trained(run)
-    want = predict_split(model.group, model.objective, split, 37, torch.device("cpu"))["deepfm"]
-    np.testing.assert_allclose(got, want[:37], rtol=0, atol=1e-5)
-
-
-def test_onnx_export_without_onnx_is_a_clear_error(
+@pytest.mark.parametrize("package", ["onnx", "onnxscript"])
+def test_onnx_export_without_its_packages_is_a_clear_error(
     trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, package: str,
 ) -> None:
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "onnx" else real_find_spec(name, *a))
+                        lambda name, *a: None if name == package else real_find_spec(name, *a))
     assert main(["export", str(trained[1]), "--format", "onnx"]) == 2
-    assert "needs the `onnx` package" in capsys.readouterr().err
+    assert f"needs the `{package}` package: `pip install {package}`" in capsys.readouterr().err
+    assert not (trained[1] / "export" / "model.onnx").exists()
 
 
 def test_resume_flag_reuses_stored_config(

@@ -8,7 +8,6 @@ numeric and a sequence field, each with a small DeepFM trained once per module.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from data_files import (
     trained_deepfm,
     write_lines,
 )
+from exported_models import named_inputs, run_exported
 from mutualctr.cli import main
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.raw import UnseenValues
@@ -31,7 +31,7 @@ from mutualctr.data.readers.tabular import TabularSpec
 from mutualctr.data.schema import OOV_ID, FieldSpec
 from mutualctr.data.store import EncodedStore
 from mutualctr.runfolders.restore import load_trained
-from mutualctr.serving.export import signature_path
+from mutualctr.serving.export import EXPORT_FORMATS, SUFFIXES
 from mutualctr.training.trainer import predict_split
 
 CHUNKED_ROWS = 100_000  # more than one reader chunk (readers.text.DEFAULT_CHUNK_ROWS)
@@ -240,7 +240,7 @@ def test_predict_streams_chunks_and_a_late_bad_row_leaves_the_old_output(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt", "out.csv"]
 
 
-@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+@pytest.mark.parametrize("fmt", EXPORT_FORMATS)
 def test_exported_model_gives_the_predictions_of_predict(
     trained: tuple[Case, EncodedStore, Path], tmp_path: Path, fmt: str,
 ) -> None:
@@ -248,21 +248,9 @@ def test_exported_model_gives_the_predictions_of_predict(
     case, store, run = trained
     raw = write_lines(tmp_path / "drifted.txt", case.drifted + case.lines(5, 3)[-5:])
     assert predict(run, raw, tmp_path / "out.csv") == 0
-    model_file = tmp_path / f"model.{fmt}"
+    model_file = tmp_path / f"model{SUFFIXES[fmt]}"
     assert main(["export", str(run), "--format", fmt, "--out", str(model_file)]) == 0
     encoded, _ = store.encode_file(raw)
-    inputs = {"categorical": encoded.categorical.astype(np.int64), "numeric": encoded.numeric}
-    inputs |= {f"seq_{f.name}": s.astype(np.int64)
-               for f, s in zip(store.feature_map.sequence, encoded.sequences, strict=True)}
-    if fmt == "torchscript":
-        with torch.no_grad():
-            (got,) = torch.jit.load(str(model_file))(*map(torch.from_numpy, inputs.values()))
-        got = got.numpy()
-    else:
-        onnxruntime = pytest.importorskip("onnxruntime")
-        names = json.loads(signature_path(model_file).read_text())["inputs"]
-        runtime = onnxruntime.InferenceSession(str(model_file),
-                                               providers=["CPUExecutionProvider"])
-        (got,) = runtime.run(None, {name: inputs[name] for name in names})
+    got = run_exported(model_file, named_inputs(store.feature_map, encoded))["deepfm"]
     np.testing.assert_allclose(got, predictions(tmp_path / "out.csv"), rtol=0, atol=1e-5)
 
