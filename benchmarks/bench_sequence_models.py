@@ -22,29 +22,52 @@ Usage::
 
     python benchmarks/bench_sequence_models.py --rows 500000 --seeds 3 \\
         --work "$WORK/bench_seq" --fuxi-python "$FUXIENV/bin/python"
+
+``--steps-against REV --store DIR`` times our training step instead, before and after a
+change: the sequence layers and models of git revision ``REV`` (``layers/sequence.py``,
+``din.py``, ``dien.py``, ``behaviour.py`` read with ``git show``) against the working tree's, on
+the same batch of ``DIR`` and the same initial weights, in one process, round-robin
+(``bench_group.time_steps``: median CPU seconds of this process, so other jobs' load counts
+less than in wall time), one thread; ``--profile`` adds the top ops of each side
+(``torch.profiler``, self CPU time)::
+
+    python benchmarks/bench_sequence_models.py --steps-against 9f7ca41 --store DIR \\
+        --batch-size 1024 --profile
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import types
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.profiler import ProfilerActivity, profile
 
+from bench_group import time_steps, training_step
 from bench_models import print_row, run_fuxictr, run_ours
 from mutualctr import metrics
+from mutualctr.data.loader import BatchLoader
 from mutualctr.data.store import EncodedStore
+from mutualctr.models.registry import build_model
+from mutualctr.training.allocator import retain_freed_memory
+from mutualctr.training.groups.base import ModelGroup
+from mutualctr.training.objectives.independent import IndependentObjective
 
 MODELS = ("din", "dien")
 HIDDEN_UNITS = (200, 80)
+REPOSITORY = Path(__file__).resolve().parents[1]
+SEQUENCE_MODULES = ("models/layers/sequence.py", "models/din.py", "models/dien.py",
+                    "models/behaviour.py")
 
 
 def build_store(work: Path, rows: int) -> Path:
@@ -104,6 +127,83 @@ def print_summary(row: dict[str, Any]) -> None:
     print(line, flush=True)
 
 
+def modules_at(revision: str) -> list[types.ModuleType]:
+    """:data:`SEQUENCE_MODULES` as they were at ``revision``, executed as fresh modules."""
+    modules = []
+    for path in SEQUENCE_MODULES:
+        source = subprocess.run(["git", "show", f"{revision}:src/mutualctr/{path}"],
+                                cwd=REPOSITORY, capture_output=True, text=True, check=True).stdout
+        module = types.ModuleType(f"{Path(path).stem}_at_{revision}")
+        sys.modules[module.__name__] = module  # dataclasses look their module up
+        exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
+        modules.append(module)
+    return modules
+
+
+def bind_methods_of(model: torch.nn.Module, modules: list[types.ModuleType]) -> None:
+    """Give every submodule whose class the old ``modules`` define that class's methods (the
+    computation of the old revision on the same parameters); construction is left as is."""
+    classes = {name: value for m in modules for name, value in vars(m).items()
+               if inspect.isclass(value) and issubclass(value, torch.nn.Module)
+               and value.__module__ == m.__name__}  # not what they import
+    for sub in model.modules():
+        old = classes.get(type(sub).__name__)
+        for name, function in vars(old).items() if old is not None else ():
+            if inspect.isfunction(function) and not name.startswith("__") and name not in (
+                    "build", "init_weights"):
+                setattr(sub, name, types.MethodType(function, sub))
+
+
+def compare_steps(args: argparse.Namespace) -> None:
+    """Training steps per second of :data:`MODELS` at ``args.steps_against`` and now."""
+    retain_freed_memory()
+    store = EncodedStore.open(args.store)
+    batch = next(iter(BatchLoader(store.split("train"), args.batch_size, shuffle=True,
+                                  seed=0).batches(0)))
+    old_modules = modules_at(args.steps_against)
+    lengths = float((batch.sequences[0] > 0).sum(1).float().mean())
+    print(f"batch {len(batch.label)} of {args.store} (mean history {lengths:.1f} of "
+          f"{batch.sequences[0].shape[1]}), 1 thread, load {os.getloadavg()[0]:.1f}", flush=True)
+    print("| model | before (rows/s) | after (rows/s) | after / before | max abs diff of logits |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in args.models.split(","):
+        overrides = {"embedding_dim": 16, "hidden_units": list(HIDDEN_UNITS)}
+        if name == "dien":
+            overrides["aux_loss_alpha"] = args.aux_loss_alpha
+        models = {}
+        for side in ("before", "after"):
+            torch.manual_seed(0)
+            models[side] = build_model(name, store.feature_map, overrides)
+        bind_methods_of(models["before"], old_modules)
+        with torch.no_grad():
+            logits = [models[side].eval()(batch).logit for side in ("before", "after")]
+        diff = float((logits[0] - logits[1]).abs().max())
+        steps = {side: training_step(ModelGroup([m.train()], [name]),
+                                     IndependentObjective([name]), batch, torch.float32)
+                 for side, m in models.items()}
+        seconds = time_steps(steps, args.repeats)
+        rows = {side: len(batch.label) / s for side, s in seconds.items()}
+        print(f"| {name} | {rows['before']:,.0f} | {rows['after']:,.0f} | "
+              f"{rows['after'] / rows['before']:.2f}x | {diff:.1e} |", flush=True)
+        if args.profile:
+            for side, step in steps.items():
+                print_profile(f"{name} {side}", step, args.top)
+
+
+def print_profile(title: str, step: Any, top: int) -> None:
+    """The ``top`` ops of three steps by self CPU time (after one of warm-up)."""
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(3):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    print(f"\n{title}: {total / 3000:.1f} ms self CPU per step (wall, under the load)")
+    print("| op | calls per step | share |\n| --- | --- | --- |")
+    for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]:
+        print(f"| `{e.key}` | {e.count // 3} | {e.self_cpu_time_total / total:.0%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -120,7 +220,17 @@ def main() -> None:
                         help="Python of the FuxiCTR 2.3.10 environment (default: $FUXI_PYTHON; "
                              "'' skips FuxiCTR)")
     parser.add_argument("--json-out", type=Path, help="also write the results here")
+    parser.add_argument("--steps-against", metavar="REV",
+                        help="time training steps at this git revision and now (see above)")
+    parser.add_argument("--store", type=Path, help="the store of --steps-against")
+    parser.add_argument("--repeats", type=int, default=15, help="--steps-against: steps timed")
+    parser.add_argument("--profile", action="store_true", help="--steps-against: top ops")
+    parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
+    if args.steps_against:
+        torch.set_num_threads(1)
+        compare_steps(args)
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
 

@@ -132,9 +132,9 @@ class DIEN(CTRModel):
         if self.extractor is None:
             return self.mlp(fields.flatten(1)), None
         keys, mask = self.pairs.keys(embedded)
-        interests = self.extractor(keys)
+        interests = self.extractor(keys, mask=mask)
         weights = self.attention(self.pairs.query(fields), interests, mask)
-        evolved = self.evolution(interests, weights)[:, -1]
+        evolved = self.evolution.final_state(interests, weights, mask)
         h = self.mlp(torch.cat([evolved, self.pairs.others(fields).flatten(1)], dim=1))
         if not with_aux_loss or self.next_behaviour is None:
             return h, None

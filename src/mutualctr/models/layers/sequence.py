@@ -9,7 +9,8 @@ is all padding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -125,13 +126,15 @@ class TargetAttention(nn.Module):
         ``[B, L]``.
 
         The first layer ``W_q q + W_k k + W_d (q - k) + W_p (q * k) + b`` is computed as
-        ``(W_q + W_d) q + b`` once per row plus ``[W_k - W_d, W_p] [k, q * k]`` per position.
+        ``(W_q + W_d) q + b`` once per row plus ``k (W_k - W_d + W_p diag(q))^T`` per position:
+        ``W_p (q * k) = (W_p diag(q)) k``, so each row's ``[d, U]`` kernel is built once and
+        the positions take one product with ``d`` inputs, not ``2 d`` over a concatenation of
+        ``k`` and ``q * k`` (the same function; sums in another order).
         """
         w_q, w_k, w_d, w_p = self.mlp.blocks(*[self.dim] * 4)
         per_row = F.linear(query, w_q + w_d, self.mlp.first.bias)  # [B, U]
-        per_position = F.linear(torch.cat([keys, query.unsqueeze(1) * keys], dim=-1),
-                                torch.cat([w_k - w_d, w_p], dim=1))  # [B, L, U]
-        scores = self.mlp.score(per_row.unsqueeze(1) + per_position)
+        kernels = (w_k - w_d).t() + query.unsqueeze(-1) * w_p.t()  # [B, d, U]
+        scores = self.mlp.score(per_row.unsqueeze(1) + keys @ kernels)
         if self.softmax:
             return masked_softmax(scores, mask)
         return scores * mask
@@ -139,7 +142,7 @@ class TargetAttention(nn.Module):
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor
                 ) -> torch.Tensor:
         """The weighted sum of ``keys`` ``[B, d]``; zeros for a row without behaviours."""
-        return (self.weights(query, keys, mask).unsqueeze(-1) * keys).sum(1)
+        return (self.weights(query, keys, mask).unsqueeze(1) @ keys).squeeze(1)
 
 
 class BilinearAttention(nn.Module):
@@ -177,10 +180,12 @@ class AttentionalGRU(nn.Module):
     Given attention scores ``a`` ``[B, L]`` it is the interest evolving layer's AUGRU: the update
     gate becomes ``a_t * u_t``, so a behaviour unrelated to the target barely moves the state.
 
-    It runs over all ``L`` positions (no packing, so ``vmap`` applies). With right padding the
-    states at real positions are exact; with ``a_t = 0`` at padding (a masked softmax) an AUGRU's
-    state stays at its last real behaviour's, so ``states[:, -1]`` is the final interest, and a
-    row without behaviours keeps ``h_0 = 0``.
+    Sequences are right-padded with a mask ``[B, L]`` (default: every position real). Like
+    FuxiCTR's packed sequences, a step runs on the rows still going only: the rows are ordered
+    by length once (longest first), so step ``t`` updates the first ``n_t`` of them, ``n_t``
+    the rows longer than ``t``. States after a row's last behaviour are zero (:meth:`forward`),
+    its last real state is :meth:`final_state` (zeros for an empty row, ``h_0``). The ``n_t``
+    come from the mask, which stacked models under ``vmap`` share, so ``vmap`` applies.
 
     ``uniform_init``: ``nn.GRU``'s start, U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias
     (FuxiCTR's DIEN extracts interests with ``nn.GRU``, which its reset leaves as it is);
@@ -200,16 +205,40 @@ class AttentionalGRU(nn.Module):
             for p in self.parameters():
                 nn.init.uniform_(p, -bound, bound)
 
-    def forward(self, inputs: torch.Tensor, attention: torch.Tensor | None = None
-                ) -> torch.Tensor:
-        """The states ``h_1 .. h_L`` ``[B, L, H]``."""
-        # the input side of every step in one product; unbind, not x[:, t]: the backward of L
-        # selects would write L full-size zero tensors
-        steps = self.input_gates(inputs).unbind(1)  # L x [B, 3H]
-        weights = None if attention is None else attention.unsqueeze(-1).unbind(1)
-        h = inputs.new_zeros(inputs.shape[0], self.hidden_dim)
-        states = []
+    def forward(self, inputs: torch.Tensor, attention: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The states ``h_1 .. h_L`` ``[B, L, H]``, zero after each row's last behaviour."""
+        packing = Packing.of(inputs, mask)
+        rows, length = inputs.shape[:2]
+        states = inputs.new_zeros(rows * length, self.hidden_dim)
+        if packing.counts:
+            states = states.index_copy(0, packing.slots,
+                                       torch.cat(list(self._steps(inputs, attention, packing))))
+        return states.view(rows, length, self.hidden_dim)
+
+    def final_state(self, inputs: torch.Tensor, attention: torch.Tensor | None = None,
+                    mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Each row's state after its last behaviour ``[B, H]`` (DIEN's evolved interest)."""
+        packing = Packing.of(inputs, mask)
+        counts = packing.counts
+        # the sorted rows [n_{t+1}, n_t) end at step t: the last step's come first
+        finals = [inputs.new_zeros(inputs.shape[0] - (counts[0] if counts else 0),
+                                   self.hidden_dim)]  # the empty rows, last
+        endings = [*counts[1:], 0][:len(counts)]
+        for h, ending in zip(self._steps(inputs, attention, packing), endings, strict=True):
+            finals.append(h[ending:])
+        return torch.cat(finals[::-1]).index_select(0, packing.order.argsort())
+
+    def _steps(self, inputs: torch.Tensor, attention: torch.Tensor | None, packing: Packing
+               ) -> Iterator[torch.Tensor]:
+        """The states of the running rows, ``[n_t, H]`` for each step ``t``."""
+        # the input side of every real position in one product, already split by step
+        steps = self.input_gates(packing.pack(inputs)).split(packing.counts)
+        weights = (None if attention is None
+                   else packing.pack(attention.unsqueeze(-1)).split(packing.counts))
+        h = inputs.new_zeros(packing.counts[0] if packing.counts else 0, self.hidden_dim)
         for t, x_gates in enumerate(steps):
+            h = h[:len(x_gates)]
             x_update, x_reset, x_new = x_gates.chunk(3, dim=-1)
             h_update, h_reset, h_new = self.state_gates(h).chunk(3, dim=-1)
             update = torch.sigmoid(x_update + h_update)
@@ -218,5 +247,37 @@ class AttentionalGRU(nn.Module):
             reset = torch.sigmoid(x_reset + h_reset)
             candidate = torch.tanh(x_new + reset * h_new)
             h = h + update * (candidate - h)
-            states.append(h)
-        return torch.stack(states, dim=1)
+            yield h
+
+
+@dataclass(frozen=True)
+class Packing:
+    """Right-padded rows ``[B, L]`` as :class:`AttentionalGRU` steps through them (FuxiCTR's
+    ``pack_padded_sequence`` layout): rows longest first (``order``), step ``t`` holding the
+    first ``counts[t]`` of them (the rows longer than ``t``), and each packed position's slot
+    ``row * L + t`` in the flattened ``[B * L]`` positions."""
+
+    order: torch.Tensor
+    counts: list[int]
+    slots: torch.Tensor
+
+    @classmethod
+    def of(cls, inputs: torch.Tensor, mask: torch.Tensor | None) -> Packing:
+        """The packing of ``mask`` (default: every position of ``inputs`` real)."""
+        device = inputs.device
+        rows, length = inputs.shape[:2]
+        lengths = (mask.sum(1) if mask is not None
+                   else torch.full((rows,), length, device=device))
+        order = lengths.argsort(descending=True, stable=True)
+        counts = [n for n in (lengths.unsqueeze(0) > torch.arange(length, device=device)
+                              .unsqueeze(1)).sum(1).tolist() if n > 0]
+        if not counts:
+            return cls(order, [], torch.zeros(0, dtype=torch.long, device=device))
+        sorted_rows = torch.cat([torch.arange(n, device=device) for n in counts])
+        steps = torch.arange(len(counts), device=device).repeat_interleave(
+            torch.tensor(counts, device=device))
+        return cls(order, counts, order[sorted_rows] * length + steps)
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``[B, L, ...]`` at the packed positions, ``[sum(counts), ...]``."""
+        return x.flatten(0, 1).index_select(0, self.slots)
