@@ -87,14 +87,15 @@ def test_every_export_format_gives_the_same_predictions(trained: tuple[Path, Pat
 @pytest.mark.parametrize("package", ["onnx", "onnxscript"])
 def test_onnx_export_without_its_packages_is_a_clear_error(
     trained: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch, package: str,
+    monkeypatch: pytest.MonkeyPatch, package: str, tmp_path: Path,
 ) -> None:
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == package else real_find_spec(name, *a))
-    assert main(["export", str(trained[1]), "--format", "onnx"]) == 2
+    out = tmp_path / "model.onnx"
+    assert main(["export", str(trained[1]), "--format", "onnx", "--out", str(out)]) == 2
     assert f"needs the `{package}` package: `pip install {package}`" in capsys.readouterr().err
-    assert not (trained[1] / "export" / "model.onnx").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_resume_flag_reuses_stored_config(

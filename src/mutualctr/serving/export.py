@@ -145,9 +145,19 @@ def export_program(
     every output) one dynamic ``batch`` of at least one row."""
     batch = torch.export.Dim(BATCH, min=1)
     categorical, numeric, *sequences = ({0: batch} for _ in inputs)
+    # torch.export sees ``*sequences`` as one tuple argument, and none when it is empty
+    varargs = (tuple(sequences),) if sequences else ()
     with torch.no_grad():
-        return torch.export.export(model, inputs,
-                                   dynamic_shapes=(categorical, numeric, tuple(sequences)))
+        program = torch.export.export(model, inputs,
+                                      dynamic_shapes=(categorical, numeric, *varargs))
+    # Iterating an empty tensor (a store without sequence fields: ``zip(batch.sequences,
+    # seq_offsets)`` in models.embedding) records an ``unbind`` with no outputs, which
+    # ``torch.export.load`` fails to read back (torch 2.13: IndexError in
+    # ``deserialize_multiple_outputs``); such nodes have no users, so dead-code elimination
+    # removes them and nothing else of the computation
+    program.graph_module.graph.eliminate_dead_code()
+    program.graph_module.recompile()
+    return program
 
 
 def _write_torchscript(model: ExportedModel, inputs: tuple[torch.Tensor, ...], out: Path) -> None:
