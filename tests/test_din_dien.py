@@ -193,6 +193,133 @@ def test_bilinear_attention_starts_as_the_dot_product() -> None:
     assert weights[0].tolist() == pytest.approx([e1 / (e1 + e2), e2 / (e1 + e2), 0.0])
 
 
+# --- the training step's fast paths against the previous implementation --------------------
+
+
+def previous_gru_states(gru: AttentionalGRU, inputs: torch.Tensor,
+                        attention: torch.Tensor | None = None) -> torch.Tensor:
+    """The GRU as it was before packing: every position of every row, padding included."""
+    steps = gru.input_gates(inputs).unbind(1)
+    h = inputs.new_zeros(inputs.shape[0], gru.hidden_dim)
+    states = []
+    for t, x_gates in enumerate(steps):
+        x_update, x_reset, x_new = x_gates.chunk(3, dim=-1)
+        h_update, h_reset, h_new = gru.state_gates(h).chunk(3, dim=-1)
+        update = torch.sigmoid(x_update + h_update)
+        if attention is not None:
+            update = attention[:, t, None] * update
+        reset = torch.sigmoid(x_reset + h_reset)
+        h = h + update * (torch.tanh(x_new + reset * h_new) - h)
+        states.append(h)
+    return torch.stack(states, dim=1)
+
+
+def previous_attention_weights(attention: TargetAttention, query: torch.Tensor,
+                               keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """DIN's weights as they were: the first layer on ``[k, q * k]`` concatenated."""
+    w_q, w_k, w_d, w_p = attention.mlp.blocks(*[attention.dim] * 4)
+    per_row = F.linear(query, w_q + w_d, attention.mlp.first.bias)
+    per_position = F.linear(torch.cat([keys, query.unsqueeze(1) * keys], dim=-1),
+                            torch.cat([w_k - w_d, w_p], dim=1))
+    scores = attention.mlp.score(per_row.unsqueeze(1) + per_position)
+    return masked_softmax(scores, mask) if attention.softmax else scores * mask
+
+
+def gradients(output: torch.Tensor, tensors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    weights = torch.linspace(-1, 1, output.numel()).view_as(output)
+    return torch.autograd.grad((output * weights).sum(), tensors, retain_graph=True,
+                               allow_unused=True, materialize_grads=True)
+
+
+def assert_close_1e6(actual: object, expected: object) -> None:
+    torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_packed_gru_equals_the_previous_gru_at_real_positions() -> None:
+    """Rows of every length (0 to L, unsorted): the states at real positions, the final state
+    (the AUGRU's with zero attention at padding: the previous ``states[:, -1]``) and every
+    gradient at real positions equal the unpacked GRU's; states after a row's end are 0."""
+    torch.manual_seed(0)
+    gru = AttentionalGRU(5, 4)
+    lengths = torch.tensor([7, 3, 0, 5, 1, 7, 2, 0, 4])
+    mask = torch.arange(7) < lengths[:, None]
+    inputs = torch.randn(9, 7, 5, requires_grad=True)
+    attention = (torch.rand(9, 7) * mask).requires_grad_()
+    real = mask.unsqueeze(-1)
+    tensors = [inputs, attention, *gru.parameters()]
+
+    states = gru(inputs, mask=mask)
+    expected = previous_gru_states(gru, inputs)
+    assert_close_1e6(states * real, expected * real)
+    assert not states[~mask].any()
+    assert_close_1e6(gradients(states * real, tensors), gradients(expected * real, tensors))
+
+    final = gru.final_state(inputs, attention, mask)
+    expected = previous_gru_states(gru, inputs, attention)[:, -1]
+    assert_close_1e6(final, expected)
+    assert not final[lengths == 0].any()
+    ours, previous = gradients(final, tensors), gradients(expected, tensors)
+    assert_close_1e6(ours[1] * mask, previous[1] * mask)  # d/da at padding is not used
+    assert_close_1e6([ours[0], *ours[2:]], [previous[0], *previous[2:]])
+    # without a mask every position is real: the plain GRU's states
+    assert_close_1e6(gru(inputs, attention), previous_gru_states(gru, inputs, attention))
+
+
+@pytest.mark.parametrize("softmax", [False, True])
+def test_target_attention_per_row_kernels_equal_the_previous_concatenation(
+    softmax: bool,
+) -> None:
+    torch.manual_seed(0)
+    attention = TargetAttention(6, [8, 4], activation="dice", softmax=softmax)
+    query = torch.randn(10, 6, requires_grad=True)
+    keys = torch.randn(10, 9, 6, requires_grad=True)
+    mask = torch.rand(10, 9) < 0.7
+    tensors = [query, keys, *attention.parameters()]
+    weights = attention.weights(query, keys, mask)
+    expected = previous_attention_weights(attention, query, keys, mask)
+    assert_close_1e6(weights, expected)
+    assert_close_1e6(gradients(weights, tensors), gradients(expected, tensors))
+    pooled = attention(query, keys, mask)
+    expected = (expected.unsqueeze(-1) * keys).sum(1)
+    assert_close_1e6(pooled, expected)
+    assert_close_1e6(gradients(pooled, tensors), gradients(expected, tensors))
+
+
+def with_previous_layers(model: CTRModel) -> CTRModel:
+    """``model`` computing with the previous implementations (the same parameters)."""
+    if model.name == "din":
+        attention = model.attention
+        attention.weights = lambda q, k, m: previous_attention_weights(attention, q, k, m)
+    else:
+        extractor, evolution = model.extractor, model.evolution
+        extractor.forward = lambda x, a=None, mask=None: previous_gru_states(extractor, x, a)
+        evolution.final_state = lambda x, a, mask: previous_gru_states(evolution, x, a)[:, -1]
+    return model
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_training_step_outputs_and_gradients_equal_the_previous_implementation(
+    name: str,
+) -> None:
+    """A fixed batch with empty, short and full histories in training mode (Dice and batch
+    norm on batch statistics, DIEN's auxiliary loss): the logits, the loss and every
+    parameter's gradient equal the previous implementation's to 1e-6."""
+    torch.manual_seed(0)
+    model = build_model(name, FEATURES, SMALL)
+    previous = with_previous_layers(build_model(name, FEATURES, SMALL))
+    previous.load_state_dict(model.state_dict())
+    batch = make_batch(64, 3)
+    results = []
+    for m in (model, previous):
+        out = m(batch)
+        loss = F.binary_cross_entropy_with_logits(out.logit, batch.label)
+        if out.extra_loss is not None:
+            loss = loss + out.extra_loss
+        results.append([out.logit, loss, *torch.autograd.grad(loss, list(m.parameters()))])
+    assert (batch.sequences[0] > 0).sum(1).unique().numel() == LENGTH + 1  # every length
+    assert_close_1e6(results[0], results[1])
+
+
 # --- pairing and the models' structure -----------------------------------------------------
 
 
