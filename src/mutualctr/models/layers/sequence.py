@@ -2,9 +2,9 @@
 an attentional update gate.
 
 Sequences are right-padded ``[B, L, d]`` with a mask ``[B, L]`` (True = a real behaviour); every
-layer here is written for ``torch.func.vmap``: masks instead of boolean indexing, a fixed loop
-over the ``L`` positions instead of packed sequences, and finite results for a row whose history
-is all padding.
+layer here is written for ``torch.func.vmap``: masks instead of boolean indexing, shapes that
+depend on the mask only (which stacked copies share; the GRU's packed steps), never on the
+parameters, and finite results for a row whose history is all padding.
 """
 
 from __future__ import annotations
