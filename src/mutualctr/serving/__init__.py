@@ -9,7 +9,9 @@
 * ``scoring``: raw rows with their predictions appended, written to a CSV atomically;
 * ``frames``: rows in memory (a pandas DataFrame, a pyarrow Table) as the Arrow table the
   readers parse; pandas stays optional;
-* ``export``: the TorchScript / ONNX model file and its signature.
+* ``histories``: the users' behaviour histories for rows being scored (an event log or the
+  input's history columns);
+* ``export``: the ``torch.export`` program, ONNX or TorchScript model file and its signature.
 """
 
 from mutualctr.serving.inference import InferenceRun, ScoredFile

@@ -250,7 +250,8 @@ class InferenceRun:
 
     def export(self, fmt: ExportFormat = "torchscript", out: str | Path | None = None) -> Path:
         """Write the run as a ``fmt`` model file (``serving.export``) at ``out`` (default:
-        ``RUN/export/model.pt`` or ``.onnx``) with its signature beside it; returns the file.
+        ``RUN/export/model.pt``, ``.onnx`` or ``.pt2``) with its signature beside it; returns
+        the file.
         Traced on the CPU whatever the run's device, so the file runs anywhere."""
         out = Path(out) if out else default_export_path(self.trained.root, fmt)
         group, objective = self.trained.group, self.trained.objective
