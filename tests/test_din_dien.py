@@ -265,6 +265,41 @@ def test_packed_gru_equals_the_previous_gru_at_real_positions() -> None:
     assert_close_1e6(gru(inputs, attention), previous_gru_states(gru, inputs, attention))
 
 
+def test_a_traced_gru_steps_every_position_to_the_packed_grus_states() -> None:
+    """Exported (or traced), the GRU cannot loop over the rows still going (data-dependent counts
+    would be fixed to the example's): it steps all positions, keeping a row's state over its
+    padding. States, final states and gradients equal the packed run's (to 1e-6: the products
+    run on other row counts), at a batch other than the traced one."""
+    torch.manual_seed(0)
+    gru = AttentionalGRU(5, 4)
+    lengths = torch.tensor([7, 3, 0, 5, 1, 7, 2, 0, 4])
+    mask = torch.arange(7) < lengths[:, None]
+    inputs = torch.randn(9, 7, 5, requires_grad=True)
+    attention = (torch.rand(9, 7) * mask).requires_grad_()
+    tensors = [inputs, attention, *gru.parameters()]
+    for packed, stepped in ((gru(inputs, None, mask), gru._masked_run(inputs, None, mask)[0]),
+                            (gru.final_state(inputs, attention, mask),
+                             gru._masked_run(inputs, attention, mask)[1])):
+        assert_close_1e6(packed, stepped)
+        assert_close_1e6(gradients(packed, tensors), gradients(stepped, tensors))
+
+    class Final(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gru = gru
+
+        def forward(self, x: torch.Tensor, a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            return self.gru.final_state(x, a, m)
+
+    batch = torch.export.Dim("batch", min=1)
+    with torch.no_grad():
+        program = torch.export.export(
+            Final(), (inputs[:2].detach(), attention[:2].detach(), mask[:2]),
+            dynamic_shapes=({0: batch}, {0: batch}, {0: batch}))
+        assert_close_1e6(program.module()(inputs, attention, mask),
+                         gru.final_state(inputs, attention, mask))
+
+
 @pytest.mark.parametrize("softmax", [False, True])
 def test_target_attention_per_row_kernels_equal_the_previous_concatenation(
     softmax: bool,

@@ -186,6 +186,10 @@ class AttentionalGRU(nn.Module):
     the rows longer than ``t``. States after a row's last behaviour are zero (:meth:`forward`),
     its last real state is :meth:`final_state` (zeros for an empty row, ``h_0``). The ``n_t``
     come from the mask, which stacked models under ``vmap`` share, so ``vmap`` applies.
+    Traced or exported (TorchScript, ``torch.export``, ``torch.compile``), where a loop over
+    data-dependent counts would be fixed to the example's or refused, every row steps through
+    all ``L`` positions instead and keeps its state over padding (:meth:`_masked_run`): the same
+    states, the ``n_t`` never read.
 
     ``uniform_init``: ``nn.GRU``'s start, U(-1/sqrt(H), 1/sqrt(H)) for every weight and bias
     (FuxiCTR's DIEN extracts interests with ``nn.GRU``, which its reset leaves as it is);
@@ -208,6 +212,8 @@ class AttentionalGRU(nn.Module):
     def forward(self, inputs: torch.Tensor, attention: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         """The states ``h_1 .. h_L`` ``[B, L, H]``, zero after each row's last behaviour."""
+        if _traced():
+            return self._masked_run(inputs, attention, mask)[0]
         packing = Packing.of(inputs, mask)
         rows, length = inputs.shape[:2]
         states = inputs.new_zeros(rows * length, self.hidden_dim)
@@ -219,6 +225,8 @@ class AttentionalGRU(nn.Module):
     def final_state(self, inputs: torch.Tensor, attention: torch.Tensor | None = None,
                     mask: torch.Tensor | None = None) -> torch.Tensor:
         """Each row's state after its last behaviour ``[B, H]`` (DIEN's evolved interest)."""
+        if _traced():
+            return self._masked_run(inputs, attention, mask)[1]
         packing = Packing.of(inputs, mask)
         counts = packing.counts
         # the sorted rows [n_{t+1}, n_t) end at step t: the last step's come first
@@ -238,16 +246,41 @@ class AttentionalGRU(nn.Module):
                    else packing.pack(attention.unsqueeze(-1)).split(packing.counts))
         h = inputs.new_zeros(packing.counts[0] if packing.counts else 0, self.hidden_dim)
         for t, x_gates in enumerate(steps):
-            h = h[:len(x_gates)]
-            x_update, x_reset, x_new = x_gates.chunk(3, dim=-1)
-            h_update, h_reset, h_new = self.state_gates(h).chunk(3, dim=-1)
-            update = torch.sigmoid(x_update + h_update)
-            if weights is not None:
-                update = weights[t] * update
-            reset = torch.sigmoid(x_reset + h_reset)
-            candidate = torch.tanh(x_new + reset * h_new)
-            h = h + update * (candidate - h)
+            h = self._step(x_gates, h[:len(x_gates)], None if weights is None else weights[t])
             yield h
+
+    def _masked_run(self, inputs: torch.Tensor, attention: torch.Tensor | None,
+                    mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The states ``[B, L, H]`` (zero at padding) and each row's last real state ``[B, H]``,
+        every row stepped through all ``L`` positions, its state kept over padding."""
+        real = (torch.ones_like(inputs[..., 0]) if mask is None else mask).unsqueeze(-1) > 0
+        # unbind, not x[:, t]: the backward of L selects would write L full-size zero tensors
+        steps = self.input_gates(inputs).unbind(1)
+        weights = None if attention is None else attention.unsqueeze(-1).unbind(1)
+        h = inputs.new_zeros(inputs.shape[0], self.hidden_dim)
+        states = []
+        for t, (x_gates, is_real) in enumerate(zip(steps, real.unbind(1), strict=True)):
+            stepped = self._step(x_gates, h, None if weights is None else weights[t])
+            states.append(torch.where(is_real, stepped, 0.0))
+            h = torch.where(is_real, stepped, h)
+        return torch.stack(states, dim=1), h
+
+    def _step(self, x_gates: torch.Tensor, h: torch.Tensor, weight: torch.Tensor | None
+              ) -> torch.Tensor:
+        """One step from state ``h`` given the input side of the gates (and AUGRU's score)."""
+        x_update, x_reset, x_new = x_gates.chunk(3, dim=-1)
+        h_update, h_reset, h_new = self.state_gates(h).chunk(3, dim=-1)
+        update = torch.sigmoid(x_update + h_update)
+        if weight is not None:
+            update = weight * update
+        reset = torch.sigmoid(x_reset + h_reset)
+        candidate = torch.tanh(x_new + reset * h_new)
+        return h + update * (candidate - h)
+
+
+def _traced() -> bool:
+    """Whether the forward pass is being traced, exported or compiled, not run."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling()
 
 
 @dataclass(frozen=True)
