@@ -31,7 +31,7 @@ the same batch of ``DIR`` and the same initial weights, in one process, round-ro
 less than in wall time), one thread; ``--profile`` adds the top ops of each side
 (``torch.profiler``, self CPU time)::
 
-    python benchmarks/bench_sequence_models.py --steps-against 9f7ca41 --store DIR \\
+    python benchmarks/bench_sequence_models.py --steps-against d16d192 --store DIR \\
         --batch-size 1024 --profile
 """
 
