@@ -4,7 +4,6 @@ it, from its ``.signature.json`` alone (format, input names and order, output na
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import torch
 
 from mutualctr.data.arrays import SplitArrays
 from mutualctr.data.schema import FeatureMap
-from mutualctr.serving.export import input_names, signature_path
+from mutualctr.serving.export import input_names, load_torchscript, signature_path
 
 
 def named_inputs(feature_map: FeatureMap, rows: SplitArrays) -> dict[str, np.ndarray]:
@@ -45,7 +44,4 @@ def load_module(fmt: str, model_file: Path) -> torch.nn.Module:
     """An exported-program or TorchScript file as a callable module."""
     if fmt == "exported-program":
         return torch.export.load(str(model_file)).module()
-    with warnings.catch_warnings():
-        # PyTorch 2.13 deprecates TorchScript, the format itself (docs/training.md, "export")
-        warnings.filterwarnings("ignore", r"`torch\.jit\.load` is deprecated", DeprecationWarning)
-        return torch.jit.load(str(model_file))
+    return load_torchscript(model_file)

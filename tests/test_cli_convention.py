@@ -13,6 +13,7 @@ import yaml
 
 from mutualctr.cli import build_parser, main
 from mutualctr.runfolders.folder import read_metrics
+from mutualctr.serving.export import load_torchscript
 from training_support import write_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -137,7 +138,7 @@ def test_every_method_writes_a_run_that_evaluate_predict_and_export_load(
     for name, values in evaluated.items():
         assert values["auc"] == pytest.approx(metrics["test"][name]["auc"], abs=1e-9)
     assert main(["export", str(run), "--format", "torchscript"]) == 0
-    exported = torch.jit.load(str(run / "export" / "model.pt"))
+    exported = load_torchscript(run / "export" / "model.pt")
     outputs = exported(torch.ones(3, 3, dtype=torch.long), torch.zeros(3, 1))
     assert len(outputs) == len(metrics["test"]) and outputs[0].shape == (3,)
 

@@ -29,7 +29,7 @@ from mutualctr.data.store import EncodedStore
 from mutualctr.errors import ConfigError
 from mutualctr.methods.ektf import export_best_student
 from mutualctr.runfolders.folder import read_history
-from mutualctr.serving.export import as_batch
+from mutualctr.serving.export import as_batch, load_torchscript
 from training_support import STORE_SHAPES
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -171,8 +171,8 @@ def test_exported_latency_agrees_with_timing_the_loaded_file(
     alone: list[Path], store: EncodedStore, tmp_path: Path,
 ) -> None:
     cost = serving_cost(served_run(alone[1]), store.split("test"))
-    exported = torch.jit.load(str(mutualctr.load(alone[1], device="cpu").export(
-        "torchscript", tmp_path / "model.pt")))
+    exported = load_torchscript(mutualctr.load(alone[1], device="cpu").export(
+        "torchscript", tmp_path / "model.pt"))
     batch = next(BatchLoader(store.split("train"), 1024).batches(0))
     inputs = (batch.categorical, batch.numeric)
     with torch.no_grad():

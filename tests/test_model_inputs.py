@@ -16,6 +16,7 @@ from mutualctr.errors import ConfigError
 from mutualctr.models.base import histories
 from mutualctr.models.inputs import ModelInputs
 from mutualctr.models.registry import build_model
+from mutualctr.serving.export import load_torchscript
 from mutualctr.serving.inference import InferenceRun
 from mutualctr.training.groups.batched import BatchedModelGroup, can_batch
 from mutualctr.training.groups.shared_embedding import SharedEmbeddingGroup
@@ -146,7 +147,7 @@ def test_a_trained_run_without_histories_evaluates_and_exports_ignoring_them(
     inputs = (b.categorical, b.numeric, *b.sequences)
     random = with_random_sequences(b, 3)
     # every format takes every input of the store's encoding and ignores the excluded one
-    for exported in (torch.jit.load(str(inference.export("torchscript"))),
+    for exported in (load_torchscript(inference.export("torchscript")),
                      torch.export.load(inference.export("exported-program")).module()):
         first = exported(*inputs)
         again = exported(random.categorical, random.numeric, b.sequences[0],

@@ -56,7 +56,7 @@ from mutualctr.runfolders.folder import (
     read_metrics,
 )
 from mutualctr.runfolders.restore import load_trained
-from mutualctr.serving.export import as_batch, write_exported
+from mutualctr.serving.export import as_batch, load_torchscript, write_exported
 from mutualctr.training.groups.base import ModelGroup
 from mutualctr.training.objectives.base import Objective
 from mutualctr.training.objectives.independent import IndependentObjective
@@ -213,7 +213,7 @@ def serving_cost(served: Servable, rows: SplitArrays, *,
     with tempfile.TemporaryDirectory() as folder:
         path = write_exported(served.group, served.objective, served.feature_map,
                               "torchscript", Path(folder) / "model.pt")
-        exported = torch.jit.load(str(path), map_location="cpu")
+        exported = load_torchscript(path)
     inputs = sample_inputs(rows, max(FLOP_ROWS, *LATENCY_BATCH_SIZES))
     batch1, batch1024 = (latency_ms_per_1000(exported, inputs, size, min_seconds=min_seconds)
                          for size in LATENCY_BATCH_SIZES)

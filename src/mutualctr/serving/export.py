@@ -160,6 +160,14 @@ def export_program(
     return program
 
 
+def load_torchscript(path: Path) -> torch.jit.ScriptModule:
+    """A TorchScript export loaded back on the CPU (``torch.jit.load``, whose deprecation with
+    the format PyTorch 2.13 announces: see :func:`_write_torchscript`)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.load` is deprecated", DeprecationWarning)
+        return torch.jit.load(str(path), map_location="cpu")
+
+
 def _write_torchscript(model: ExportedModel, inputs: tuple[torch.Tensor, ...], out: Path) -> None:
     with warnings.catch_warnings():
         # the tracer warns about loops over fields and members: fixed per model, safe to bake
