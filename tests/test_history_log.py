@@ -137,6 +137,23 @@ def test_user_last_split_on_the_hand_log(tmp_path: Path) -> None:
     assert [two.meta["splits"][s]["rows"] for s in ("train", "valid", "test")] == [0, 2, 4]
 
 
+def test_the_python_api_prepares_the_commands_store(tmp_path: Path) -> None:
+    """``mutualctr.prepare`` with a history log and the user-last split: the same store (its
+    settings, arrays and histories) as the command's."""
+    import mutualctr
+
+    assert prepare(tmp_path, ROWS, "--split", "user-last", "--user-last", "2") == 0
+    command = EncodedStore.open(tmp_path / "store")
+    api = mutualctr.prepare(tmp_path / "rows.csv", tmp_path / "api", format="csv",
+                            schema=tmp_path / "schema.yaml", split="user-last", user_last=2,
+                            history_log=tmp_path / "log.csv")
+    assert api.meta["settings"] == command.meta["settings"]
+    for split in ("train", "valid", "test"):
+        assert decoded(api, split) == decoded(command, split)
+        np.testing.assert_array_equal(api.split(split).categorical,
+                                      command.split(split).categorical)
+
+
 def test_data_info_prints_each_history_field_file_and_lengths(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -47,7 +47,8 @@ def prepare(
     inputs: str | Path | Sequence[str | Path], out: str | Path, *, format: str,
     schema: str | Path | Mapping[str, Any] | None = None, split: SplitMethod = "random",
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1), seed: int = 0,
-    time_column: str | None = None, probs: str | Path | None = None,
+    time_column: str | None = None, user_column: str | None = None, user_last: int = 1,
+    history_log: str | Path | Sequence[str | Path] = (), probs: str | Path | None = None,
     on_bad_row: OnBadRow = "error", overwrite: bool = False, **options: Any,
 ) -> EncodedStore:
     """Encode raw files into the store ``out`` (``mutualctr data prepare``), or reuse the store
@@ -57,7 +58,11 @@ def prepare(
         inputs: one raw file (or folder, for MovieLens) or several.
         format: criteo, avazu, frappe, movielens, csv or parquet.
         schema: csv / parquet: the schema, a YAML file or its content as a mapping.
-        split, ratios, seed, time_column: how rows are split (docs/data.md).
+        split, ratios, seed, time_column: how rows are split (docs/data.md);
+            ``user-last`` with ``user_column`` and ``user_last`` (each user's newest times to
+            test and valid).
+        history_log: csv / parquet with a schema ``history``: files of events that feed the
+            histories without being rows (``--history-log``).
         probs: true click probabilities, one per row (generated data).
         on_bad_row: error (name the file, line and field) or skip.
         options: the format's options, as ``data prepare``'s flags: ``min_count``,
@@ -69,10 +74,13 @@ def prepare(
         options["tabular"] = from_dict(TabularSpec, schema)
     elif schema is not None:
         options["tabular"] = load_spec(Path(schema))
+    logs = [history_log] if isinstance(history_log, (str, Path)) else list(history_log)
     result = prepare_store(
         [Path(f) for f in files], Path(out), format, reader_options=ReaderOptions(**options),
-        split=SplitOptions(split, tuple(ratios), seed, time_column),  # type: ignore[arg-type]
-        probs=Path(probs) if probs else None, on_bad_row=on_bad_row, overwrite=overwrite)
+        split=SplitOptions(split, tuple(ratios), seed, time_column,  # type: ignore[arg-type]
+                           user_column, user_last),
+        probs=Path(probs) if probs else None, on_bad_row=on_bad_row, overwrite=overwrite,
+        history_log=[Path(log) for log in logs])
     return result.store
 
 
