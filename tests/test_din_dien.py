@@ -235,16 +235,24 @@ def assert_close_1e6(actual: object, expected: object) -> None:
     torch.testing.assert_close(actual, expected, rtol=1e-6, atol=1e-6)
 
 
-def test_packed_gru_equals_the_previous_gru_at_real_positions() -> None:
-    """Rows of every length (0 to L, unsorted): the states at real positions, the final state
-    (the AUGRU's with zero attention at padding: the previous ``states[:, -1]``) and every
-    gradient at real positions equal the unpacked GRU's; states after a row's end are 0."""
+def gru_and_ragged_histories() -> tuple[AttentionalGRU, torch.Tensor, torch.Tensor,
+                                        torch.Tensor, torch.Tensor]:
+    """A GRU and 9 right-padded rows of every length 0 to 7, unsorted: ``(gru, lengths, mask,
+    inputs, attention)``, attention zero at padding; inputs and attention require grad."""
     torch.manual_seed(0)
     gru = AttentionalGRU(5, 4)
     lengths = torch.tensor([7, 3, 0, 5, 1, 7, 2, 0, 4])
     mask = torch.arange(7) < lengths[:, None]
     inputs = torch.randn(9, 7, 5, requires_grad=True)
     attention = (torch.rand(9, 7) * mask).requires_grad_()
+    return gru, lengths, mask, inputs, attention
+
+
+def test_packed_gru_equals_the_previous_gru_at_real_positions() -> None:
+    """Rows of every length (0 to L, unsorted): the states at real positions, the final state
+    (the AUGRU's with zero attention at padding: the previous ``states[:, -1]``) and every
+    gradient at real positions equal the unpacked GRU's; states after a row's end are 0."""
+    gru, lengths, mask, inputs, attention = gru_and_ragged_histories()
     real = mask.unsqueeze(-1)
     tensors = [inputs, attention, *gru.parameters()]
 
@@ -270,12 +278,7 @@ def test_a_traced_gru_steps_every_position_to_the_packed_grus_states() -> None:
     would be fixed to the example's): it steps all positions, keeping a row's state over its
     padding. States, final states and gradients equal the packed run's (to 1e-6: the products
     run on other row counts), at a batch other than the traced one."""
-    torch.manual_seed(0)
-    gru = AttentionalGRU(5, 4)
-    lengths = torch.tensor([7, 3, 0, 5, 1, 7, 2, 0, 4])
-    mask = torch.arange(7) < lengths[:, None]
-    inputs = torch.randn(9, 7, 5, requires_grad=True)
-    attention = (torch.rand(9, 7) * mask).requires_grad_()
+    gru, _, mask, inputs, attention = gru_and_ragged_histories()
     tensors = [inputs, attention, *gru.parameters()]
     for packed, stepped in ((gru(inputs, None, mask), gru._masked_run(inputs, None, mask)[0]),
                             (gru.final_state(inputs, attention, mask),

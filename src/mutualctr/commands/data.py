@@ -5,13 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mutualctr.data.readers import FORMATS, ReaderOptions
 from mutualctr.data.readers.base import ON_BAD_ROW_CHOICES
 from mutualctr.data.readers.tabular import load_spec
 from mutualctr.data.store import EncodedStore, SplitArrays
 from mutualctr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mutualctr.data.prepare import PrepareResult
 from mutualctr.metrics import auc
 
 
@@ -106,10 +109,7 @@ def run_prepare(args: argparse.Namespace) -> int:
         probs=args.probs,
         on_bad_row=args.on_bad_row, overwrite=args.overwrite, history_log=args.history_log,
     )
-    if result.reused:
-        print(f"{args.out}: already built from these inputs and settings; nothing to do")
-    print(describe(result.store, with_auc=False))
-    return 0
+    return _summarised(result, args.out)
 
 
 # Logs of user events (data.readers.history, data.prepare): history-only events and the
@@ -167,8 +167,13 @@ def _prepare_fuxictr(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     result = prepare_dataset(dataset, args.out, on_bad_row=args.on_bad_row,
                              overwrite=args.overwrite, hash_buckets=args.hash_buckets)
+    return _summarised(result, args.out)
+
+
+def _summarised(result: PrepareResult, out: Path) -> int:
+    """Print what ``data prepare`` built (or that it reused the store already there)."""
     if result.reused:
-        print(f"{args.out}: already built from these inputs and settings; nothing to do")
+        print(f"{out}: already built from these inputs and settings; nothing to do")
     print(describe(result.store, with_auc=False))
     return 0
 
