@@ -20,6 +20,7 @@ from mutualctr.cli import main
 from mutualctr.runfolders.folder import read_config
 from mutualctr.training import tracking
 from mutualctr.training.tracking import MLFLOW_ARTEFACTS, TrackingWarning, epoch_scalars
+from test_resume import _kill_mid_epoch
 from training_support import write_store
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -133,7 +134,8 @@ def _only_run(client: MlflowClient) -> object:
 
 
 def _assert_mlflow_mirrors_the_run_folder(client: MlflowClient, mlflow_run: object,
-                                          run: Path, tmp_path: Path) -> None:
+                                          run: Path, tmp_path: Path,
+                                          steps: list[int] = STEPS) -> None:
     """Each epoch's scalars at its global step with metrics.jsonl's values, every step's loss
     once, and the run folder's small files as artefacts."""
     run_id = mlflow_run.info.run_id
@@ -142,7 +144,7 @@ def _assert_mlflow_mirrors_the_run_folder(client: MlflowClient, mlflow_run: obje
         logged = [(m.step, m.value) for m in client.get_metric_history(run_id, tag)]
         assert logged == [(r["global_step"], pytest.approx(epoch_scalars(r)[tag], rel=1e-12))
                           for r in history], tag
-    assert [m.step for m in client.get_metric_history(run_id, "step/loss")] == STEPS
+    assert [m.step for m in client.get_metric_history(run_id, "step/loss")] == steps
     assert sorted(a.path for a in client.list_artifacts(run_id)) == sorted(MLFLOW_ARTEFACTS)
     for name in MLFLOW_ARTEFACTS:
         copy = Path(client.download_artifacts(run_id, name, str(tmp_path)))
@@ -213,6 +215,25 @@ def test_a_crashed_run_resumed_continues_its_mlflow_run_without_logging_a_step_t
     assert resumed.info.run_id == crashed.info.run_id
     assert resumed.info.status == "FINISHED"
     _assert_mlflow_mirrors_the_run_folder(mlflow_store, resumed, run, tmp_path / "copies")
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumed_continues_its_mlflow_run(
+    store: Path, tmp_path: Path, mlflow_store: MlflowClient,
+) -> None:
+    """SIGKILLed (no handler runs: its MLflow run stays RUNNING) once a step checkpoint of
+    epoch 2 exists, then run again: the same MLflow run, each of the 80 steps logged once."""
+    run = tmp_path / "run"
+    argv = [*_two_epochs(store, run, "mlflow", checkpoint_every=20), "--set",
+            "train.batch_size=10"]
+    _kill_mid_epoch([sys.executable, "-m", "mutualctr", *argv], run, epoch=1)
+    killed = _only_run(mlflow_store)
+    assert killed.info.status == "RUNNING"
+    assert main(argv) == 0
+    resumed = _only_run(mlflow_store)
+    assert (resumed.info.run_id, resumed.info.status) == (killed.info.run_id, "FINISHED")
+    _assert_mlflow_mirrors_the_run_folder(mlflow_store, resumed, run, tmp_path / "copies",
+                                          steps=list(range(1, 81)))
 
 
 def _next_second() -> None:
