@@ -200,7 +200,7 @@ odd:
         - {name: click_sequence, type: sequence, padding: pre}
         - {name: price, type: numeric, normalizer: MinMaxScaler}
         - {name: userid, type: categorical, fill_na: "0", embedding_dim: 8}
-        - {name: pid, type: categorical, preprocess: convert_to_bucket}
+        - {name: pid, type: numeric, preprocess: convert_to_bucket}
     label_col: [{name: clk, dtype: float}, {name: buy, dtype: float}]
 """)
     with pytest.raises(ConfigError) as err:
@@ -211,7 +211,8 @@ odd:
                   "field 'click_sequence', key 'padding': 'pre'",
                   "field 'price', key 'normalizer': 'MinMaxScaler'",
                   "field 'userid', key 'fill_na'",
-                  "field 'pid', key 'preprocess': 'convert_to_bucket'", "--format criteo",
+                  "field 'pid', key 'preprocess': convert_to_bucket makes numbers the ids of a "
+                  "categorical field",
                   "key 'label_col': 2 labels"):
         assert words in message
     assert "embedding_dim" not in message  # a note, not a refusal
@@ -246,3 +247,44 @@ def test_unknown_dataset_and_conflicting_flags(
                  "tiny_example1", "--format", "csv", "--min-count", "2",
                  "--out", str(root / "store")]) == 2
     assert "leave out --format, --min-count" in capsys.readouterr().err
+
+
+# BARS Criteo_x4 as FuxiCTR describes it (its Criteo_x4 dataset config, two fields of each kind)
+CRITEO_X4 = """\
+criteo_x4:
+    data_format: csv
+    train_data: criteo/train.csv
+    valid_data: criteo/valid.csv
+    test_data: criteo/test.csv
+    min_categr_count: 1
+    feature_cols:
+        - {name: [I1, I2], active: True, dtype: float, type: categorical,
+           preprocess: convert_to_bucket, fill_na: 0}
+        - {name: [C1, C2], active: True, dtype: str, type: categorical, fill_na: ""}
+    label_col: {name: Label, dtype: float}
+"""
+
+
+def test_criteo_x4_buckets_its_integer_fields_after_filling_the_missing_ones(
+    tmp_path: Path,
+) -> None:
+    """``convert_to_bucket`` with ``fill_na: 0``: I1 = 5, "", 1, 100, 2.5 becomes buckets
+    floor(ln(5)^2) = 2, 0 (filled), 1, floor(ln(100)^2) = 21, floor(ln(2.5)^2) = 0; text
+    fields keep a missing value a value of its own."""
+    data = tmp_path / "criteo"
+    data.mkdir()
+    rows = ["Label,I1,I2,C1,C2", "1,5,3,a,", "0,,7,b,x", "1,1,,a,y", "0,100,3,,x", "1,2.5,0,b,y"]
+    for split in ("train", "valid", "test"):
+        (data / f"{split}.csv").write_text("\n".join(rows) + "\n")
+    config = tmp_path / "dataset_config.yaml"
+    config.write_text(CRITEO_X4)
+    assert main(["data", "prepare", "--fuxictr-config", str(config), "--dataset-id",
+                 "criteo_x4", "--fuxictr-root", str(tmp_path), "--out", str(tmp_path / "s")]) == 0
+    store = EncodedStore.open(tmp_path / "s")
+    vocab = store.encoder.vocabs["I1"].to_pylist()
+    codes = store.split("train").categorical[:, 0]
+    assert [vocab[code - 2] for code in codes] == [2, 0, 1, 21, 0]
+    i2 = store.encoder.vocabs["I2"].to_pylist()
+    # I2 = 3, 7, "", 3, 0: floor(ln(3)^2) = 1, floor(ln(7)^2) = 3, 0 (filled), 1, 0
+    assert [i2[code - 2] for code in store.split("train").categorical[:, 1]] == [1, 3, 0, 1, 0]
+    assert len(store.encoder.vocabs["C1"]) == 3  # a, b and the missing value

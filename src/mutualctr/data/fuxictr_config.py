@@ -24,6 +24,9 @@ Mapped, as FuxiCTR does it:
   the first ``max_len`` ones (FuxiCTR's default ``padding: post`` truncates the same side);
 * ``share_embedding: OWNER`` as ``share_vocab: OWNER``: one vocabulary for both fields, so a
   history shares its target's ids (DIN finds such pairs);
+* ``preprocess: convert_to_bucket`` (BARS Criteo_x4's ``floor(ln(x)^2)`` for ``x > 2``) as
+  ``bucket: criteo`` of a categorical field; ``fill_na`` of numeric and bucketed fields as
+  ``fill_na`` (a missing number becomes it before bucketing or standardising);
 * numeric fields: mutualctr standardises every numeric field with the train mean and standard
   deviation, FuxiCTR's ``normalizer: StandardScaler``; without a normalizer FuxiCTR keeps the
   raw values, which is said as a note.
@@ -94,8 +97,6 @@ REFUSED_FIELD_KEYS = {
     "freeze_emb": "goes with pretrained_emb, which mutualctr does not load",
     "pretrain_dim": "goes with pretrained_emb, which mutualctr does not load",
     "pretrain_usage": "goes with pretrained_emb, which mutualctr does not load",
-    "fill_na": "mutualctr keeps a missing value as a value of its own; a fill value would "
-               "merge it with the real values equal to it: fill the column in the file instead",
     "category_processor": "FuxiCTR's quantile / hash bucketing is not reproduced (for "
                           "hashing see mutualctr's --hash-buckets)",
     "num_buckets": "goes with category_processor, which mutualctr does not reproduce",
@@ -244,7 +245,8 @@ def _field_key(key: str, value: Any, entry: Mapping[str, Any], field: dict[str, 
     elif key in REFUSED_FIELD_KEYS:
         mapping.refuse(key, REFUSED_FIELD_KEYS[key], label)
     elif key == "dtype":
-        if kind != "numeric" and value not in ("str", str):
+        bucketed = entry.get("preprocess") == "convert_to_bucket"
+        if kind != "numeric" and not bucketed and value not in ("str", str):
             mapping.note(key, f"{value!r}: values are taken as the file's text (FuxiCTR casts "
                          "them, so '3' and '3.0' are one value there)", label)
     elif key == "share_embedding" and kind in ("categorical", "sequence"):
@@ -263,10 +265,15 @@ def _field_key(key: str, value: Any, entry: Mapping[str, Any], field: dict[str, 
         if value != "StandardScaler":
             mapping.refuse(key, f"{value!r}: mutualctr standardises numeric fields (FuxiCTR's "
                            "StandardScaler) and has no other normalizer", label)
-    elif key == "preprocess" and str(value).startswith("convert_to_bucket"):
-        mapping.refuse(key, f"{value!r} is the Criteo_x4 bucketing (floor(ln(x)^2) for x > 2) "
-                       "of FuxiCTR's Criteo processor; mutualctr applies it to Criteo files "
-                       "with --format criteo", label)
+    elif key == "preprocess" and value == "convert_to_bucket":
+        if kind == "categorical":
+            field["bucket"] = "criteo"  # BARS Criteo_x4's floor(ln(x)^2) for x > 2, else int(x)
+        else:
+            mapping.refuse(key, f"convert_to_bucket makes numbers the ids of a categorical "
+                           f"field (as FuxiCTR's Criteo_x4 declares them); this one is {kind}",
+                           label)
+    elif key == "fill_na":
+        _fill_na(value, entry, field, label, mapping)
     elif key == "preprocess":
         mapping.refuse(key, f"{value!r} is a method of a FuxiCTR FeatureProcessor (or the "
                        "user's subclass of it) that mutualctr does not run; write the column "
@@ -274,6 +281,23 @@ def _field_key(key: str, value: Any, entry: Mapping[str, Any], field: dict[str, 
     else:
         mapping.refuse(key, f"not a FuxiCTR feature_cols key mutualctr maps for a "
                        f"{kind} field", label)
+
+
+def _fill_na(value: Any, entry: Mapping[str, Any], field: dict[str, Any], label: str,
+             mapping: _Mapping) -> None:
+    """FuxiCTR fills a missing value with ``fill_na`` before encoding: a number for numeric
+    and bucketed fields, as here; for text, ``""`` (its default) leaves a missing value a
+    value of its own here (the encodings' one difference, see the module docstring), and any
+    other text would merge it with the real values equal to it, which is refused."""
+    numbers = entry.get("type") == "numeric" or entry.get("preprocess") == "convert_to_bucket"
+    if numbers and isinstance(value, (int, float)) and not isinstance(value, bool):
+        field["fill_na"] = float(value)
+    elif not numbers and value == "":
+        mapping.note("fill_na", "'': a missing value stays a value of its own", label)
+    else:
+        mapping.refuse("fill_na", f"{value!r}: mutualctr fills missing numbers (numeric and "
+                       "bucketed fields) with a number, and keeps a missing text value as a "
+                       "value of its own; fill the column in the file instead", label)
 
 
 def _numeric_notes(entries: Sequence[Any], mapping: _Mapping) -> None:

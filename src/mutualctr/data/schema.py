@@ -21,6 +21,12 @@ FieldType = Literal["categorical", "numeric", "sequence"]
 FIELD_TYPES: tuple[str, ...] = ("categorical", "numeric", "sequence")
 PAD_ID = 0
 OOV_ID = 1
+BUCKETS: tuple[str, ...] = ("", "criteo")  # FieldSpec.bucket
+
+
+# FieldSpec keys added after stores were made, with the value that means "not set"
+ADDED_LATER: dict[str, Any] = {"share_vocab": "", "hash_buckets": 0, "bucket": "",
+                               "fill_na": None}
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,12 @@ class FieldSpec:
     # a field with more than this many values kept in train is hashed into this many buckets
     # instead of getting one id per value (0: never); bounds its embedding table
     hash_buckets: int = 0
+    # a categorical field of numbers bucketed before encoding: "criteo", BARS Criteo_x4's
+    # floor(ln(x)^2) for x > 2, else int(x) (FuxiCTR's preprocess: convert_to_bucket)
+    bucket: str = ""
+    # numeric and bucketed fields: the number a missing value becomes (FuxiCTR's fill_na);
+    # None keeps it missing (numeric: the train mean once standardised; bucketed: its own value)
+    fill_na: float | None = None
 
     def __post_init__(self) -> None:
         if self.type not in FIELD_TYPES:
@@ -56,14 +68,23 @@ class FieldSpec:
             raise ValueError(f"field {self.name!r}: a numeric field has no vocabulary to share")
         if self.share_vocab == self.name:
             raise ValueError(f"field {self.name!r}: share_vocab names the field itself")
+        if self.bucket not in BUCKETS:
+            raise ValueError(f"field {self.name!r}: bucket must be one of {BUCKETS}, got "
+                             f"{self.bucket!r}")
+        if self.bucket and self.type != "categorical":
+            raise ValueError(f"field {self.name!r}: bucket makes numbers categorical; the field "
+                             f"is {self.type}")
+        if self.fill_na is not None and not (self.type == "numeric" or self.bucket):
+            raise ValueError(f"field {self.name!r}: fill_na applies to numeric and bucketed "
+                             "fields (a missing text value is a value of its own)")
 
     def to_dict(self) -> dict[str, Any]:
-        """As recorded in ``meta.json``; no ``share_vocab`` or ``hash_buckets`` key when unset,
-        so schemas recorded before they existed still compare equal (a store built from them
-        is reused)."""
+        """As recorded in ``meta.json``; no ``share_vocab``, ``hash_buckets``, ``bucket`` or
+        ``fill_na`` key when unset, so schemas recorded before they existed still compare equal
+        (a store built from them is reused)."""
         data = asdict(self)
-        for key in ("share_vocab", "hash_buckets"):  # added later: recorded only when set
-            if not data[key]:
+        for key, default in ADDED_LATER.items():  # recorded only when set
+            if data[key] == default:
                 del data[key]
         return data
 

@@ -50,6 +50,7 @@ from mutualctr.data.readers.base import (
     require_columns,
     table_chunks,
 )
+from mutualctr.data.readers.criteo import discretize
 from mutualctr.data.readers.history import HistoryBuilder, HistorySpec
 from mutualctr.data.readers.text import DEFAULT_BLOCK_SIZE, header_of, read_delimited
 from mutualctr.data.schema import FieldSpec, Schema
@@ -164,8 +165,11 @@ class TabularReader:
         return times
 
     def _field(self, path: Path, spec: FieldSpec, col: pa.Array, issues: list[Issue]) -> Any:
-        if spec.type == "numeric":
-            return columns.floats(col, spec.name, issues)
+        if spec.type == "numeric" or spec.bucket:
+            values = columns.floats(col, spec.name, issues)
+            if spec.fill_na is not None:
+                values = np.where(np.isnan(values), spec.fill_na, values)
+            return columns.as_ids(discretize(values)) if spec.bucket else values
         if spec.type == "sequence" and columns.is_list(col):
             try:
                 return columns.token_lists(col)
