@@ -107,10 +107,17 @@ def _two_epochs(store: Path, run: Path, backend: str, checkpoint_every: int = 0)
 
 @pytest.fixture(scope="module")
 def mlflow_database(tmp_path_factory: pytest.TempPathFactory) -> MlflowClient:
-    """A local MLflow tracking store in SQLite, its tables made once for the module."""
+    """A local MLflow tracking store in SQLite, its tables made once for the module. Made in
+    its own folder: MLflow keeps the store it opens first for a URI, with the artefact root
+    (``./mlruns``) resolved from the current directory then."""
     root = tmp_path_factory.mktemp("mlflow")
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    client.search_experiments()
+    here = Path.cwd()
+    os.chdir(root)
+    try:
+        client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+        client.search_experiments()
+    finally:
+        os.chdir(here)
     return client
 
 
