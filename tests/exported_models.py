@@ -30,9 +30,9 @@ def run_exported(model_file: Path, inputs: Mapping[str, np.ndarray]) -> dict[str
     signature = json.loads(signature_path(model_file).read_text())
     feeds = {name: inputs[name] for name in signature["inputs"]}
     if signature["format"] == "onnx":
-        session = onnxruntime.InferenceSession(str(model_file),
+        runtime = onnxruntime.InferenceSession(str(model_file),
                                                providers=["CPUExecutionProvider"])
-        outputs = session.run(signature["outputs"], feeds)
+        outputs = runtime.run(signature["outputs"], feeds)
     else:
         with torch.no_grad():
             outputs = [t.numpy() for t in load_module(signature["format"], model_file)(

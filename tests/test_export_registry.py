@@ -86,10 +86,10 @@ def test_signature_describes_the_onnx_graph(tmp_path: Path) -> None:
     out = write_exports(group, IndependentObjective(["din"]), SEQUENCE_FEATURE_MAP,
                         {"onnx": tmp_path / "model.onnx"})["onnx"]
     signature = json.loads(signature_path(out).read_text())
-    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    assert [(i.name, i.type, i.shape) for i in session.get_inputs()] == [
+    runtime = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type, i.shape) for i in runtime.get_inputs()] == [
         (s["name"], ONNX_TYPES[s["dtype"]], s["shape"]) for s in signature["input_specs"]]
-    assert [(o.name, o.shape) for o in session.get_outputs()] == [("din", ["batch"])]
+    assert [(o.name, o.shape) for o in runtime.get_outputs()] == [("din", ["batch"])]
     assert [(s["name"], s["shape"], s.get("history")) for s in signature["input_specs"]] == [
         ("categorical", ["batch", 3], None), ("numeric", ["batch", 2], None),
         ("seq_tags", ["batch", 3], False), ("seq_hist_item", ["batch", 6], True)]
