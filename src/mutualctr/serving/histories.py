@@ -9,7 +9,8 @@ does the same. Each scored row's ``hist_<column>`` comes from
   only their events up to a time (``--history-until``). A row of a user gets that user's events
   strictly earlier than its time when the input has the history's time column, else all of
   them; the newest ``max_len``, oldest first; events as the store counts them (``events:
-  positive``: the log's clicks only, so a log without labels is refused);
+  positive``: the log's clicks only; a log without labels is history-only events, every row
+  one, as ``data prepare --history-log`` reads it);
 * or the input's own history columns, named as the store's history fields (``hist_item``), each
   a ``^``-separated string (FuxiCTR's sequence separator) or a list per row, oldest event
   first; a longer history keeps its newest ``max_len``.
